@@ -1,0 +1,1 @@
+"""The shared contract of the provisioning services: events, commands, statuses, settings."""

@@ -1,0 +1,148 @@
+"""Job definitions: the named list of sequences a job request runs, validated field by field."""
+
+from pathlib import PurePosixPath
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Slug = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="Letters, digits, '_', '.', '-'; starts with a letter or digit.",
+    ),
+]
+Action = Literal["create", "update", "delete"]
+ACTIONS: tuple[Action, ...] = ("create", "update", "delete")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class _FileSource(_Frozen):
+    path: str = Field(
+        min_length=1,
+        description="Path relative to the data folder (PROVISIONING_DATA_DIR).",
+        examples=["hr/employees.csv"],
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _stays_in_data_folder(cls, value: str) -> str:
+        # Checked again against the real folder when the file is opened (symlinks).
+        p = PurePosixPath(value)
+        if p.is_absolute() or value.startswith("\\") or ".." in p.parts:
+            raise ValueError("must be a relative path inside the data folder, without '..'")
+        return value
+
+
+class CsvSource(_FileSource):
+    type: Literal["csv"] = "csv"
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+
+
+class JsonlSource(_FileSource):
+    type: Literal["jsonl"] = "jsonl"
+
+
+class InlineSource(_Frozen):
+    """Records that come with the job request, in `inputs.<sequence name>`."""
+
+    type: Literal["inline"] = "inline"
+
+
+Source = Annotated[CsvSource | JsonlSource | InlineSource, Field(discriminator="type")]
+
+
+class MongoTarget(_Frozen):
+    type: Literal["mongo"] = "mongo"
+    collection: Slug = Field(description="Collection in the target repository database.")
+
+
+Target = Annotated[MongoTarget, Field(discriminator="type")]
+
+
+class ThresholdLimit(_Frozen):
+    count: int | None = Field(
+        default=None, ge=1, description="Reached when the planned number is at least this."
+    )
+    percent: float | None = Field(
+        default=None,
+        gt=0,
+        le=100,
+        description="Reached when the planned number is at least this % of the target size "
+        "before the sequence; not applied to an empty target.",
+    )
+
+    @model_validator(mode="after")
+    def _has_a_limit(self) -> Self:
+        if self.count is None and self.percent is None:
+            raise ValueError("give a count, a percent or both")
+        return self
+
+
+class Thresholds(_Frozen):
+    create: ThresholdLimit | None = None
+    update: ThresholdLimit | None = None
+    delete: ThresholdLimit | None = None
+
+    @model_validator(mode="after")
+    def _guards_something(self) -> Self:
+        # A sequence that can wipe a repository unguarded is the accident this product prevents.
+        if self.create is None and self.update is None and self.delete is None:
+            raise ValueError("a sequence needs at least one threshold (create, update or delete)")
+        return self
+
+    def for_action(self, action: Action) -> ThresholdLimit | None:
+        limit: ThresholdLimit | None = getattr(self, action)
+        return limit
+
+
+class SequenceDefinition(_Frozen):
+    name: Slug
+    source: Source
+    target: Target
+    key: str = Field(min_length=1, description="Target attribute that identifies a record.")
+    mapping: dict[str, str] | None = Field(
+        default=None,
+        description="Target attribute -> source field; absent: the source fields as they are.",
+    )
+    delete_missing: bool = Field(
+        default=False, description="Delete target records that the source no longer has."
+    )
+    thresholds: Thresholds
+
+    @model_validator(mode="after")
+    def _key_is_mapped(self) -> Self:
+        if self.mapping is not None:
+            if not self.mapping:
+                raise ValueError("mapping: give at least one attribute, or leave it out")
+            if self.key not in self.mapping:
+                raise ValueError(f"key: {self.key!r} must be a target attribute of the mapping")
+        return self
+
+
+class JobDefinitionBody(_Frozen):
+    """What a client sends to create or replace a definition."""
+
+    id: Slug
+    name: str = Field(min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=2000)
+    sequences: list[SequenceDefinition] = Field(min_length=1, max_length=50)
+
+    @model_validator(mode="after")
+    def _sequence_names_unique(self) -> Self:
+        names = [s.name for s in self.sequences]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"sequences: names must be unique, repeated: {', '.join(dupes)}")
+        return self
+
+
+class JobDefinition(JobDefinitionBody):
+    """A stored definition; `version` grows by one on every replacement."""
+
+    version: int = Field(ge=1, default=1)

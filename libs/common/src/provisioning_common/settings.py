@@ -1,0 +1,74 @@
+"""Kafka and MongoDB connection settings, with the adapters services build clients from."""
+
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from pymongo import AsyncMongoClient
+
+
+class KafkaSettings(BaseSettings):
+    """Read from KAFKA_* variables, so one variable points every service at a cluster."""
+
+    model_config = SettingsConfigDict(env_prefix="KAFKA_", extra="ignore")
+
+    bootstrap_servers: str = Field(
+        default="127.0.0.1:9092",
+        description="Comma-separated host:port list of the Kafka brokers.",
+    )
+    topic_partitions: int = Field(
+        default=3, ge=1, description="Partitions of each topic when the system creates it."
+    )
+    replication_factor: int = Field(
+        default=1, ge=1, description="Replication factor of each topic when the system creates it."
+    )
+    client_id: str = Field(
+        default="provisioning", description="Client id prefix sent to the brokers (shows in logs)."
+    )
+    request_timeout_ms: int = Field(
+        default=30_000, ge=1000, description="How long a request to a broker may take."
+    )
+
+    def to_faststream_params(self) -> dict[str, Any]:
+        """Keyword arguments of faststream's KafkaBroker: idempotent producer, acks from all ISR."""
+        return {
+            "bootstrap_servers": self.bootstrap_servers.split(","),
+            "client_id": self.client_id,
+            "enable_idempotence": True,
+            "acks": "all",
+            "request_timeout_ms": self.request_timeout_ms,
+        }
+
+    def to_aiokafka_params(self) -> dict[str, Any]:
+        """Keyword arguments shared by aiokafka's admin client, producer and consumer."""
+        return {
+            "bootstrap_servers": self.bootstrap_servers.split(","),
+            "client_id": self.client_id,
+            "request_timeout_ms": self.request_timeout_ms,
+        }
+
+
+class MongoSettings(BaseSettings):
+    """Read from MONGO_* variables."""
+
+    model_config = SettingsConfigDict(env_prefix="MONGO_", extra="ignore")
+
+    uri: str = Field(
+        default="mongodb://127.0.0.1:27017",
+        description="MongoDB connection string (a replica set or a single server).",
+    )
+    database: str = Field(
+        default="provisioning",
+        description="Database of the system's own collections (runs, plans, read model, audit).",
+    )
+    server_selection_timeout_ms: int = Field(
+        default=10_000, ge=100, description="How long to wait for a reachable server."
+    )
+
+    def client(self) -> AsyncMongoClient[dict[str, Any]]:
+        """A new async client; it connects lazily, on first use, never at import time."""
+        return AsyncMongoClient(
+            self.uri,
+            serverSelectionTimeoutMS=self.server_selection_timeout_ms,
+            tz_aware=True,
+        )

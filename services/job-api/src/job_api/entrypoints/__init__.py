@@ -1,0 +1,1 @@
+"""job_api.entrypoints."""
