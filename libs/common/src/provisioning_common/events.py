@@ -32,8 +32,11 @@ class AppliedCounts(Payload):
 
 class ThresholdHit(Payload):
     action: Action
-    limit: Literal["count", "percent"]
-    limit_value: float = Field(description="The configured count or percent.")
+    limit: Literal["count", "percent", "approved"] = Field(
+        description="Which limit: the configured count or percent, or the count an operator "
+        "approved (a validated plan that grew past its approval)."
+    )
+    limit_value: float = Field(description="The configured count or percent, or approved count.")
     actual: int = Field(description="The planned number of that action.")
     # The percent limit translated into records for this target, so the operator sees a number.
     limit_records: int | None = None
