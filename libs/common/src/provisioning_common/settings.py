@@ -25,9 +25,26 @@ class KafkaSettings(BaseSettings):
     client_id: str = Field(
         default="provisioning", description="Client id prefix sent to the brokers (shows in logs)."
     )
+    topic_prefix: str = Field(
+        default="",
+        description="Prepended to every topic name; lets several systems (or test runs) share "
+        "one cluster without reading each other's messages.",
+    )
+    consumer_group_suffix: str = Field(
+        default="",
+        description="Appended to every consumer group id, for the same reason as topic_prefix.",
+    )
     request_timeout_ms: int = Field(
         default=30_000, ge=1000, description="How long a request to a broker may take."
     )
+
+    def topic(self, name: str) -> str:
+        """The real name of one of the topics in provisioning_common.topics."""
+        return f"{self.topic_prefix}{name}"
+
+    def group_id(self, service: str) -> str:
+        """The consumer group of a service, e.g. group_id("sequence-runner")."""
+        return f"{service}{self.consumer_group_suffix}"
 
     def to_faststream_params(self) -> dict[str, Any]:
         """Keyword arguments of faststream's KafkaBroker: idempotent producer, acks from all ISR."""

@@ -19,8 +19,12 @@ def dead_letter_topic(topic: str) -> str:
 
 
 async def ensure_topics(settings: KafkaSettings) -> list[str]:
-    """Create the three topics and their dead-letter topics; return the ones that were missing."""
-    wanted = [*ALL_TOPICS, *(dead_letter_topic(t) for t in ALL_TOPICS)]
+    """Create the three topics (with the configured prefix) and their dead-letter topics.
+
+    Returns the names that were missing.
+    """
+    base = [settings.topic(t) for t in ALL_TOPICS]
+    wanted = [*base, *(dead_letter_topic(t) for t in base)]
     admin = AIOKafkaAdminClient(**settings.to_aiokafka_params())
     await admin.start()
     try:

@@ -1,0 +1,398 @@
+#!/usr/bin/env bash
+# Local infrastructure for tests and `make run`: a real single-node Apache Kafka
+# broker (KRaft, combined broker+controller, official jars from Maven Central)
+# and a MongoDB wire-protocol server (SecantusDB), each as a background process.
+#
+#   scripts/infra.sh up|down|status|logs [kafka|mongo]
+#
+# Environment (defaults in brackets):
+#   INFRA_DIR              [<repo>/.infra/run]  data, logs and pid files
+#   KAFKA_PORT             [9092]   client listener, advertised as PLAINTEXT://127.0.0.1:$KAFKA_PORT
+#   KAFKA_CONTROLLER_PORT  [9093]   KRaft controller listener
+#   MONGO_PORT             [27017]
+#   PYTHON                 [<repo>/.venv/bin/python, else python3]  interpreter that has secantusdb
+#   INFRA_TIMEOUT          [90]     seconds `up` waits for each component to answer
+#   STOP_TIMEOUT           [20]     seconds `down` waits after SIGTERM before SIGKILL
+#   KAFKA_HEAP_OPTS        [-Xms256m -Xmx1g]
+#   MONGO_CACHE_SIZE       [256M]   WiredTiger cache (secantusdb's own default is 1G)
+#   FOLLOW                 [0]      `logs` follows (tail -f) when 1
+#
+# Several instances can run side by side as long as each gets its own INFRA_DIR
+# and ports (tests vs `make run`). The Kafka jars are shared: <repo>/.infra/jars.
+set -euo pipefail
+
+REPO_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+HOST=127.0.0.1
+
+INFRA_DIR="${INFRA_DIR:-$REPO_DIR/.infra/run}"
+KAFKA_PORT="${KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+MONGO_PORT="${MONGO_PORT:-27017}"
+INFRA_TIMEOUT="${INFRA_TIMEOUT:-90}"
+STOP_TIMEOUT="${STOP_TIMEOUT:-20}"
+KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}"
+MONGO_CACHE_SIZE="${MONGO_CACHE_SIZE:-256M}"
+FOLLOW="${FOLLOW:-0}"
+
+if [[ -z "${PYTHON:-}" ]]; then
+  if [[ -x "$REPO_DIR/.venv/bin/python" ]]; then
+    PYTHON="$REPO_DIR/.venv/bin/python"
+  else
+    PYTHON="$(command -v python3 || true)"
+  fi
+fi
+# The probes are stdlib-only, so any python3 will do; prefer the system one so a
+# broken venv can't make a healthy broker look dead.
+PROBE_PYTHON="$(command -v python3 || echo "$PYTHON")"
+JAVA="${JAVA_HOME:+$JAVA_HOME/bin/}java"
+
+KAFKA_POM="$REPO_DIR/infra/kafka/pom.xml"
+KAFKA_LOG4J="$REPO_DIR/infra/kafka/log4j2.properties"
+# Single source of truth for the version is the pom; sed is much faster than `mvn help:evaluate`.
+KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$KAFKA_POM" | head -n1)"
+JARS_ROOT="$REPO_DIR/.infra/jars"
+KAFKA_JARS="$JARS_ROOT/kafka-$KAFKA_VERSION"
+KAFKA_JARS_MARKER="$KAFKA_JARS/.complete"
+
+KAFKA_DIR="$INFRA_DIR/kafka"
+KAFKA_LOG="$KAFKA_DIR/kafka.log"
+KAFKA_PROPS="$KAFKA_DIR/server.properties"
+KAFKA_PID="$INFRA_DIR/kafka.pid"
+MONGO_DIR="$INFRA_DIR/mongo"
+MONGO_LOG="$MONGO_DIR/mongo.log"
+MONGO_CONF="$MONGO_DIR/secantusd.toml"
+MONGO_PID="$INFRA_DIR/mongo.pid"
+
+log() { echo "infra: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# ---------------------------------------------------------------- processes
+
+# Is any live (non-zombie) process still in process group $1? Scans /proc instead
+# of `kill -0 -PGID` because an exited child of a non-reaping PID 1 stays a zombie
+# forever and would otherwise look alive.
+group_alive() {
+  local pgid="$1" f stat rest state pgrp
+  for f in /proc/[0-9]*/stat; do
+    { read -r stat <"$f"; } 2>/dev/null || continue  # builtin read: no fork per process
+    rest="${stat##*) }"  # drop "pid (comm) " -- comm may contain spaces
+    read -r state _ pgrp _ <<<"$rest"  # fields: state ppid pgrp ...
+    [[ "$pgrp" == "$pgid" && "$state" != Z ]] && return 0
+  done
+  return 1
+}
+
+# Print the pid from pid file $1 if that process is alive and is ours: its command
+# line must mention $2 (a path under INFRA_DIR), so a recycled pid is never trusted.
+live_pid() {
+  local pidfile="$1" needle="$2" pid
+  [[ -s "$pidfile" ]] || return 1
+  pid="$(<"$pidfile")"
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  [[ -r "/proc/$pid/cmdline" ]] || return 1
+  grep -qF -- "$needle" <(tr '\0' ' ' <"/proc/$pid/cmdline") || return 1
+  group_alive "$pid" || return 1
+  echo "$pid"
+}
+
+port_open() {  # bash's /dev/tcp: no nc/ss needed just to see whether something listens
+  (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null
+}
+
+# Run "$@" detached in a new session (so it outlives this script and the caller's
+# terminal, and `down` can signal the whole process group), all std fds redirected
+# so it never holds a caller's pipe open (pytest/make capture output). The child
+# writes its own pid: `setsid` forks when the caller is a group leader, so $! would
+# be the wrong process.
+spawn() {
+  local pidfile="$1" logfile="$2" workdir="$3"
+  shift 3
+  rm -f "$pidfile"
+  # shellcheck disable=SC2016  # $$, $0 and $@ are for the inner bash
+  (cd "$workdir" && setsid bash -c 'echo $$ >"$0.tmp" && mv "$0.tmp" "$0" && exec "$@"' \
+    "$pidfile" "$@" </dev/null >>"$logfile" 2>&1 &)
+  local i
+  for ((i = 0; i < 100; i++)); do
+    [[ -s "$pidfile" ]] && return 0
+    sleep 0.05
+  done
+  die "process did not start (no pid file $pidfile); see $logfile"
+}
+
+# Wait until "$probe" succeeds; fail early if the process dies meanwhile.
+wait_ready() {
+  local name="$1" pid="$2" logfile="$3"
+  shift 3
+  local deadline=$((SECONDS + INFRA_TIMEOUT))
+  while ((SECONDS < deadline)); do
+    if "$@" >/dev/null 2>&1; then
+      return 0
+    fi
+    if ! group_alive "$pid"; then
+      log "$name exited during startup; last 40 lines of $logfile:"
+      tail -n 40 "$logfile" >&2 || true
+      return 1
+    fi
+    sleep 0.5
+  done
+  log "$name did not become ready within ${INFRA_TIMEOUT}s; last 40 lines of $logfile:"
+  tail -n 40 "$logfile" >&2 || true
+  return 1
+}
+
+stop_component() {
+  local name="$1" pidfile="$2" needle="$3" pid i
+  if ! pid="$(live_pid "$pidfile" "$needle")"; then
+    rm -f "$pidfile"
+    echo "$name not running"
+    return 0
+  fi
+  # SIGTERM lets Kafka do a controlled shutdown and WiredTiger checkpoint cleanly.
+  kill -TERM -- "-$pid" 2>/dev/null || true
+  for ((i = 0; i < STOP_TIMEOUT * 4; i++)); do
+    group_alive "$pid" || break
+    sleep 0.25
+  done
+  if group_alive "$pid"; then
+    log "$name (pid $pid) ignored SIGTERM for ${STOP_TIMEOUT}s; sending SIGKILL"
+    kill -KILL -- "-$pid" 2>/dev/null || true
+    for ((i = 0; i < 40; i++)); do
+      group_alive "$pid" || break
+      sleep 0.25
+    done
+  fi
+  rm -f "$pidfile"
+  echo "$name stopped (pid $pid)"
+}
+
+# ---------------------------------------------------------------- kafka
+
+kafka_probe() { "$PROBE_PYTHON" "$REPO_DIR/infra/check_kafka.py" "$HOST:$KAFKA_PORT"; }
+kafka_live_pid() { live_pid "$KAFKA_PID" "$KAFKA_PROPS"; }
+
+# Fetch the broker jars once per Kafka version into the git-ignored .infra/jars.
+# The marker is written only after a complete copy, so an interrupted fetch is
+# redone; flock serialises concurrent `up`s (tests and `make run` at once).
+ensure_kafka_jars() {
+  [[ -f "$KAFKA_JARS_MARKER" ]] && return 0
+  [[ -n "$KAFKA_VERSION" ]] || die "cannot read <kafka.version> from $KAFKA_POM"
+  command -v mvn >/dev/null || die "mvn not found; Maven is needed once to fetch the Kafka jars"
+  mkdir -p "$JARS_ROOT"
+  (
+    flock 9
+    [[ -f "$KAFKA_JARS_MARKER" ]] && exit 0
+    log "fetching Kafka $KAFKA_VERSION jars with Maven into $KAFKA_JARS (first run only)"
+    rm -rf "$KAFKA_JARS"
+    if ! mvn -B -q -Dstyle.color=never -f "$KAFKA_POM" dependency:copy-dependencies \
+      -DoutputDirectory="$KAFKA_JARS" >&2; then
+      rm -rf "$KAFKA_JARS"
+      die "Maven could not fetch the Kafka jars (see output above)"
+    fi
+    ls "$KAFKA_JARS"/kafka_2.13-"$KAFKA_VERSION".jar >/dev/null || die "kafka_2.13 jar missing after fetch"
+    date -u +%FT%TZ >"$KAFKA_JARS_MARKER"
+  ) 9>"$JARS_ROOT/.lock"
+}
+
+write_kafka_properties() {
+  # Regenerated on every start so port/dir changes take effect. Static
+  # controller.quorum.voters (rather than 4.x dynamic quorum via
+  # controller.quorum.bootstrap.servers + `format --standalone`) keeps the
+  # controller address out of the formatted metadata log, so an existing data
+  # dir still works if KAFKA_CONTROLLER_PORT changes.
+  cat >"$KAFKA_PROPS" <<EOF
+# Generated by scripts/infra.sh -- edits are overwritten on the next \`up\`.
+node.id=1
+process.roles=broker,controller
+controller.quorum.voters=1@$HOST:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$KAFKA_DIR/data
+
+# Single node: internal topics cannot have more than one replica.
+offsets.topic.replication.factor=1
+# One __consumer_offsets partition instead of 50: the first consumer group
+# comes up faster and the log stays readable; one broker gains nothing from more.
+offsets.topic.num.partitions=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+min.insync.replicas=1
+default.replication.factor=1
+num.partitions=3
+
+# Tests join and leave groups constantly; don't wait 3 s for more members.
+group.initial.rebalance.delay.ms=0
+# The project creates its topics explicitly; a typo must not silently make a new one.
+auto.create.topics.enable=false
+EOF
+}
+
+kafka_up() {
+  local pid
+  if pid="$(kafka_live_pid)"; then
+    if kafka_probe; then
+      echo "kafka already running on $HOST:$KAFKA_PORT"
+      return 0
+    fi
+    # Alive but not answering yet: most likely another `up` is mid-start.
+    log "kafka (pid $pid) is running but not answering yet; waiting"
+    wait_ready kafka "$pid" "$KAFKA_LOG" kafka_probe || die "kafka not ready; try 'scripts/infra.sh down kafka'"
+    echo "kafka running on $HOST:$KAFKA_PORT"
+    return 0
+  fi
+  local port
+  for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
+    port_open "$port" && die "port $port is already in use by a process this INFRA_DIR ($INFRA_DIR) did not start"
+  done
+  ensure_kafka_jars
+  command -v "$JAVA" >/dev/null || die "java not found (Kafka $KAFKA_VERSION needs Java 17+)"
+  mkdir -p "$KAFKA_DIR/data"
+  write_kafka_properties
+
+  local jvm_log=(-Dlog4j2.configurationFile="$KAFKA_LOG4J" -Dkafka.log.file="$KAFKA_LOG")
+  # KRaft storage must be formatted exactly once; meta.properties marks that.
+  if [[ ! -f "$KAFKA_DIR/data/meta.properties" ]]; then
+    local cluster_id
+    # Same format as `kafka-storage random-uuid` (base64url of 16 random bytes),
+    # without paying for a JVM start.
+    cluster_id="$("$PROBE_PYTHON" -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
+    if ! "$JAVA" "${jvm_log[@]}" -cp "$KAFKA_JARS/*" kafka.tools.StorageTool format \
+      --cluster-id "$cluster_id" --config "$KAFKA_PROPS" >>"$KAFKA_LOG" 2>&1; then
+      log "formatting Kafka storage failed; last 40 lines of $KAFKA_LOG:"
+      tail -n 40 "$KAFKA_LOG" >&2
+      exit 1
+    fi
+  fi
+
+  # shellcheck disable=SC2086  # KAFKA_HEAP_OPTS is a list of JVM flags
+  spawn "$KAFKA_PID" "$KAFKA_LOG" "$KAFKA_DIR" \
+    "$JAVA" $KAFKA_HEAP_OPTS -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
+    "${jvm_log[@]}" -cp "$KAFKA_JARS/*" kafka.Kafka "$KAFKA_PROPS"
+  pid="$(<"$KAFKA_PID")"
+  log "kafka $KAFKA_VERSION starting (pid $pid, log $KAFKA_LOG)"
+  if ! wait_ready kafka "$pid" "$KAFKA_LOG" kafka_probe; then
+    stop_component kafka "$KAFKA_PID" "$KAFKA_PROPS" >/dev/null
+    exit 1
+  fi
+  echo "kafka running on $HOST:$KAFKA_PORT"
+}
+
+# ---------------------------------------------------------------- mongo
+
+mongo_probe() { "$PROBE_PYTHON" "$REPO_DIR/infra/check_mongo.py" "$HOST:$MONGO_PORT"; }
+mongo_live_pid() { live_pid "$MONGO_PID" "$MONGO_DIR/data"; }
+
+mongo_up() {
+  local pid
+  if pid="$(mongo_live_pid)"; then
+    if mongo_probe; then
+      echo "mongo already running on $HOST:$MONGO_PORT"
+      return 0
+    fi
+    log "mongo (pid $pid) is running but not answering yet; waiting"
+    wait_ready mongo "$pid" "$MONGO_LOG" mongo_probe || die "mongo not ready; try 'scripts/infra.sh down mongo'"
+    echo "mongo running on $HOST:$MONGO_PORT"
+    return 0
+  fi
+  port_open "$MONGO_PORT" && die "port $MONGO_PORT is already in use by a process this INFRA_DIR ($INFRA_DIR) did not start"
+  [[ -n "$PYTHON" && -x "$(command -v "$PYTHON" || true)" ]] || die "no Python interpreter found (set PYTHON or run 'make venv')"
+  if ! "$PYTHON" -c 'import secantus.cli' 2>/dev/null; then
+    die "secantusdb is not installed for $PYTHON -- run 'make venv' (or '$PYTHON -m pip install secantusdb==0.7.0b3')"
+  fi
+  mkdir -p "$MONGO_DIR/data"
+  # An explicit --config turns off secantusdb's auto-discovery of ./secantusd.toml,
+  # ~/.secantus/ and /etc/secantus/, so a stray file on a machine can't change ports or paths.
+  cat >"$MONGO_CONF" <<'EOF'
+# Generated by scripts/infra.sh; every setting is passed as a command-line flag.
+EOF
+  # No --standalone: secantusdb then advertises itself as a one-member replica set
+  # primary, which is what transactions and change streams need in pymongo.
+  spawn "$MONGO_PID" "$MONGO_LOG" "$MONGO_DIR" \
+    env PYTHONUNBUFFERED=1 "$PYTHON" -m secantus --config "$MONGO_CONF" \
+    --host "$HOST" --port "$MONGO_PORT" --storage-path "$MONGO_DIR/data" \
+    --cache-size "$MONGO_CACHE_SIZE" --log-level INFO
+  pid="$(<"$MONGO_PID")"
+  log "mongo (secantusdb) starting (pid $pid, log $MONGO_LOG)"
+  if ! wait_ready mongo "$pid" "$MONGO_LOG" mongo_probe; then
+    stop_component mongo "$MONGO_PID" "$MONGO_DIR/data" >/dev/null
+    exit 1
+  fi
+  echo "mongo running on $HOST:$MONGO_PORT"
+}
+
+# ---------------------------------------------------------------- commands
+
+status_one() {
+  local name="$1" addr="$2" pid
+  if pid="$("${name}_live_pid")" && "${name}_probe"; then
+    echo "$name running on $addr (pid $pid)"
+    return 0
+  elif [[ -n "${pid:-}" ]]; then
+    echo "$name starting or unhealthy on $addr (pid $pid, not answering)"
+  else
+    echo "$name stopped ($addr)"
+  fi
+  return 1
+}
+
+usage() {
+  echo "usage: $0 up|down|status|logs [kafka|mongo]" >&2
+  exit 2
+}
+
+main() {
+  local cmd="${1:-}" components
+  case "${2:-all}" in
+    all) components=(kafka mongo) ;;
+    kafka | mongo) components=("$2") ;;
+    *) usage ;;
+  esac
+  [[ $# -le 2 ]] || usage
+  mkdir -p "$INFRA_DIR"
+  local c rc=0
+  case "$cmd" in
+    up)
+      for c in "${components[@]}"; do "${c}_up"; done
+      ;;
+    down)
+      for c in "${components[@]}"; do
+        case "$c" in
+          kafka) stop_component kafka "$KAFKA_PID" "$KAFKA_PROPS" ;;
+          mongo) stop_component mongo "$MONGO_PID" "$MONGO_DIR/data" ;;
+        esac
+      done
+      ;;
+    status)
+      for c in "${components[@]}"; do
+        case "$c" in
+          kafka) status_one kafka "$HOST:$KAFKA_PORT" || rc=3 ;;
+          mongo) status_one mongo "$HOST:$MONGO_PORT" || rc=3 ;;
+        esac
+      done
+      return "$rc"
+      ;;
+    logs)
+      local files=()
+      for c in "${components[@]}"; do
+        case "$c" in
+          kafka) files+=("$KAFKA_LOG") ;;
+          mongo) files+=("$MONGO_LOG") ;;
+        esac
+      done
+      local existing=() f
+      for f in "${files[@]}"; do [[ -f "$f" ]] && existing+=("$f"); done
+      ((${#existing[@]})) || { echo "no logs yet under $INFRA_DIR"; return 0; }
+      if [[ "$FOLLOW" == 1 ]]; then
+        exec tail -n 100 -F "${existing[@]}"
+      fi
+      tail -n 100 "${existing[@]}"
+      ;;
+    *) usage ;;
+  esac
+}
+
+main "$@"
