@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2317  # shellcheck misreads the "${c}_up" dispatch and the final exit as dead code
 # Local infrastructure for tests and `make run`: a real single-node Apache Kafka
 # broker (KRaft, combined broker+controller, official jars from Maven Central)
 # and a MongoDB wire-protocol server (SecantusDB), each as a background process.
@@ -99,18 +100,27 @@ port_open() {  # bash's /dev/tcp: no nc/ss needed just to see whether something 
   (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null
 }
 
-# Run "$@" detached in a new session (so it outlives this script and the caller's
-# terminal, and `down` can signal the whole process group), all std fds redirected
-# so it never holds a caller's pipe open (pytest/make capture output). The child
-# writes its own pid: `setsid` forks when the caller is a group leader, so $! would
-# be the wrong process.
+# The detached child, run as: bash -c "$SPAWN_CHILD" PIDFILE WORKDIR CMD...
+# It records its own pid (setsid forks when the caller is already a group leader,
+# e.g. with job control on, so $! is not reliable), closes every inherited fd
+# above 2 (a caller's pipe -- make's jobserver, a CI runner's -- held open by a
+# daemon makes that caller wait for EOF forever), then becomes CMD.
+# shellcheck disable=SC2016  # expanded by the inner bash
+SPAWN_CHILD='cd "$1" || exit 1
+shift
+echo $$ >"$0.tmp" && mv "$0.tmp" "$0" || exit 1
+for fd in /proc/$$/fd/*; do fd=${fd##*/}; if ((fd > 2)); then exec {fd}>&-; fi; done
+exec "$@"'
+
+# Run "$@" detached in a new session, so it outlives this script and the
+# caller's terminal, and `down` can signal its whole process group. A simple
+# background command is forked and exec'd directly, so no shell lingers holding
+# the caller's stdout/stderr or the instance lock (fd 8).
 spawn() {
   local pidfile="$1" logfile="$2" workdir="$3"
   shift 3
   rm -f "$pidfile"
-  # shellcheck disable=SC2016  # $$, $0 and $@ are for the inner bash
-  (cd "$workdir" && setsid bash -c 'echo $$ >"$0.tmp" && mv "$0.tmp" "$0" && exec "$@"' \
-    "$pidfile" "$@" </dev/null >>"$logfile" 2>&1 &)
+  setsid bash -c "$SPAWN_CHILD" "$pidfile" "$workdir" "$@" </dev/null >>"$logfile" 2>&1 8>&- &
   local i
   for ((i = 0; i < 100; i++)); do
     [[ -s "$pidfile" ]] && return 0
@@ -183,10 +193,13 @@ ensure_kafka_jars() {
     [[ -f "$KAFKA_JARS_MARKER" ]] && exit 0
     log "fetching Kafka $KAFKA_VERSION jars with Maven into $KAFKA_JARS (first run only)"
     rm -rf "$KAFKA_JARS"
+    # Even with -q, Maven 3.8 emits stray ANSI resets; keep its output for failures only.
+    local mvn_out="$JARS_ROOT/mvn-fetch.log"
     if ! mvn -B -q -Dstyle.color=never -f "$KAFKA_POM" dependency:copy-dependencies \
-      -DoutputDirectory="$KAFKA_JARS" >&2; then
+      -DoutputDirectory="$KAFKA_JARS" >"$mvn_out" 2>&1; then
+      cat "$mvn_out" >&2
       rm -rf "$KAFKA_JARS"
-      die "Maven could not fetch the Kafka jars (see output above)"
+      die "Maven could not fetch the Kafka jars (output above, also in $mvn_out)"
     fi
     ls "$KAFKA_JARS"/kafka_2.13-"$KAFKA_VERSION".jar >/dev/null || die "kafka_2.13 jar missing after fetch"
     date -u +%FT%TZ >"$KAFKA_JARS_MARKER"
@@ -339,6 +352,14 @@ status_one() {
   return 1
 }
 
+# Serialise up/down per INFRA_DIR: two concurrent `up`s (say, parallel test
+# sessions) would otherwise both start a broker and overwrite each other's pid file.
+# The later caller waits, then finds the components running.
+lock_instance() {
+  exec 8>"$INFRA_DIR/.lock"
+  flock -w "$((INFRA_TIMEOUT + 60))" 8 || die "another infra.sh up/down holds $INFRA_DIR/.lock"
+}
+
 usage() {
   echo "usage: $0 up|down|status|logs [kafka|mongo]" >&2
   exit 2
@@ -352,13 +373,15 @@ main() {
     *) usage ;;
   esac
   [[ $# -le 2 ]] || usage
-  mkdir -p "$INFRA_DIR"
   local c rc=0
   case "$cmd" in
     up)
+      mkdir -p "$INFRA_DIR"
+      lock_instance
       for c in "${components[@]}"; do "${c}_up"; done
       ;;
     down)
+      [[ -d "$INFRA_DIR" ]] && lock_instance
       for c in "${components[@]}"; do
         case "$c" in
           kafka) stop_component kafka "$KAFKA_PID" "$KAFKA_PROPS" ;;
@@ -395,4 +418,6 @@ main() {
   esac
 }
 
-main "$@"
+# On one line so bash has parsed the exit before running main: a copy of this file
+# edited while an `up` is running can then never be read past this point.
+{ main "$@"; exit; }

@@ -5,11 +5,17 @@ from typing import Annotated, Literal
 from pydantic import Field, TypeAdapter
 
 from provisioning_common.envelope import Envelope, Payload
+from provisioning_common.statuses import JobStatus
 
 
 class CommandData(Payload):
     command_id: str
     requested_by: str = Field(description="The API key name of the operator.")
+    expected_status: JobStatus | None = Field(
+        default=None,
+        description="The job status the operator acted on; the command is refused if the job "
+        "has moved on since, so of two racing decisions (validate, cancel) exactly one wins.",
+    )
 
 
 class ValidateThresholdData(CommandData):

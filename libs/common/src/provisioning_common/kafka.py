@@ -3,6 +3,7 @@
 import logging
 from typing import Any
 
+from aiokafka.structs import RecordMetadata
 from faststream.kafka import KafkaBroker
 
 from provisioning_common.envelope import Envelope
@@ -17,9 +18,12 @@ def build_broker(settings: KafkaSettings, **extra: Any) -> KafkaBroker:
     return KafkaBroker(**settings.to_faststream_params(), **extra)
 
 
-async def publish_envelope(broker: KafkaBroker, topic: str, message: Envelope) -> None:
-    """Publish keyed by the subject (the job id), so one job's messages stay in order."""
-    await broker.publish(
+async def publish_envelope(broker: KafkaBroker, topic: str, message: Envelope) -> RecordMetadata:
+    """Publish keyed by the subject (the job id), so one job's messages stay in order.
+
+    Returns the broker's acknowledgement: the partition and offset the message was written at.
+    """
+    return await broker.publish(
         message.model_dump(mode="json"),
         topic=topic,
         key=message.subject.encode(),

@@ -1,0 +1,63 @@
+# The commands the README gives. `make run` and `make test` work on a fresh clone:
+# they create the environment first (uv from PyPI into .tools/, then .venv/ from uv.lock).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV := .tools/bin/uv
+VENV_STAMP := .venv/.synced
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: help venv browser run test lint format typecheck infra-up infra-down infra-status infra-logs bench clean
+
+help: ## list the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV_STAMP): $(UV) uv.lock pyproject.toml libs/common/pyproject.toml services/*/pyproject.toml
+	$(UV) sync --all-packages --frozen --quiet
+	@touch $@
+
+venv: $(VENV_STAMP) ## create or update .venv from uv.lock
+
+browser: ## install Debian's chromium for the browser tests (no browser download)
+	@command -v $(CHROMIUM) >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the console tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+run: venv ## start Kafka, MongoDB and every service, load the demo; Ctrl-C stops all
+	.venv/bin/python scripts/run.py
+
+test: venv browser ## lint, type-check and run every test tier on their own broker and database
+	scripts/test.sh
+
+lint: venv ## ruff check, ruff format --check, mypy --strict
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy libs/common/src services/job-api/src services/sequence-runner/src services/threshold-guard/src tests bench
+
+format: venv ## apply ruff's fixes and formatting
+	.venv/bin/ruff check --fix .
+	.venv/bin/ruff format .
+
+infra-up: venv ## start the local Kafka broker and MongoDB server (ports 9092, 27017)
+	scripts/infra.sh up
+
+infra-down: ## stop them
+	scripts/infra.sh down
+
+infra-status: ## are they running?
+	scripts/infra.sh status
+
+infra-logs: ## their last log lines
+	scripts/infra.sh logs
+
+bench: venv ## benchmarks: our code against raw clients on the same broker and server
+	scripts/bench.sh
+
+clean: infra-down ## remove the environment, jars and data folders
+	rm -rf .venv .tools .infra test-results

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# `make test`: lint and type-check, then every test tier against a real broker and database.
+# Uses KAFKA_BOOTSTRAP_SERVERS / MONGO_URI when set; otherwise starts its own on the test
+# ports (19092, 27018) with fresh data, so it can run while `make run` is up, and stops them.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+REPO="$PWD"
+
+export INFRA_DIR="$REPO/.infra/test"
+export KAFKA_PORT="${TEST_KAFKA_PORT:-19092}"
+export KAFKA_CONTROLLER_PORT="${TEST_KAFKA_CONTROLLER_PORT:-19093}"
+export MONGO_PORT="${TEST_MONGO_PORT:-27018}"
+
+started=()
+cleanup() {
+  local code=$?
+  for component in "${started[@]}"; do scripts/infra.sh down "$component" || true; done
+  exit "$code"
+}
+trap cleanup EXIT INT TERM
+
+echo "== lint and types"
+make --no-print-directory lint
+
+# A fresh test broker and database every run: no state leaks from the last run into this one.
+if [[ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" || -z "${MONGO_URI:-}" ]]; then
+  scripts/infra.sh down >/dev/null 2>&1 || true
+  rm -rf "$INFRA_DIR"
+fi
+if [[ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]]; then
+  echo "== starting the test Kafka broker on 127.0.0.1:$KAFKA_PORT"
+  started+=(kafka)
+  scripts/infra.sh up kafka
+  export KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$KAFKA_PORT"
+fi
+if [[ -z "${MONGO_URI:-}" ]]; then
+  echo "== starting the test MongoDB server on 127.0.0.1:$MONGO_PORT"
+  started+=(mongo)
+  scripts/infra.sh up mongo
+  export MONGO_URI="mongodb://127.0.0.1:$MONGO_PORT"
+fi
+
+echo "== tests (unit, integration, e2e) against $KAFKA_BOOTSTRAP_SERVERS and $MONGO_URI"
+mkdir -p test-results
+.venv/bin/pytest -p no:cacheprovider -q -ra --junitxml=test-results/junit.xml "$@"

@@ -1,0 +1,259 @@
+"""Request and response bodies of the REST API: XCreate in, XPublic / XsPublic out."""
+
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from provisioning_common.definitions import JobDefinition
+from provisioning_common.requests import Origin
+from provisioning_common.statuses import JobStatus, SequenceStatus
+from pydantic import BaseModel, ConfigDict, Field
+
+from job_api.auth.permissions import Permission, Role
+
+T = TypeVar("T")
+
+
+class _Public(BaseModel):
+    # The read model may carry fields this API does not publish; they are dropped, not refused.
+    model_config = ConfigDict(extra="ignore")
+
+
+class ErrorPublic(BaseModel):
+    detail: str = Field(description="What went wrong, in words a person can act on.")
+
+
+# ---- job instances ---------------------------------------------------------------------------
+
+
+class PlannedCountsPublic(_Public):
+    create: int
+    update: int
+    delete: int
+    unchanged: int = 0
+    target_size: int = Field(default=0, description="Records in the target before the sequence.")
+
+
+class AppliedCountsPublic(_Public):
+    create: int
+    update: int
+    delete: int
+
+
+class ThresholdHitPublic(_Public):
+    action: Literal["create", "update", "delete"]
+    limit: str = Field(description="count, percent, or approved (a validated plan that grew).")
+    limit_value: float
+    actual: int = Field(description="The planned number of that action.")
+    limit_records: int | None = Field(
+        default=None, description="A percent limit in records of this target."
+    )
+
+
+class ProgressPublic(_Public):
+    phase: str
+    done: int
+    total: int | None = None
+
+
+class ApprovalPublic(_Public):
+    create: int
+    update: int
+    delete: int
+    plan_id: str | None = None
+
+
+class RejectedCommandPublic(_Public):
+    command_id: str
+    command: str
+    requested_by: str | None = None
+    reason: str
+    at: datetime | None = None
+
+
+class SequenceInstancePublic(_Public):
+    index: int
+    name: str
+    status: SequenceStatus
+    attempt: int | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    planned: PlannedCountsPublic | None = None
+    applied: AppliedCountsPublic | None = None
+    plan_id: str | None = None
+    threshold: ThresholdHitPublic | None = None
+    threshold_hits: list[ThresholdHitPublic] = Field(default_factory=list)
+    above_approval: bool = False
+    approval: ApprovalPublic | None = Field(
+        default=None, description="The counts an operator approved at the threshold."
+    )
+    released: str | None = Field(
+        default=None, description="Why the guard released the plan, once it did."
+    )
+    validated_by: str | None = None
+    validated_at: datetime | None = None
+    canceled_by: str | None = None
+    canceled_at: datetime | None = None
+    failure: str | None = None
+    progress: ProgressPublic | None = None
+
+
+class JobInstancePublic(_Public):
+    id: str
+    request_id: str | None = None
+    definition_id: str
+    definition_name: str | None = None
+    definition_version: int | None = None
+    status: JobStatus
+    archived: bool = False
+    origin: Origin | None = None
+    requested_by: str | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    updated_at: datetime | None = None
+    attempt: int | None = None
+    sequences: list[SequenceInstancePublic] = Field(default_factory=list)
+    failure: str | None = None
+    failed_index: int | None = None
+    canceled_by: str | None = None
+    canceled_at: datetime | None = None
+    archived_by: str | None = None
+    archived_at: datetime | None = None
+    restarted_by: str | None = None
+    restarted_at: datetime | None = None
+    last_rejected_command: RejectedCommandPublic | None = Field(
+        default=None,
+        description="The last command the sequence runner refused (it answers after the 202).",
+    )
+    input_records: dict[str, int] | None = Field(
+        default=None, description="Records given inline with the request, by sequence name."
+    )
+    definition: dict[str, Any] | None = Field(
+        default=None,
+        description="The definition snapshot the job runs (in GET /jobs/{id}; not in listings).",
+    )
+
+
+class PagePublic(BaseModel, Generic[T]):
+    items: list[T]
+    page: int | None = Field(description="The page number; null when paging by cursor.")
+    page_size: int
+    total: int = Field(description="Items matching the filters, on all pages.")
+    pages: int
+
+
+class JobInstancesPublic(PagePublic[JobInstancePublic]):
+    next_cursor: str | None = Field(
+        description="Pass as cursor= for the next page (keyset paging); null on the last page."
+    )
+
+
+class JobSubmittedPublic(BaseModel):
+    id: str = Field(description="The job id, derived from the request id.")
+    status: JobStatus
+
+
+class ValidateThresholdCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    plan_id: str | None = Field(
+        default=None,
+        description="The plan the operator looked at; refused if the job is blocked on another.",
+    )
+
+
+class CommandAcceptedPublic(BaseModel):
+    command_id: str
+    job_id: str
+    status: Literal["ACCEPTED"] = "ACCEPTED"
+
+
+class PlannedChangePublic(_Public):
+    seq: int
+    action: Literal["create", "update", "delete"]
+    key: Any
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+
+
+class PlannedChangesPublic(PagePublic[PlannedChangePublic]):
+    job_id: str
+    index: int
+    plan_id: str | None = Field(description="The sequence's current plan; null before planning.")
+
+
+# ---- definitions -----------------------------------------------------------------------------
+
+
+class JobDefinitionsPublic(PagePublic[JobDefinition]):
+    pass
+
+
+# ---- api keys --------------------------------------------------------------------------------
+
+
+class ApiKeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$",
+        description="Shown in the audit trail as who did what; unique.",
+        examples=["ops-1"],
+    )
+    role: Role
+
+
+class ApiKeyPublic(BaseModel):
+    id: str
+    name: str
+    role: Role
+    created_at: datetime
+    created_by: str | None = None
+
+
+class ApiKeyCreatedPublic(ApiKeyPublic):
+    key: str = Field(description="The secret, shown this once: it is stored only hashed.")
+
+
+class ApiKeysPublic(BaseModel):
+    items: list[ApiKeyPublic]
+
+
+# ---- audit, me, session, health --------------------------------------------------------------
+
+
+class AuditEntryPublic(_Public):
+    id: str
+    at: datetime
+    actor: str = Field(description="The API key name of who acted.")
+    role: str | None = None
+    action: str
+    outcome: Literal["accepted", "rejected"]
+    status_code: int
+    job_id: str | None = None
+    target: str | None = Field(default=None, description="The definition or API key acted on.")
+    reason: str | None = None
+    command_id: str | None = None
+
+
+class AuditEntriesPublic(PagePublic[AuditEntryPublic]):
+    pass
+
+
+class MePublic(BaseModel):
+    name: str
+    role: Role
+    permissions: list[Permission]
+
+
+class SessionPublic(MePublic):
+    csrf_token: str = Field(description="Send as X-CSRF-Token on every call that changes state.")
+    expires_at: datetime
+
+
+class HealthPublic(BaseModel):
+    status: Literal["ok", "unavailable"]
+    mongo: bool
+    kafka: bool

@@ -1,0 +1,114 @@
+"""API keys in MongoDB (`api_keys`): only the sha256 of each key is kept, never the key."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from provisioning_common.envelope import utcnow
+from provisioning_common.mongo import is_duplicate_key
+from pymongo import ASCENDING
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+
+from job_api.auth.permissions import Role
+from job_api.auth.tokens import hash_secret, new_api_key, same_secret
+
+API_KEYS = "api_keys"
+BOOTSTRAP_ADMIN_NAME = "admin"
+
+
+class ApiKeyNameTakenError(Exception):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"an API key named {name!r} already exists; choose another name")
+        self.name = name
+
+
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    id: str
+    name: str
+    role: Role
+    created_at: datetime
+    created_by: str | None
+
+    @classmethod
+    def from_document(cls, doc: dict[str, Any]) -> "ApiKeyRecord":
+        return cls(
+            id=doc["_id"],
+            name=doc["name"],
+            role=Role(doc["role"]),
+            created_at=doc["created_at"],
+            created_by=doc.get("created_by"),
+        )
+
+
+class ApiKeyStore:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+        self._keys: AsyncCollection[dict[str, Any]] = db[API_KEYS]
+
+    async def ensure_indexes(self) -> None:
+        await self._keys.create_index([("name", ASCENDING)], unique=True, name="name_unique")
+        await self._keys.create_index([("key_hash", ASCENDING)], unique=True, name="hash_unique")
+
+    async def create(
+        self, name: str, role: Role, created_by: str | None
+    ) -> tuple[ApiKeyRecord, str]:
+        """A new key; the returned secret is shown to the caller once and stored nowhere."""
+        key = new_api_key()
+        doc = {
+            "_id": str(uuid.uuid4()),
+            "name": name,
+            "role": str(role),
+            "key_hash": hash_secret(key),
+            "created_at": utcnow(),
+            "created_by": created_by,
+        }
+        try:
+            await self._keys.insert_one(doc)
+        except PyMongoError as error:
+            if is_duplicate_key(error):
+                raise ApiKeyNameTakenError(name) from error
+            raise
+        return ApiKeyRecord.from_document(doc), key
+
+    async def upsert_bootstrap_admin(self, key: str) -> tuple[ApiKeyRecord, bool]:
+        """The admin key of PROVISIONING_ADMIN_API_KEY; True when its value changed."""
+        key_hash = hash_secret(key)
+        before = await self._keys.find_one({"name": BOOTSTRAP_ADMIN_NAME})
+        changed = before is None or not same_secret(before["key_hash"], key_hash)
+        doc = await self._keys.find_one_and_update(
+            {"name": BOOTSTRAP_ADMIN_NAME},
+            {
+                "$set": {"key_hash": key_hash, "role": str(Role.ADMIN)},
+                "$setOnInsert": {
+                    "_id": str(uuid.uuid4()),
+                    "created_at": utcnow(),
+                    "created_by": None,
+                },
+            },
+            upsert=True,
+            return_document=True,
+        )
+        assert doc is not None  # an upsert always returns the document
+        return ApiKeyRecord.from_document(doc), changed
+
+    async def authenticate(self, key: str) -> ApiKeyRecord | None:
+        key_hash = hash_secret(key)
+        doc = await self._keys.find_one({"key_hash": key_hash})
+        if doc is None or not same_secret(doc["key_hash"], key_hash):
+            return None
+        return ApiKeyRecord.from_document(doc)
+
+    async def get(self, key_id: str) -> ApiKeyRecord | None:
+        doc = await self._keys.find_one({"_id": key_id})
+        return None if doc is None else ApiKeyRecord.from_document(doc)
+
+    async def list(self) -> list[ApiKeyRecord]:
+        cursor = self._keys.find({}, {"key_hash": 0}).sort([("name", ASCENDING)])
+        return [ApiKeyRecord.from_document(doc) async for doc in cursor]
+
+    async def delete(self, key_id: str) -> ApiKeyRecord | None:
+        doc = await self._keys.find_one_and_delete({"_id": key_id})
+        return None if doc is None else ApiKeyRecord.from_document(doc)

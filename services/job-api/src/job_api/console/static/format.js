@@ -1,0 +1,64 @@
+// How the console shows dates, statuses, counts and what a role may do.
+
+import { h } from "./dom.js";
+
+const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+const number = new Intl.NumberFormat();
+
+export function when(iso) {
+  if (!iso) return h("span", { class: "muted", "aria-label": "not yet" }, "—");
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return h("span", {}, String(iso));
+  return h("time", { datetime: d.toISOString(), title: d.toISOString() }, dateTime.format(d));
+}
+
+export function duration(startIso, endIso) {
+  if (!startIso) return "";
+  const ms = (endIso ? new Date(endIso) : new Date()) - new Date(startIso);
+  if (!(ms >= 0)) return "";
+  const s = Math.round(ms / 1000);
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m ${s % 60}s`;
+  return `${Math.floor(m / 60)}h ${m % 60}m`;
+}
+
+export function count(n) {
+  return n === undefined || n === null ? "—" : number.format(n);
+}
+
+export const JOB_STATUSES = ["QUEUED", "RUNNING", "THRESHOLD", "VALIDATED", "COMPLETED", "FAILED", "CANCELED"];
+export const ACTIVE = new Set(["QUEUED", "RUNNING"]);
+// Mirrors provisioning_common.statuses; the server enforces the same rules.
+export const FINISHED = new Set(["COMPLETED", "FAILED", "CANCELED"]);
+
+const LABELS = {
+  QUEUED: "Queued", RUNNING: "Running", COMPLETED: "Completed", FAILED: "Failed",
+  THRESHOLD: "Threshold", VALIDATED: "Validated", CANCELED: "Canceled", PENDING: "Pending",
+};
+
+export function statusBadge(status, testid) {
+  const s = String(status ?? "UNKNOWN").toUpperCase();
+  return h("span", { class: `badge badge--${s.toLowerCase()}`, testid, dataset: { status: s } }, LABELS[s] ?? s);
+}
+
+export function can(me, permission) {
+  return Boolean(me?.permissions?.includes(permission));
+}
+
+export const jobActions = {
+  canDelete: (job) => FINISHED.has(job.status),
+  canArchive: (job) => FINISHED.has(job.status) && !job.archived,
+  canUnarchive: (job) => Boolean(job.archived),
+  canValidate: (job) => job.status === "THRESHOLD",
+  canCancel: (job) => job.status === "THRESHOLD" || job.status === "VALIDATED",
+  canRestart: (job) => job.status === "VALIDATED" || job.status === "FAILED",
+};
+
+export function definitionLabel(job) {
+  return job.definition_name || job.definition?.name || job.definition_id || "—";
+}
+
+export function shortId(id) {
+  return String(id ?? "").slice(0, 8);
+}

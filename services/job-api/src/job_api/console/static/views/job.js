@@ -1,0 +1,420 @@
+// The detail of one job instance: its sequences, live while it runs, and the threshold decision.
+
+import { api } from "../api.js";
+import { confirmDialog, flash, h, replace } from "../dom.js";
+import { ACTIVE, can, count, definitionLabel, duration, jobActions, shortId, statusBadge, when } from "../format.js";
+
+const POLL_MS = 1500;
+// After a command the projection changes within moments; stop waiting after this long.
+const PENDING_MS = 60000;
+const CHANGE_PAGE_SIZE = 10;
+const ACTION_WORDS = {
+  create: ["creation", "creations"],
+  update: ["update", "updates"],
+  delete: ["deletion", "deletions"],
+};
+
+function actionWord(action, n) {
+  const [one, many] = ACTION_WORDS[action] ?? [action, action];
+  return n === 1 ? one : many;
+}
+
+function commandName(type) {
+  const name = String(type ?? "").replace(/^provisioning\./, "");
+  return { ValidateThreshold: "Validate", CancelJob: "Cancel", RestartJob: "Restart" }[name] ?? name;
+}
+
+function blockedSequence(job) {
+  const seqs = job.sequences ?? [];
+  return seqs.find((s) => s.status === "THRESHOLD") ?? seqs.find((s) => s.status === "VALIDATED" && s.threshold) ?? null;
+}
+
+export function mountJobDetail(main, { me, navigate, jobId }) {
+  let alive = true;
+  let timer = null;
+  let inflight = null;
+  let job = null;
+  let lastJson = "";
+  let pending = null; // { from: status, until: ms, what }
+  const changes = { index: null, planId: null, action: "", page: 1 };
+
+  const head = h("div", { class: "page-head" });
+  const facts = h("section", { class: "card", "aria-label": "Job instance" });
+  const thresholdSlot = h("div");
+  const sequencesSlot = h("section", { class: "card card--flush", "aria-labelledby": "sequences-title" });
+  const changesSlot = h("div");
+
+  replace(main,
+    h("nav", { class: "breadcrumb", "aria-label": "Breadcrumb" },
+      h("a", { href: "#/jobs", testid: "back-to-jobs" }, "Jobs"), h("span", { "aria-hidden": "true" }, " / "),
+      h("span", { "aria-current": "page" }, shortId(jobId))),
+    head, thresholdSlot, facts, sequencesSlot, changesSlot,
+  );
+  replace(facts, h("p", { class: "muted" }, "Loading the job instance…"));
+
+  // ---- actions ----
+  function actionButtons() {
+    if (!job) return [];
+    const busy = Boolean(pending);
+    const buttons = [];
+    const add = (perm, allowed, label, testid, cls, fn) => {
+      if (can(me, perm) && allowed) buttons.push(h("button", { type: "button", class: `btn ${cls}`, testid, disabled: busy, onclick: fn }, label));
+    };
+    add("validate", jobActions.canValidate(job), "Validate", "btn-validate", "btn--primary", onValidate);
+    add("restart", jobActions.canRestart(job), "Restart", "btn-restart", "btn--primary", onRestart);
+    add("cancel", jobActions.canCancel(job), "Cancel job", "btn-cancel", "btn--danger", onCancel);
+    add("archive", jobActions.canArchive(job), "Archive", "btn-archive", "btn--ghost", () => simple("archive"));
+    add("archive", jobActions.canUnarchive(job), "Unarchive", "btn-unarchive", "btn--ghost", () => simple("unarchive"));
+    add("delete", jobActions.canDelete(job), "Delete", "btn-delete", "btn--danger-ghost", onDelete);
+    return buttons;
+  }
+
+  async function command(what, call, notice) {
+    try {
+      const accepted = await call();
+      pending = { from: job.status, until: Date.now() + PENDING_MS, what, commandId: accepted?.command_id ?? null };
+      flash(notice, "notice");
+      render(true);
+      schedule(300);
+    } catch (err) {
+      flash(`Could not ${what}: ${err.message}`);
+      await load();
+    }
+  }
+
+  async function onValidate() {
+    const seq = blockedSequence(job);
+    const p = seq?.planned ?? {};
+    const ok = await confirmDialog({
+      title: "Validate the planned changes?",
+      body: [
+        h("p", {}, "You approve what sequence ", h("strong", {}, seq?.name ?? "?"), " plans to write:"),
+        h("ul", { class: "count-list" },
+          h("li", {}, `${count(p.create)} ${actionWord("create", p.create)}`),
+          h("li", {}, `${count(p.update)} ${actionWord("update", p.update)}`),
+          h("li", {}, `${count(p.delete)} ${actionWord("delete", p.delete)}`)),
+        h("p", { class: "muted" }, "Nothing is written yet: the job waits as Validated until it is restarted. A restart that plans more than this stops again."),
+      ],
+      confirmLabel: "Validate",
+      danger: false,
+    });
+    if (!ok) return;
+    await command("validate the threshold", () => api.validate(job.id, seq?.plan_id), "Validation sent. The job becomes Validated in a moment.");
+  }
+
+  async function onCancel() {
+    const seq = blockedSequence(job);
+    const ok = await confirmDialog({
+      title: "Cancel this job?",
+      body: [
+        h("p", {}, seq ? ["Sequence ", h("strong", {}, seq.name), " and every sequence after it will be canceled."] : "The job's remaining sequences will be canceled."),
+        h("p", { class: "muted" }, "Nothing more is written to the target repository. This cannot be undone; request a new job to try again."),
+      ],
+      confirmLabel: "Cancel job",
+    });
+    if (!ok) return;
+    await command("cancel the job", () => api.cancel(job.id), "Cancel sent. The job becomes Canceled in a moment.");
+  }
+
+  async function onRestart() {
+    await command("restart the job", () => api.restart(job.id), "Restart sent. Completed sequences are skipped; the job runs again.");
+  }
+
+  async function simple(what) {
+    try {
+      if (what === "archive") await api.archive(job.id);
+      else await api.unarchive(job.id);
+      flash(`Job ${what}d.`, "notice");
+    } catch (err) {
+      flash(`Could not ${what} the job: ${err.message}`);
+    }
+    await load();
+  }
+
+  async function onDelete() {
+    const ok = await confirmDialog({
+      title: "Delete this job instance?",
+      body: [
+        h("p", {}, "The job ", h("strong", {}, definitionLabel(job)), " (", h("code", {}, job.id), ") and its history will be removed for good."),
+        h("p", { class: "muted" }, "The target repository is not changed. To keep the record but hide it, archive it instead."),
+      ],
+      confirmLabel: "Delete job",
+    });
+    if (!ok) return;
+    try {
+      await api.remove(job.id);
+      flash(`Job ${definitionLabel(job)} (${shortId(job.id)}) deleted.`, "notice");
+      navigate("/jobs");
+    } catch (err) {
+      flash(`Could not delete the job: ${err.message}`);
+      await load();
+    }
+  }
+
+  // ---- rendering ----
+  function fact(label, value, testid) {
+    return h("div", { class: "fact" }, h("dt", {}, label), h("dd", { testid }, value ?? h("span", { class: "muted" }, "—")));
+  }
+
+  function renderHead() {
+    const waiting = pending ? h("span", { class: "pending", role: "status", testid: "pending" }, h("span", { class: "spinner", "aria-hidden": "true" }), "Waiting for the runner…") : null;
+    replace(head,
+      h("div", {},
+        h("h1", {}, definitionLabel(job), " ", statusBadge(job.status, "job-status"),
+          job.archived ? h("span", { class: "tag", testid: "archived-tag" }, "Archived") : null),
+        h("p", { class: "muted" }, "Job instance ", h("code", { testid: "job-id" }, job.id)),
+      ),
+      h("div", { class: "head-actions" }, waiting, actionButtons()),
+    );
+  }
+
+  function renderFacts() {
+    const rejected = job.last_rejected_command;
+    replace(facts,
+      h("h2", { class: "visually-hidden" }, "Details"),
+      h("dl", { class: "facts", testid: "job-facts" },
+        fact("Definition", [definitionLabel(job), " ", h("code", { class: "muted" }, job.definition_id ?? ""), job.definition_version ? ` v${job.definition_version}` : ""]),
+        fact("Origin", job.origin, "job-origin"),
+        fact("Requested by", job.requested_by),
+        fact("Created", when(job.created_at)),
+        fact("Started", when(job.started_at)),
+        fact("Ended", when(job.ended_at)),
+        job.started_at && (job.ended_at || ACTIVE.has(job.status)) ? fact("Duration", duration(job.started_at, job.ended_at)) : null,
+        job.attempt ? fact("Attempt", String(job.attempt)) : null,
+        job.validated_by ? fact("Validated", [job.validated_by, ", ", when(job.validated_at)]) : null,
+        job.restarted_by ? fact("Restarted", [job.restarted_by, ", ", when(job.restarted_at)]) : null,
+        job.canceled_by ? fact("Canceled", [job.canceled_by, ", ", when(job.canceled_at)]) : null,
+        job.archived_by ? fact("Archived", [job.archived_by, ", ", when(job.archived_at)]) : null,
+        job.failure ? fact("Failure", h("span", { class: "error-text" }, job.failure), "job-failure") : null,
+        rejected ? fact("Last refused command", [h("strong", {}, commandName(rejected.command)), rejected.requested_by ? ` by ${rejected.requested_by}` : "", rejected.at ? [", ", when(rejected.at)] : "", h("div", { class: "cell-sub" }, rejected.reason)], "job-rejected-command") : null,
+      ),
+    );
+  }
+
+  function countsCell(c, keys) {
+    if (!c) return h("span", { class: "muted" }, "—");
+    return h("span", { class: "counts" }, keys.map((k) =>
+      h("span", { class: `count count--${k}`, title: `${k}: ${c[k] ?? 0}` }, h("span", { class: "count__k" }, k === "unchanged" ? "=" : k[0].toUpperCase()), count(c[k] ?? 0))));
+  }
+
+  function progressCell(seq) {
+    const p = seq.progress;
+    if (seq.status !== "RUNNING") return null;
+    const label = p ? `${p.phase === "applying" ? "Applying" : "Planning"} ${count(p.done)}${p.total != null ? ` / ${count(p.total)}` : ""}` : "Starting…";
+    const bar = h("progress", { class: "progress", testid: "sequence-progress", "aria-label": `Progress of ${seq.name}` });
+    if (p && p.total) {
+      bar.max = p.total;
+      bar.value = Math.min(p.done, p.total);
+    }
+    return h("div", { class: "progress-wrap" }, bar, h("span", { class: "progress-label" }, label));
+  }
+
+  function renderSequences() {
+    const seqs = job.sequences ?? [];
+    replace(sequencesSlot,
+      h("div", { class: "card__head" }, h("h2", { id: "sequences-title" }, "Sequences"),
+        ACTIVE.has(job.status) ? h("span", { class: "live", testid: "live" }, h("span", { class: "live__dot", "aria-hidden": "true" }), "Live") : null),
+      h("div", { class: "table-wrap" },
+        h("table", { class: "table", testid: "sequences-table" },
+          h("caption", { class: "visually-hidden" }, "Sequence instances of this job"),
+          h("thead", {}, h("tr", {},
+            h("th", { scope: "col", class: "num" }, "#"),
+            h("th", { scope: "col" }, "Sequence"),
+            h("th", { scope: "col" }, "Status"),
+            h("th", { scope: "col" }, "Started"),
+            h("th", { scope: "col" }, "Ended"),
+            h("th", { scope: "col" }, h("abbr", { title: "Planned: Create, Update, Delete, = unchanged; target size before the sequence" }, "Planned")),
+            h("th", { scope: "col" }, h("abbr", { title: "Applied to the target: Create, Update, Delete" }, "Applied")),
+            h("th", { scope: "col", class: "col-actions" }, h("span", { class: "visually-hidden" }, "Changes")),
+          )),
+          h("tbody", {}, seqs.length ? seqs.map((seq) => h("tr", { testid: "sequence-row", dataset: { index: seq.index, status: seq.status }, class: seq.index === changes.index ? "is-selected" : "" },
+            h("td", { class: "num" }, String(seq.index + 1)),
+            h("td", {}, h("span", { class: "cell-title" }, seq.name),
+              seq.failure ? h("div", { class: "cell-sub error-text", testid: "sequence-failure" }, seq.failure) : null,
+              progressCell(seq)),
+            h("td", {}, statusBadge(seq.status, "sequence-status")),
+            h("td", {}, when(seq.started_at)),
+            h("td", {}, when(seq.ended_at)),
+            h("td", {}, countsCell(seq.planned, ["create", "update", "delete", "unchanged"]),
+              seq.planned ? h("div", { class: "cell-sub" }, `target had ${count(seq.planned.target_size)}`) : null),
+            h("td", {}, countsCell(seq.applied, ["create", "update", "delete"])),
+            h("td", { class: "col-actions" }, seq.planned && (seq.planned.create + seq.planned.update + seq.planned.delete > 0)
+              ? h("button", { type: "button", class: "btn btn--small btn--ghost", testid: "btn-changes", "aria-label": `Planned changes of ${seq.name}`, onclick: () => selectChanges(seq) }, "Changes")
+              : null),
+          )) : h("tr", {}, h("td", { colspan: 8, class: "empty" }, "No sequences yet."))),
+        ),
+      ),
+    );
+  }
+
+  function limitText(t, planned) {
+    const word = actionWord(t.action, 2);
+    if (t.limit === "percent") {
+      const records = t.limit_records != null ? ` = ${count(t.limit_records)} ${word}` : "";
+      return `${t.limit_value}% of the ${count(planned?.target_size)} records in the target${records}`;
+    }
+    if (t.limit === "approved") return `${count(t.limit_value)} ${word} approved by an operator`;
+    return `${count(t.limit_value)} ${word}`;
+  }
+
+  function renderThreshold() {
+    const seq = blockedSequence(job);
+    if (!seq || !seq.threshold || !["THRESHOLD", "VALIDATED"].includes(job.status)) {
+      replace(thresholdSlot);
+      return;
+    }
+    const t = seq.threshold;
+    const validated = job.status === "VALIDATED";
+    const by = seq.validated_by ?? job.validated_by;
+    const at = seq.validated_at ?? job.validated_at;
+    replace(thresholdSlot, h("section", { class: `card threshold ${validated ? "threshold--validated" : ""}`, testid: "threshold-panel", "aria-labelledby": "threshold-title" },
+      h("h2", { id: "threshold-title" }, validated ? "Validated: waiting for a restart" : "Stopped at a threshold"),
+      h("p", {}, validated
+        ? ["The planned changes were approved", by ? [" by ", h("strong", {}, by)] : null, at ? [", ", when(at)] : null,
+          ". Nothing has been written yet: restart the job to apply them, or cancel it."]
+        : "Nothing has been written to the target repository. Review the planned changes, then validate them or cancel the job."),
+      h("dl", { class: "facts facts--threshold" },
+        fact("Blocked sequence", [h("strong", {}, seq.name), ` (#${seq.index + 1})`], "threshold-sequence"),
+        fact("Action", h("span", { class: `action action--${t.action}` }, t.action), "threshold-action"),
+        fact("Limit", limitText(t, seq.planned), "threshold-limit"),
+        fact("Planned", h("strong", { class: "big-number" }, `${count(t.actual)} ${actionWord(t.action, t.actual)}`), "threshold-planned"),
+        fact("Whole plan", countsCell(seq.planned, ["create", "update", "delete", "unchanged"])),
+      ),
+    ));
+    if (changes.index === null) selectChanges(seq, { scroll: false });
+  }
+
+  function render(force = false) {
+    const json = JSON.stringify(job);
+    if (!force && json === lastJson) return;
+    lastJson = json;
+    document.title = `${definitionLabel(job)} ${shortId(job.id)} · Provisioning Jobs`;
+    renderHead();
+    renderThreshold();
+    renderFacts();
+    renderSequences();
+  }
+
+  // ---- planned changes ----
+  function selectChanges(seq, { scroll = true } = {}) {
+    changes.index = seq.index;
+    changes.name = seq.name;
+    changes.planId = seq.plan_id ?? null;
+    changes.page = 1;
+    changes.action = "";
+    loadChanges();
+    if (scroll) {
+      lastJson = "";
+      render();
+      changesSlot.scrollIntoView({ behavior: "smooth", block: "start" });
+    }
+  }
+
+  function attrs(record, other, side) {
+    if (!record) return h("span", { class: "muted" }, "—");
+    const keys = Object.keys(record).filter((k) => k !== "_id");
+    return h("dl", { class: "record" }, keys.map((k) => {
+      const changed = other && JSON.stringify(other[k]) !== JSON.stringify(record[k]);
+      const v = record[k];
+      return h("div", { class: `record__attr${changed ? ` changed--${side}` : ""}` }, h("dt", {}, k), h("dd", {}, typeof v === "string" ? v : JSON.stringify(v)));
+    }));
+  }
+
+  async function loadChanges() {
+    if (changes.index === null) return;
+    const index = changes.index;
+    const actionSelect = h("select", { id: "changes-action", testid: "changes-action", onchange: () => { changes.action = actionSelect.value; changes.page = 1; loadChanges(); } },
+      h("option", { value: "" }, "All actions"),
+      ["create", "update", "delete"].map((a) => h("option", { value: a, selected: a === changes.action }, a)));
+    const body = h("tbody", {}, h("tr", {}, h("td", { colspan: 4, class: "empty" }, "Loading the planned changes…")));
+    const pager = h("div", { class: "pager" });
+    replace(changesSlot, h("section", { class: "card card--flush", testid: "changes-panel", "aria-labelledby": "changes-title" },
+      h("div", { class: "card__head" },
+        h("h2", { id: "changes-title" }, "Planned changes of ", h("span", { testid: "changes-sequence" }, changes.name ?? `#${index + 1}`)),
+        h("div", { class: "field field--inline" }, h("label", { for: "changes-action" }, "Action"), actionSelect)),
+      h("div", { class: "table-wrap" }, h("table", { class: "table table--changes", testid: "changes-table" },
+        h("caption", { class: "visually-hidden" }, "Planned changes, page by page"),
+        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Key"), h("th", { scope: "col" }, "Action"), h("th", { scope: "col" }, "Before"), h("th", { scope: "col" }, "After"))),
+        body)),
+      pager,
+    ));
+    try {
+      const data = await api.changes(job.id, index, { action: changes.action, page: changes.page, page_size: CHANGE_PAGE_SIZE });
+      if (!alive || changes.index !== index) return;
+      const items = data.items ?? [];
+      replace(body, items.length ? items.map((c) => h("tr", { testid: "change-row", dataset: { action: c.action } },
+        h("td", {}, h("code", {}, String(c.key))),
+        h("td", {}, h("span", { class: `action action--${c.action}` }, c.action)),
+        h("td", {}, attrs(c.before, c.after, "before")),
+        h("td", {}, attrs(c.after, c.before, "after")),
+      )) : h("tr", {}, h("td", { colspan: 4, class: "empty" }, "No planned change of this kind.")));
+      const pages = Math.max(1, data.pages ?? 1);
+      const page = data.page ?? changes.page;
+      const goto = (p) => { changes.page = p; loadChanges(); };
+      replace(pager,
+        h("span", { class: "pager__range", testid: "changes-total" }, `${count(data.total ?? items.length)} change${(data.total ?? items.length) === 1 ? "" : "s"}`),
+        h("div", { class: "pager__buttons" },
+          h("button", { type: "button", class: "btn btn--small btn--ghost", testid: "changes-prev", disabled: page <= 1, onclick: () => goto(page - 1) }, "‹ Prev"),
+          h("span", { class: "pager__pos", testid: "changes-page-info" }, `Page ${page} of ${pages}`),
+          h("button", { type: "button", class: "btn btn--small btn--ghost", testid: "changes-next", disabled: page >= pages, onclick: () => goto(page + 1) }, "Next ›")),
+      );
+    } catch (err) {
+      if (!alive || changes.index !== index) return;
+      replace(body, h("tr", {}, h("td", { colspan: 4, class: "empty" }, `The planned changes could not be loaded: ${err.message}`)));
+    }
+  }
+
+  // ---- polling ----
+  function schedule(ms) {
+    clearTimeout(timer);
+    if (alive) timer = setTimeout(load, ms);
+  }
+
+  async function load() {
+    clearTimeout(timer);
+    inflight?.abort();
+    inflight = new AbortController();
+    try {
+      const fresh = await api.job(jobId, inflight.signal);
+      if (!alive) return;
+      const prev = job;
+      job = fresh;
+      let force = false;
+      if (pending) {
+        const refused = pending.commandId && job.last_rejected_command?.command_id === pending.commandId;
+        if (refused) flash(`The sequence runner refused the command: ${job.last_rejected_command.reason}`);
+        else if (job.status === pending.from && Date.now() > pending.until) flash("The job has not changed yet. The runner may be busy; refresh in a while.");
+        if (refused || job.status !== pending.from || Date.now() > pending.until) {
+          pending = null;
+          force = true;
+        }
+      }
+      const blocked = blockedSequence(job);
+      if (prev && blocked?.index !== blockedSequence(prev)?.index) {
+        changes.index = null;
+        replace(changesSlot);
+      }
+      render(force);
+      if (pending || ACTIVE.has(job.status)) schedule(POLL_MS);
+    } catch (err) {
+      if (err.name === "AbortError" || !alive) return;
+      if (err.status === 404) {
+        replace(facts, h("p", { testid: "job-missing" }, "This job instance does not exist (it may have been deleted). ", h("a", { href: "#/jobs" }, "Back to the jobs.")));
+        replace(head);
+        replace(sequencesSlot);
+        replace(thresholdSlot);
+        replace(changesSlot);
+        return;
+      }
+      flash(`The job could not be refreshed: ${err.message}`);
+      schedule(POLL_MS * 4);
+    }
+  }
+
+  load();
+  return () => {
+    alive = false;
+    clearTimeout(timer);
+    inflight?.abort();
+  };
+}

@@ -1,0 +1,120 @@
+"""The job-api HTTP process: the REST API, the console, and the job-requests intake."""
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+from urllib.parse import urlsplit, urlunsplit
+
+import uvicorn
+from fastapi import FastAPI
+from provisioning_common.logs import configure_logging
+from provisioning_common.topics import ensure_topics
+
+from job_api.api import api_keys, audit, definitions, jobs, me, session, system
+from job_api.api.asyncapi import asyncapi_document
+from job_api.api.limits import BodySizeLimitMiddleware
+from job_api.bootstrap import JobApiServices, build_services
+from job_api.console import router as console_router
+from job_api.entrypoints.intake import build_intake_subscriber
+from job_api.metrics import MetricsMiddleware
+from job_api.settings import JobApiSettings
+
+logger = logging.getLogger(__name__)
+
+
+def _version() -> str:
+    try:
+        return version("job-api")
+    except PackageNotFoundError:  # pragma: no cover - run from a source tree without metadata
+        return "0.0.0"
+
+
+def _without_credentials(uri: str) -> str:
+    parts = urlsplit(uri)
+    if parts.password is None and parts.username is None:
+        return uri
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
+def _lifespan(
+    services: JobApiServices,
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    settings = services.settings
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        created = await ensure_topics(settings.kafka)
+        if created:
+            logger.info("created topics %s", ", ".join(created))
+        await services.ensure_indexes()
+        await services.ensure_bootstrap_admin()
+        build_intake_subscriber(
+            services.broker,
+            settings,
+            definitions=services.definitions,
+            job_instances=services.job_instances,
+            publisher=services.job_events,
+        )
+        await services.broker.start()
+        logger.info(
+            "job-api listening on http://%s:%d; kafka %s (topic prefix %r), mongo %s, db %s",
+            settings.host,
+            settings.port,
+            settings.kafka.bootstrap_servers,
+            settings.kafka.topic_prefix,
+            _without_credentials(settings.mongo.uri),
+            settings.mongo.database,
+        )
+        try:
+            yield
+        finally:
+            await services.broker.stop()
+            await services.mongo.close()
+            logger.info("job-api stopped")
+
+    return lifespan
+
+
+def app_factory(settings: JobApiSettings | None = None) -> FastAPI:
+    """The FastAPI app; nothing connects until its lifespan starts."""
+    settings = settings or JobApiSettings()
+    services = build_services(settings)
+    app = FastAPI(
+        title="Provisioning jobs API",
+        version=_version(),
+        description="Job instances, their sequences and thresholds, and the operator's "
+        "decisions on them. Authenticate with 'Authorization: Bearer <api key>'.",
+        lifespan=_lifespan(services),
+    )
+    app.state.services = services
+    app.state.asyncapi = asyncapi_document(settings.kafka, _version())
+    for module in (jobs, definitions, api_keys, audit, me, session, system):
+        app.include_router(module.router)
+    # The console (HTML shell and assets) is served by this same app, at /.
+    app.include_router(console_router)
+    # Outermost first: metrics see every answer, including the size limit's 413s.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=services.metrics)
+    return app
+
+
+def main() -> None:
+    """Run the HTTP API with uvicorn on JOB_API_HOST:JOB_API_PORT; SIGTERM stops it cleanly."""
+    settings = JobApiSettings()
+    configure_logging("job-api", settings.log_level)
+    uvicorn.run(
+        app_factory(settings),
+        host=settings.host,
+        port=settings.port,
+        # Our JSON logging, configured above, formats uvicorn's lines too.
+        log_config=None,
+        lifespan="on",
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

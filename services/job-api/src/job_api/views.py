@@ -1,0 +1,270 @@
+"""Read-model queries of job-api: job instances, planned changes, the audit trail; paged."""
+
+import base64
+import binascii
+import json
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from provisioning_common.definitions import Action
+from provisioning_common.statuses import JobStatus
+from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+
+from job_api.adapters.audit import AUDIT
+
+JOB_INSTANCES = "job_instances"
+PLAN_CHANGES = "plan_changes"
+
+SortField = Literal["created_at", "started_at", "ended_at", "status", "definition_id"]
+SORT_FIELDS: tuple[SortField, ...] = (
+    "created_at",
+    "started_at",
+    "ended_at",
+    "status",
+    "definition_id",
+)
+Archived = Literal["false", "true", "any"]
+
+# What a listing returns of each job instance: enough for a table row and its sequence summary;
+# anything else the projector keeps (the definition snapshot, inputs) stays in the database.
+_LIST_FIELDS = {
+    name: 1
+    for name in (
+        "id",
+        "request_id",
+        "definition_id",
+        "definition_name",
+        "definition_version",
+        "status",
+        "archived",
+        "origin",
+        "requested_by",
+        "created_at",
+        "started_at",
+        "ended_at",
+        "updated_at",
+        "attempt",
+        "sequences",
+        "failure",
+        "failed_index",
+        "canceled_by",
+        "canceled_at",
+        "archived_by",
+        "archived_at",
+        "restarted_by",
+        "restarted_at",
+        "last_rejected_command",
+        "input_records",
+    )
+}
+
+
+class InvalidCursorError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Sort:
+    field: SortField
+    descending: bool
+
+    @classmethod
+    def parse(cls, value: str) -> "Sort":
+        descending = value.startswith("-")
+        name = value.removeprefix("-")
+        for known in SORT_FIELDS:
+            if name == known:
+                return cls(field=known, descending=descending)
+        raise ValueError(
+            f"sort: {value!r} is not a sort; use one of {', '.join(SORT_FIELDS)}, "
+            "with a leading '-' for descending"
+        )
+
+    def __str__(self) -> str:
+        return f"-{self.field}" if self.descending else self.field
+
+    def mongo(self) -> list[tuple[str, int]]:
+        # _id breaks ties in the same direction, so (field, _id) is a total order an index serves.
+        direction = DESCENDING if self.descending else ASCENDING
+        return [(self.field, direction), ("_id", direction)]
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """The position after one item: its sort value and id, under one sort."""
+
+    sort: str
+    value: datetime | str | None
+    id: str
+
+    def encode(self) -> str:
+        if isinstance(self.value, datetime):
+            tagged: dict[str, Any] = {"t": "d", "v": self.value.astimezone(UTC).isoformat()}
+        elif isinstance(self.value, str):
+            tagged = {"t": "s", "v": self.value}
+        else:
+            tagged = {"t": "n"}
+        raw = json.dumps({"s": self.sort, "id": self.id, **tagged}, separators=(",", ":"))
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str) -> "Cursor":
+        try:
+            padded = token + "=" * (-len(token) % 4)
+            doc = json.loads(base64.urlsafe_b64decode(padded.encode()))
+            kind = doc["t"]
+            value: datetime | str | None
+            if kind == "d":
+                value = datetime.fromisoformat(doc["v"])
+            elif kind == "s":
+                value = str(doc["v"])
+            elif kind == "n":
+                value = None
+            else:
+                raise ValueError(kind)
+            return cls(sort=str(doc["s"]), value=value, id=str(doc["id"]))
+        except (binascii.Error, UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
+            raise InvalidCursorError(
+                "cursor: not a cursor this API gave out; pass next_cursor from a previous page "
+                "unchanged, or start again without it"
+            ) from error
+
+    @classmethod
+    def after(cls, sort: Sort, doc: dict[str, Any]) -> "Cursor":
+        return cls(sort=str(sort), value=doc.get(sort.field), id=str(doc["_id"]))
+
+
+def keyset_filter(sort: Sort, cursor: Cursor) -> dict[str, Any]:
+    """Everything strictly after the cursor in (field, _id) order: a range scan, never a skip.
+
+    MongoDB orders null (and missing) below every value, so ascending lists them first and
+    descending last; a comparison such as $gt never matches null, hence the explicit branches.
+    """
+    f, v, i = sort.field, cursor.value, cursor.id
+    if not sort.descending:
+        if v is None:
+            return {"$or": [{f: None, "_id": {"$gt": i}}, {f: {"$ne": None}}]}
+        return {"$or": [{f: v, "_id": {"$gt": i}}, {f: {"$gt": v}}]}
+    if v is None:
+        return {f: None, "_id": {"$lt": i}}
+    return {"$or": [{f: v, "_id": {"$lt": i}}, {f: {"$lt": v}}, {f: None}]}
+
+
+@dataclass(frozen=True)
+class JobInstanceQuery:
+    statuses: tuple[JobStatus, ...] = ()
+    definition_id: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    archived: Archived = "false"
+    sort: Sort = Sort(field="created_at", descending=True)
+    page: int = 1
+    page_size: int = 10
+    cursor: Cursor | None = None
+
+    def mongo_filter(self) -> dict[str, Any]:
+        query: dict[str, Any] = {}
+        if self.archived != "any":
+            query["archived"] = self.archived == "true"
+        if self.statuses:
+            query["status"] = {"$in": [str(s) for s in self.statuses]}
+        if self.definition_id is not None:
+            query["definition_id"] = self.definition_id
+        created: dict[str, datetime] = {}
+        if self.created_from is not None:
+            created["$gte"] = self.created_from
+        if self.created_to is not None:
+            created["$lte"] = self.created_to
+        if created:
+            query["created_at"] = created
+        return query
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[dict[str, Any]]
+    page: int | None
+    page_size: int
+    total: int
+    next_cursor: str | None
+
+    @property
+    def pages(self) -> int:
+        return math.ceil(self.total / self.page_size)
+
+
+async def list_job_instances(db: AsyncDatabase[dict[str, Any]], query: JobInstanceQuery) -> Page:
+    """A page by number (skip/limit, for the console) or after a cursor (keyset, any depth)."""
+    collection = db[JOB_INSTANCES]
+    base = query.mongo_filter()
+    total = await collection.count_documents(base)
+    if query.cursor is not None:
+        if query.cursor.sort != str(query.sort):
+            raise InvalidCursorError(
+                f"cursor: it was given out for sort={query.cursor.sort}, not sort={query.sort}; "
+                "keep the sort while following next_cursor"
+            )
+        ranged = (
+            {"$and": [base, keyset_filter(query.sort, query.cursor)]}
+            if base
+            else (keyset_filter(query.sort, query.cursor))
+        )
+        found = collection.find(ranged, _LIST_FIELDS).sort(query.sort.mongo())
+        # One more than a page tells whether another page follows without counting.
+        docs = [doc async for doc in found.limit(query.page_size + 1)]
+        more = len(docs) > query.page_size
+        docs = docs[: query.page_size]
+        page = None
+    else:
+        skip = (query.page - 1) * query.page_size
+        found = collection.find(base, _LIST_FIELDS).sort(query.sort.mongo())
+        docs = [doc async for doc in found.skip(skip).limit(query.page_size)]
+        more = skip + len(docs) < total
+        page = query.page
+    next_cursor = Cursor.after(query.sort, docs[-1]).encode() if more and docs else None
+    return Page(
+        items=docs, page=page, page_size=query.page_size, total=total, next_cursor=next_cursor
+    )
+
+
+async def get_job_instance(db: AsyncDatabase[dict[str, Any]], job_id: str) -> dict[str, Any] | None:
+    return await db[JOB_INSTANCES].find_one({"_id": job_id})
+
+
+async def list_planned_changes(
+    db: AsyncDatabase[dict[str, Any]],
+    plan_id: str,
+    action: Action | None,
+    page: int,
+    page_size: int,
+) -> Page:
+    """One page of a stored plan in plan order, on the (plan_id, action, seq) index."""
+    query: dict[str, Any] = {"plan_id": plan_id}
+    if action is not None:
+        query["action"] = action
+    changes = db[PLAN_CHANGES]
+    total = await changes.count_documents(query)
+    skip = (page - 1) * page_size
+    found = changes.find(query, {"_id": 0}).sort([("seq", ASCENDING)]).skip(skip).limit(page_size)
+    docs = [doc async for doc in found]
+    return Page(items=docs, page=page, page_size=page_size, total=total, next_cursor=None)
+
+
+async def list_audit_entries(
+    db: AsyncDatabase[dict[str, Any]], page: int, page_size: int, job_id: str | None = None
+) -> Page:
+    """Newest first."""
+    query: dict[str, Any] = {} if job_id is None else {"job_id": job_id}
+    entries = db[AUDIT]
+    total = await entries.count_documents(query)
+    found = (
+        entries.find(query)
+        .sort([("at", DESCENDING), ("_id", DESCENDING)])
+        .skip((page - 1) * page_size)
+        .limit(page_size)
+    )
+    docs = [doc async for doc in found]
+    return Page(items=docs, page=page, page_size=page_size, total=total, next_cursor=None)

@@ -1,0 +1,1 @@
+"""Source and target connectors: where records are read from and written to."""

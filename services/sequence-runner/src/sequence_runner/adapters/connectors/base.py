@@ -1,0 +1,36 @@
+"""The two connector interfaces the runner knows; LDAP, SQL or SCIM connectors implement them."""
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Protocol
+
+from sequence_runner.domain.records import PlannedChange, SourceRecord
+
+
+class ConnectorError(Exception):
+    """A source or target failed; the message is the reason the sequence fails with."""
+
+
+class SourceError(ConnectorError):
+    pass
+
+
+class TargetError(ConnectorError):
+    pass
+
+
+class SourceConnector(Protocol):
+    def read(self) -> AsyncIterator[SourceRecord]:
+        """Every record of the source, in order; raises SourceError naming the line."""
+        ...
+
+
+class TargetConnector(Protocol):
+    async def prepare(self) -> None:
+        """Make the target ready to be planned against (indexes, schema); idempotent."""
+
+    def read_all(self) -> AsyncIterator[dict[str, Any]]:
+        """Every record of the target repository, each with its key attribute."""
+        ...
+
+    async def apply(self, changes: Sequence[PlannedChange]) -> None:
+        """Write one batch of a plan; applying the same batch again gives the same target."""

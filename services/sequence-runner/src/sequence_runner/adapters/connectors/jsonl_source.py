@@ -1,0 +1,57 @@
+"""JSON Lines source: one JSON object per line; a line that is not one names its number."""
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import TextIO
+
+from sequence_runner.adapters.connectors.base import SourceError
+from sequence_runner.adapters.connectors.csv_source import READ_BATCH, _take
+from sequence_runner.domain.records import SourceRecord
+
+
+class JsonlSourceConnector:
+    def __init__(self, path: Path, shown_as: str) -> None:
+        self._path = path
+        self._shown_as = shown_as
+
+    async def read(self) -> AsyncIterator[SourceRecord]:
+        handle = await asyncio.to_thread(self._open)
+        try:
+            records = self._records(handle)
+            while True:
+                batch = await asyncio.to_thread(_take, records, READ_BATCH)
+                if not batch:
+                    return
+                for record in batch:
+                    yield record
+        finally:
+            handle.close()
+
+    def _open(self) -> TextIO:
+        try:
+            return self._path.open(encoding="utf-8-sig")
+        except OSError as error:
+            raise SourceError(f"{self._shown_as}: cannot be opened: {error.strerror}") from error
+
+    def _records(self, handle: TextIO) -> Iterator[SourceRecord]:
+        line = 0
+        try:
+            for line, text in enumerate(handle, start=1):
+                if not text.strip():
+                    continue
+                try:
+                    value = json.loads(text)
+                except json.JSONDecodeError as error:
+                    raise SourceError(
+                        f"{self._shown_as}: line {line}: invalid JSON: {error.msg}"
+                    ) from error
+                if not isinstance(value, dict):
+                    raise SourceError(
+                        f"{self._shown_as}: line {line}: expected a JSON object, "
+                        f"found {type(value).__name__}"
+                    )
+                yield SourceRecord(line=line, fields=value)
+        except UnicodeDecodeError as error:
+            raise SourceError(f"{self._shown_as}: after line {line}: not UTF-8 text") from error

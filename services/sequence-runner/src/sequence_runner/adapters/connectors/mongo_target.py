@@ -1,0 +1,89 @@
+"""MongoDB target: one collection of the target repository database, one document per record."""
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pymongo import ASCENDING, DeleteOne, UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import ConnectionFailure, PyMongoError
+
+from sequence_runner.adapters.connectors.base import TargetError
+from sequence_runner.domain.records import PlannedChange
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 4
+    backoff_seconds: float = 0.5
+
+
+async def with_retries(policy: RetryPolicy, what: str, operation: Callable[[], Awaitable[T]]) -> T:
+    """Retry what a network blip can fail; anything else fails the sequence at once."""
+    for attempt in range(1, policy.attempts + 1):
+        try:
+            return await operation()
+        except ConnectionFailure as error:
+            if attempt == policy.attempts:
+                raise TargetError(
+                    f"target repository unreachable after {attempt} attempts ({what}): {error}"
+                ) from error
+            await asyncio.sleep(policy.backoff_seconds * 2 ** (attempt - 1))
+        except PyMongoError as error:
+            raise TargetError(f"target repository refused the {what}: {error}") from error
+    raise AssertionError("unreachable")  # pragma: no cover - attempts >= 1
+
+
+class MongoTargetConnector:
+    """Each record is stored with `_id` = its key value and keeps its key attribute."""
+
+    def __init__(
+        self, collection: AsyncCollection[dict[str, Any]], key: str, retry: RetryPolicy
+    ) -> None:
+        self._collection = collection
+        self._key = key
+        self._retry = retry
+
+    async def prepare(self) -> None:
+        # Sparse: documents written by other means without the attribute do not collide.
+        await with_retries(
+            self._retry,
+            f"unique index on {self._key!r}",
+            lambda: self._collection.create_index(
+                [(self._key, ASCENDING)], unique=True, sparse=True, name=f"{self._key}_unique"
+            ),
+        )
+
+    async def read_all(self) -> AsyncIterator[dict[str, Any]]:
+        records = await with_retries(self._retry, "read", self._read_everything)
+        for record in records:
+            yield record
+
+    async def _read_everything(self) -> list[dict[str, Any]]:
+        return [document async for document in self._collection.find({})]
+
+    async def apply(self, changes: Sequence[PlannedChange]) -> None:
+        if not changes:
+            return
+        operations: list[UpdateOne | DeleteOne] = []
+        for change in changes:
+            # By the key attribute, so a record written by other means is updated, not doubled.
+            where = {self._key: change.key}
+            if change.action == "delete":
+                operations.append(DeleteOne(where))
+            else:
+                operations.append(
+                    UpdateOne(
+                        where,
+                        {"$set": change.after, "$setOnInsert": {"_id": change.key}},
+                        upsert=True,
+                    )
+                )
+        await with_retries(
+            self._retry,
+            "write",
+            lambda: self._collection.bulk_write(operations, ordered=False),
+        )

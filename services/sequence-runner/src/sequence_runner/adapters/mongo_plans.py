@@ -1,0 +1,89 @@
+"""MongoDB `plans` and `plan_changes`: every plan the guard checked, change by change, so the
+apply writes exactly what was checked and job-api can show it page by page."""
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+
+from sequence_runner.domain.records import PlannedChange
+from sequence_runner.handlers.ports import StoredPlan
+
+PLANS = "plans"
+PLAN_CHANGES = "plan_changes"
+INSERT_BATCH = 1000
+
+
+class MongoPlanRepository:
+    def __init__(self, database: AsyncDatabase[dict[str, Any]]) -> None:
+        self._plans = database[PLANS]
+        self._changes = database[PLAN_CHANGES]
+
+    async def ensure_indexes(self) -> None:
+        await self._plans.create_index([("job_id", ASCENDING), ("index", ASCENDING)], name="job")
+        # Paging through one action of a plan, and through the whole plan, in order.
+        await self._changes.create_index(
+            [("plan_id", ASCENDING), ("action", ASCENDING), ("seq", ASCENDING)],
+            name="plan_action_seq",
+        )
+        await self._changes.create_index(
+            [("plan_id", ASCENDING), ("seq", ASCENDING)], name="plan_seq"
+        )
+
+    async def save(self, plan: StoredPlan, changes: Sequence[PlannedChange]) -> None:
+        # Changes first: a plan document is only there once all its changes are.
+        for start in range(0, len(changes), INSERT_BATCH):
+            await self._changes.insert_many(
+                [
+                    {
+                        "plan_id": plan.plan_id,
+                        "job_id": plan.job_id,
+                        "index": plan.index,
+                        "seq": change.seq,
+                        "action": change.action,
+                        "key": change.key,
+                        "before": change.before,
+                        "after": change.after,
+                    }
+                    for change in changes[start : start + INSERT_BATCH]
+                ]
+            )
+        await self._plans.insert_one(
+            {
+                "_id": plan.plan_id,
+                "plan_id": plan.plan_id,
+                "job_id": plan.job_id,
+                "index": plan.index,
+                "attempt": plan.attempt,
+                "counts": plan.counts.model_dump(),
+                "created_at": plan.created_at,
+            }
+        )
+
+    async def changes(self, plan_id: str, batch_size: int) -> AsyncIterator[list[PlannedChange]]:
+        cursor = (
+            self._changes.find({"plan_id": plan_id}, {"_id": 0})
+            .sort("seq", ASCENDING)
+            .batch_size(batch_size)
+        )
+        batch: list[PlannedChange] = []
+        async for document in cursor:
+            batch.append(
+                PlannedChange(
+                    seq=document["seq"],
+                    action=document["action"],
+                    key=document["key"],
+                    before=document["before"],
+                    after=document["after"],
+                )
+            )
+            if len(batch) >= batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    async def delete(self, plan_id: str) -> None:
+        await self._changes.delete_many({"plan_id": plan_id})
+        await self._plans.delete_one({"_id": plan_id})

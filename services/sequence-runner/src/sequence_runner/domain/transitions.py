@@ -1,0 +1,401 @@
+"""Pure transitions of a run: each returns the new run and the events it publishes, or why not."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from provisioning_common.commands import CancelJob, JobCommand, RestartJob, ValidateThreshold
+from provisioning_common.envelope import Envelope
+from provisioning_common.events import (
+    AppliedCounts,
+    Approval,
+    CommandRejected,
+    CommandRejectedData,
+    JobCanceled,
+    JobCanceledData,
+    JobCompleted,
+    JobCreated,
+    JobFailed,
+    JobFailedData,
+    JobStarted,
+    JobStartedData,
+    PlanCounts,
+    SequenceCanceled,
+    SequenceCanceledData,
+    SequenceCompleted,
+    SequenceCompletedData,
+    SequenceFailed,
+    SequenceFailedData,
+    SequencePlanned,
+    SequencePlannedData,
+    SequenceStarted,
+    SequenceStartedData,
+    ThresholdHit,
+    ThresholdValidated,
+    ThresholdValidatedData,
+)
+from provisioning_common.statuses import (
+    RESTARTABLE_JOB_STATUSES,
+    JobStatus,
+    SequenceStatus,
+    job_can_move,
+    sequence_can_move,
+)
+
+from sequence_runner.domain.run import Phase, Run, SequenceRun
+
+RUNNER_SOURCE = "/provisioning/sequence-runner"
+
+
+@dataclass(frozen=True)
+class Moved:
+    """The run changed; `events` are published once the new run is stored."""
+
+    run: Run
+    events: tuple[Envelope, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A command that does not fit the job's state; `reason` is meant for the operator."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Unchanged:
+    """Nothing to do: a stale decision, a replayed message, a command already handled."""
+
+    why: str
+
+
+Outcome = Moved | Rejected | Unchanged
+
+
+def _about(run: Run, now: datetime) -> dict[str, Any]:
+    """The envelope fields every event of the runner about this job carries."""
+    return {"source": RUNNER_SOURCE, "subject": run.job_id, "time": now}
+
+
+def _running(sequence: SequenceRun, phase: Phase) -> SequenceRun:
+    return sequence.model_copy(
+        update={
+            "status": SequenceStatus.RUNNING,
+            "phase": phase,
+            "plan_id": None,
+            "planned": None,
+            "applied": None,
+            "threshold": None,
+            "reason": None,
+        }
+    )
+
+
+def _in_phase(run: Run, index: int, phase: Phase, attempt: int | None = None) -> bool:
+    if run.status is not JobStatus.RUNNING or not 0 <= index < len(run.sequences):
+        return False
+    if attempt is not None and run.attempt != attempt:
+        return False
+    sequence = run.sequence(index)
+    return sequence.status is SequenceStatus.RUNNING and sequence.phase == phase
+
+
+def command_name(command: JobCommand) -> str:
+    return command.type.removeprefix("provisioning.")
+
+
+def rejection(job_id: str, command: JobCommand, reason: str, now: datetime) -> CommandRejected:
+    return CommandRejected(
+        source=RUNNER_SOURCE,
+        subject=job_id,
+        time=now,
+        data=CommandRejectedData(
+            command_id=command.data.command_id,
+            command=command_name(command),
+            requested_by=command.data.requested_by,
+            reason=reason,
+        ),
+    )
+
+
+# ---- the job's own progress ---------------------------------------------------------------
+
+
+def start(created: JobCreated, now: datetime) -> Moved:
+    """A new run at its first sequence: QUEUED → RUNNING."""
+    definition = created.data.definition
+    sequences = [SequenceRun(index=i, name=s.name) for i, s in enumerate(definition.sequences)]
+    sequences[0] = _running(sequences[0], "planning")
+    run = Run(
+        job_id=created.subject,
+        request_id=created.data.request_id,
+        requested_by=created.data.requested_by,
+        status=JobStatus.RUNNING,
+        attempt=1,
+        definition=definition,
+        inputs=created.data.inputs,
+        sequences=tuple(sequences),
+    )
+    return Moved(
+        run,
+        (
+            JobStarted(**_about(run, now), data=JobStartedData(attempt=1)),
+            SequenceStarted(
+                **_about(run, now),
+                data=SequenceStartedData(index=0, name=sequences[0].name, attempt=1),
+            ),
+        ),
+    )
+
+
+def on_planned(
+    run: Run, index: int, attempt: int, plan_id: str, counts: PlanCounts, now: datetime
+) -> Outcome:
+    """The plan is stored: hand it to the guard with the thresholds and any approval."""
+    if not _in_phase(run, index, "planning", attempt):
+        return Unchanged(f"sequence {index} is no longer being planned in attempt {attempt}")
+    sequence = run.sequence(index).model_copy(
+        update={"phase": "deciding", "plan_id": plan_id, "planned": counts}
+    )
+    moved = run.with_sequence(sequence)
+    return Moved(
+        moved,
+        (
+            SequencePlanned(
+                **_about(moved, now),
+                data=SequencePlannedData(
+                    index=index,
+                    name=sequence.name,
+                    plan_id=plan_id,
+                    counts=counts,
+                    thresholds=run.sequence_definition(index).thresholds,
+                    approval=sequence.approval,
+                ),
+            ),
+        ),
+    )
+
+
+def _deciding_on(run: Run, index: int, plan_id: str) -> bool:
+    return _in_phase(run, index, "deciding") and run.sequence(index).plan_id == plan_id
+
+
+def on_released(run: Run, index: int, plan_id: str) -> Outcome:
+    """The guard released the plan: apply it. The guard's event is the record of it."""
+    if not _deciding_on(run, index, plan_id):
+        return Unchanged(f"plan {plan_id} of sequence {index} is not awaiting a decision")
+    return Moved(run.with_sequence(run.sequence(index).model_copy(update={"phase": "applying"})))
+
+
+def on_blocked(run: Run, index: int, plan_id: str, hit: ThresholdHit) -> Outcome:
+    """The guard blocked the plan: nothing is written and the job waits for an operator."""
+    if not _deciding_on(run, index, plan_id):
+        return Unchanged(f"plan {plan_id} of sequence {index} is not awaiting a decision")
+    sequence = run.sequence(index).model_copy(
+        update={"status": SequenceStatus.THRESHOLD, "phase": None, "threshold": hit}
+    )
+    moved = run.with_sequence(sequence).model_copy(update={"status": JobStatus.THRESHOLD})
+    return Moved(moved)
+
+
+def on_completed(
+    run: Run, index: int, plan_id: str, applied: AppliedCounts, now: datetime
+) -> Outcome:
+    """The plan is written: start the next sequence, or complete the job."""
+    if not _in_phase(run, index, "applying") or run.sequence(index).plan_id != plan_id:
+        return Unchanged(f"plan {plan_id} of sequence {index} is not being applied")
+    done = run.sequence(index).model_copy(
+        update={"status": SequenceStatus.COMPLETED, "phase": None, "applied": applied}
+    )
+    moved = run.with_sequence(done)
+    events: list[Envelope] = [
+        SequenceCompleted(
+            **_about(moved, now),
+            data=SequenceCompletedData(index=index, plan_id=plan_id, applied=applied),
+        )
+    ]
+    following = index + 1
+    if following < len(moved.sequences):
+        upcoming = _running(moved.sequence(following), "planning")
+        moved = moved.with_sequence(upcoming)
+        events.append(
+            SequenceStarted(
+                **_about(moved, now),
+                data=SequenceStartedData(
+                    index=following, name=upcoming.name, attempt=moved.attempt
+                ),
+            )
+        )
+    else:
+        moved = moved.model_copy(update={"status": JobStatus.COMPLETED})
+        events.append(JobCompleted(**_about(moved, now)))
+    return Moved(moved, tuple(events))
+
+
+def on_failed(run: Run, index: int, attempt: int, reason: str, now: datetime) -> Outcome:
+    """The sequence could not be planned or applied: it and the job are FAILED."""
+    if run.status is not JobStatus.RUNNING or run.attempt != attempt:
+        return Unchanged(f"attempt {attempt} of the job is over")
+    sequence = run.sequence(index)
+    if sequence.status is not SequenceStatus.RUNNING:
+        return Unchanged(f"sequence {index} is not running")
+    failed = sequence.model_copy(
+        update={"status": SequenceStatus.FAILED, "phase": None, "reason": reason}
+    )
+    moved = run.with_sequence(failed).model_copy(update={"status": JobStatus.FAILED})
+    return Moved(
+        moved,
+        (
+            SequenceFailed(
+                **_about(moved, now), data=SequenceFailedData(index=index, reason=reason)
+            ),
+            JobFailed(**_about(moved, now), data=JobFailedData(index=index, reason=reason)),
+        ),
+    )
+
+
+# ---- operator commands ----------------------------------------------------------------------
+
+
+def _already_handled(run: Run, command: JobCommand) -> Unchanged | Rejected | None:
+    """A redelivered command is skipped; one sent for a state the job has left is refused."""
+    if command.data.command_id in run.handled_commands:
+        return Unchanged(f"command {command.data.command_id} was already handled")
+    expected = command.data.expected_status
+    if expected is not None and run.status is not expected:
+        # Two operators deciding at once: the first decision stands, the second is told why.
+        return Rejected(
+            f"job {run.job_id} is {run.status.value} now, no longer {expected.value} as when "
+            f"the command was sent; look at the job again before deciding"
+        )
+    return None
+
+
+def _names(statuses: Sequence[JobStatus]) -> str:
+    names = [status.value for status in statuses]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def _job_is(run: Run, allowed: Sequence[JobStatus], verb: str) -> Rejected:
+    return Rejected(
+        f"job {run.job_id} is {run.status.value}; only a job at {_names(allowed)} can be {verb}"
+    )
+
+
+def validate(run: Run, command: ValidateThreshold, now: datetime) -> Outcome:
+    """Approve the counts of the blocked plan; nothing runs until a restart."""
+    if handled := _already_handled(run, command):
+        return handled
+    blocked = run.awaiting_decision()
+    if (
+        blocked is None
+        or run.status is not JobStatus.THRESHOLD
+        or not job_can_move(run.status, JobStatus.VALIDATED)
+        or not sequence_can_move(blocked.status, SequenceStatus.VALIDATED)
+    ):
+        return _job_is(run, [JobStatus.THRESHOLD], "validated")
+    wanted_plan = command.data.plan_id
+    if wanted_plan is not None and wanted_plan != blocked.plan_id:
+        return Rejected(
+            f"job {run.job_id} is blocked on plan {blocked.plan_id}, not on plan {wanted_plan}; "
+            "look at the current plan and validate again"
+        )
+    assert blocked.planned is not None
+    assert blocked.plan_id is not None
+    approval = Approval(
+        create=blocked.planned.create,
+        update=blocked.planned.update,
+        delete=blocked.planned.delete,
+        validated_by=command.data.requested_by,
+        validated_at=now,
+        plan_id=blocked.plan_id,
+    )
+    validated = blocked.model_copy(
+        update={"status": SequenceStatus.VALIDATED, "approval": approval}
+    )
+    moved = (
+        run.with_sequence(validated)
+        .model_copy(update={"status": JobStatus.VALIDATED})
+        .with_handled_command(command.data.command_id)
+    )
+    return Moved(
+        moved,
+        (
+            ThresholdValidated(
+                **_about(moved, now),
+                data=ThresholdValidatedData(
+                    index=blocked.index, command_id=command.data.command_id, approval=approval
+                ),
+            ),
+        ),
+    )
+
+
+def cancel(run: Run, command: CancelJob, now: datetime) -> Outcome:
+    """Cancel the blocked sequence and every later one; the job ends CANCELED."""
+    if handled := _already_handled(run, command):
+        return handled
+    blocked = run.awaiting_decision()
+    allowed = [JobStatus.THRESHOLD, JobStatus.VALIDATED]
+    if blocked is None or run.status not in allowed:
+        return _job_is(run, allowed, "canceled")
+    moved = run
+    events: list[Envelope] = []
+    for sequence in run.sequences[blocked.index :]:
+        if not sequence_can_move(sequence.status, SequenceStatus.CANCELED):
+            continue
+        moved = moved.with_sequence(
+            sequence.model_copy(update={"status": SequenceStatus.CANCELED, "phase": None})
+        )
+        events.append(
+            SequenceCanceled(
+                **_about(moved, now),
+                data=SequenceCanceledData(
+                    index=sequence.index,
+                    canceled_by=command.data.requested_by,
+                    command_id=command.data.command_id,
+                ),
+            )
+        )
+    moved = moved.model_copy(update={"status": JobStatus.CANCELED}).with_handled_command(
+        command.data.command_id
+    )
+    events.append(
+        JobCanceled(
+            **_about(moved, now),
+            data=JobCanceledData(
+                canceled_by=command.data.requested_by, command_id=command.data.command_id
+            ),
+        )
+    )
+    return Moved(moved, tuple(events))
+
+
+def restart(run: Run, command: RestartJob, now: datetime) -> Outcome:
+    """Plan again the first sequence that is not completed; completed ones are not re-run."""
+    if handled := _already_handled(run, command):
+        return handled
+    allowed = sorted(RESTARTABLE_JOB_STATUSES, key=list(JobStatus).index)
+    if run.status not in RESTARTABLE_JOB_STATUSES:
+        return _job_is(run, allowed, "restarted")
+    resumed = next(s for s in run.sequences if s.status is not SequenceStatus.COMPLETED)
+    attempt = run.attempt + 1
+    moved = (
+        run.with_sequence(_running(resumed, "planning"))
+        .model_copy(update={"status": JobStatus.RUNNING, "attempt": attempt})
+        .with_handled_command(command.data.command_id)
+    )
+    return Moved(
+        moved,
+        (
+            JobStarted(
+                **_about(moved, now),
+                data=JobStartedData(attempt=attempt, restarted_by=command.data.requested_by),
+            ),
+            SequenceStarted(
+                **_about(moved, now),
+                data=SequenceStartedData(index=resumed.index, name=resumed.name, attempt=attempt),
+            ),
+        ),
+    )

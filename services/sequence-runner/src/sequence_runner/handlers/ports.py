@@ -1,0 +1,75 @@
+"""The ports the runner's handlers work through; adapters implement them, unit tests fake them."""
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from provisioning_common.definitions import SequenceDefinition
+from provisioning_common.envelope import Envelope
+from provisioning_common.events import PlanCounts
+
+from sequence_runner.adapters.connectors.base import SourceConnector, TargetConnector
+from sequence_runner.domain.records import PlannedChange
+from sequence_runner.domain.run import Run
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    run: Run
+    version: int
+    # Events stored with a transition and not yet published.
+    outbox: tuple[Envelope, ...]
+
+
+@dataclass(frozen=True)
+class StoredPlan:
+    plan_id: str
+    job_id: str
+    index: int
+    attempt: int
+    counts: PlanCounts
+    created_at: datetime
+
+
+class RunRepository(Protocol):
+    async def insert(self, run: Run, events: Sequence[Envelope]) -> bool:
+        """Store a new run with its first events; False if the job already has one."""
+        ...
+
+    async def load(self, job_id: str) -> StoredRun | None: ...
+
+    async def save(self, run: Run, expected_version: int, events: Sequence[Envelope]) -> bool:
+        """Replace the run and add `events` to its outbox, in one atomic write, if the stored
+        version is still `expected_version`; False when another writer came first."""
+        ...
+
+    async def mark_sent(self, job_id: str, event_ids: Sequence[str]) -> None: ...
+
+    async def with_pending_work(self) -> list[str]:
+        """Job ids whose outbox is not empty or that are RUNNING."""
+        ...
+
+
+class PlanRepository(Protocol):
+    async def save(self, plan: StoredPlan, changes: Sequence[PlannedChange]) -> None: ...
+
+    def changes(self, plan_id: str, batch_size: int) -> AsyncIterator[list[PlannedChange]]:
+        """The plan's changes in order, batch by batch."""
+        ...
+
+    async def delete(self, plan_id: str) -> None: ...
+
+
+class EventPublisher(Protocol):
+    async def publish(self, event: Envelope) -> None: ...
+
+
+class Connectors(Protocol):
+    def source(
+        self, sequence: SequenceDefinition, inputs: list[dict[str, Any]] | None
+    ) -> SourceConnector:
+        """Raises SourceError when the source cannot be opened as defined."""
+        ...
+
+    def target(self, sequence: SequenceDefinition) -> TargetConnector: ...

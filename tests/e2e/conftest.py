@@ -1,0 +1,96 @@
+"""The whole system as real processes: job-api, its projector, the runner and the guard."""
+
+import asyncio
+import secrets
+import shutil
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from provisioning_common.settings import KafkaSettings
+from provisioning_common.topics import ensure_topics
+
+from tests.conftest import Infra
+from tests.support.kafka_groups import group_has_members
+from tests.support.processes import REPO, ServiceProcess, free_port, service_argv, start_service
+
+
+@dataclass(frozen=True)
+class System:
+    api_url: str
+    admin_key: str
+    data_dir: Path
+    mongo_database: str
+    target_db: str
+    kafka_bootstrap: str
+    mongo_uri: str
+    kafka_settings: KafkaSettings
+    processes: dict[str, ServiceProcess]
+
+    def topic(self, name: str) -> str:
+        return self.kafka_settings.topic(name)
+
+    def auth(self, key: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key or self.admin_key}"}
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _group_ready(settings: KafkaSettings, service: str) -> bool:
+    return asyncio.run(group_has_members(settings, settings.group_id(service)))
+
+
+@pytest.fixture(scope="session")
+def system(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    run_id = secrets.token_hex(4)
+    data_dir = tmp_path_factory.mktemp("data")
+    logs = REPO / "test-results" / "logs"
+    shutil.rmtree(logs, ignore_errors=True)
+    port = free_port()
+    kafka = KafkaSettings(bootstrap_servers=infra.kafka_bootstrap)
+    asyncio.run(ensure_topics(kafka))
+    admin_key = f"e2e-admin-{secrets.token_urlsafe(16)}"
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
+        "MONGO_URI": infra.mongo_uri,
+        "MONGO_DATABASE": f"e2e_{run_id}",
+        "PROVISIONING_TARGET_DB": f"e2e_identity_{run_id}",
+        "PROVISIONING_DATA_DIR": str(data_dir),
+        "PROVISIONING_ADMIN_API_KEY": admin_key,
+        "JOB_API_HOST": "127.0.0.1",
+        "JOB_API_PORT": str(port),
+        # Progress is published at most once per interval; short here so tests can watch it.
+        "PROVISIONING_PROGRESS_INTERVAL_SECONDS": "0.5",
+    }
+    api_url = f"http://127.0.0.1:{port}"
+    with ExitStack() as stack:
+        procs: dict[str, ServiceProcess] = {}
+        for name, ready in (
+            ("threshold-guard", lambda: _group_ready(kafka, "threshold-guard")),
+            ("sequence-runner", lambda: _group_ready(kafka, "sequence-runner")),
+            ("job-api-projector", lambda: _group_ready(kafka, "job-api-projector")),
+            ("job-api", lambda: _healthy(api_url)),
+        ):
+            procs[name] = stack.enter_context(
+                start_service(name, service_argv(name), env, ready, logs / f"{name}.log",
+                              timeout=90)
+            )
+        yield System(
+            api_url=api_url,
+            admin_key=admin_key,
+            data_dir=data_dir,
+            mongo_database=env["MONGO_DATABASE"],
+            target_db=env["PROVISIONING_TARGET_DB"],
+            kafka_bootstrap=infra.kafka_bootstrap,
+            mongo_uri=infra.mongo_uri,
+            kafka_settings=kafka,
+            processes=procs,
+        )

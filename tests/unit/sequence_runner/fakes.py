@@ -1,0 +1,157 @@
+"""Hand-written fakes of the runner's own ports, for unit tests of the engine."""
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from provisioning_common.definitions import SequenceDefinition
+from provisioning_common.envelope import Envelope
+from sequence_runner.adapters.connectors.base import (
+    SourceConnector,
+    SourceError,
+    TargetConnector,
+    TargetError,
+)
+from sequence_runner.domain.records import PlannedChange, SourceRecord
+from sequence_runner.domain.run import Run
+from sequence_runner.handlers.ports import StoredPlan, StoredRun
+
+
+@dataclass
+class _Row:
+    run: Run
+    version: int
+    outbox: list[Envelope]
+
+
+class FakeRuns:
+    def __init__(self) -> None:
+        self.rows: dict[str, _Row] = {}
+        # Called before each save: lets a test play another writer that came first.
+        self.before_save: Callable[[str], None] | None = None
+        self.saves = 0
+
+    async def insert(self, run: Run, events: Sequence[Envelope]) -> bool:
+        if run.job_id in self.rows:
+            return False
+        self.rows[run.job_id] = _Row(run, 1, list(events))
+        return True
+
+    async def load(self, job_id: str) -> StoredRun | None:
+        row = self.rows.get(job_id)
+        if row is None:
+            return None
+        return StoredRun(run=row.run, version=row.version, outbox=tuple(row.outbox))
+
+    async def save(self, run: Run, expected_version: int, events: Sequence[Envelope]) -> bool:
+        if self.before_save is not None:
+            self.before_save(run.job_id)
+        row = self.rows[run.job_id]
+        if row.version != expected_version:
+            return False
+        self.saves += 1
+        row.run, row.version = run, row.version + 1
+        row.outbox.extend(events)
+        return True
+
+    def bump(self, job_id: str) -> None:
+        self.rows[job_id].version += 1
+
+    async def mark_sent(self, job_id: str, event_ids: Sequence[str]) -> None:
+        row = self.rows[job_id]
+        row.outbox = [e for e in row.outbox if e.id not in set(event_ids)]
+
+    async def with_pending_work(self) -> list[str]:
+        return [
+            job_id
+            for job_id, row in self.rows.items()
+            if row.outbox or row.run.status.value == "RUNNING"
+        ]
+
+
+class FakePlans:
+    def __init__(self) -> None:
+        self.plans: dict[str, tuple[StoredPlan, list[PlannedChange]]] = {}
+
+    async def save(self, plan: StoredPlan, changes: Sequence[PlannedChange]) -> None:
+        self.plans[plan.plan_id] = (plan, list(changes))
+
+    async def changes(self, plan_id: str, batch_size: int) -> AsyncIterator[list[PlannedChange]]:
+        changes = self.plans[plan_id][1]
+        for start in range(0, len(changes), batch_size):
+            yield changes[start : start + batch_size]
+
+    async def delete(self, plan_id: str) -> None:
+        self.plans.pop(plan_id, None)
+
+
+class FakePublisher:
+    def __init__(self) -> None:
+        self.published: list[Envelope] = []
+        self.failures_left = 0
+
+    async def publish(self, event: Envelope) -> None:
+        if self.failures_left:
+            self.failures_left -= 1
+            raise ConnectionError("broker away")
+        self.published.append(event)
+
+    def of_type(self, kind: type[Envelope]) -> list[Any]:
+        return [e for e in self.published if isinstance(e, kind)]
+
+    def types(self) -> list[str]:
+        return [e.type.removeprefix("provisioning.") for e in self.published]
+
+
+class FakeSource:
+    def __init__(self, records: list[dict[str, Any]] | SourceError) -> None:
+        self._records = records
+
+    async def read(self) -> AsyncIterator[SourceRecord]:
+        if isinstance(self._records, SourceError):
+            raise self._records
+        for line, fields in enumerate(self._records, start=2):
+            yield SourceRecord(line=line, fields=fields)
+
+
+class FakeTarget:
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.records: dict[Any, dict[str, Any]] = {}
+        self.writes: list[PlannedChange] = []
+        self.failing: TargetError | None = None
+
+    async def prepare(self) -> None:
+        pass
+
+    async def read_all(self) -> AsyncIterator[dict[str, Any]]:
+        for record in list(self.records.values()):
+            yield dict(record)
+
+    async def apply(self, changes: Sequence[PlannedChange]) -> None:
+        if self.failing is not None:
+            raise self.failing
+        for change in changes:
+            self.writes.append(change)
+            if change.action == "delete":
+                self.records.pop(change.key, None)
+            else:
+                assert change.after is not None
+                self.records[change.key] = {**self.records.get(change.key, {}), **change.after}
+
+
+@dataclass
+class FakeConnectors:
+    sources: dict[str, list[dict[str, Any]] | SourceError] = field(default_factory=dict)
+    targets: dict[str, FakeTarget] = field(default_factory=dict)
+
+    def source(
+        self, sequence: SequenceDefinition, inputs: list[dict[str, Any]] | None
+    ) -> SourceConnector:
+        return FakeSource(self.sources[sequence.name])
+
+    def target(self, sequence: SequenceDefinition) -> TargetConnector:
+        collection = sequence.target.collection
+        if collection not in self.targets:
+            self.targets[collection] = FakeTarget(sequence.key)
+        return self.targets[collection]

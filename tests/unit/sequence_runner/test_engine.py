@@ -1,0 +1,372 @@
+"""The engine against fakes of its ports: a job planned, decided, applied; the outbox; races."""
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from provisioning_common.events import (
+    CommandRejected,
+    JobCompleted,
+    JobFailed,
+    JobStarted,
+    SequenceBlocked,
+    SequenceCanceled,
+    SequenceFailed,
+    SequencePlanned,
+    SequenceProgress,
+    SequenceReleased,
+    SequenceStarted,
+)
+from provisioning_common.statuses import JobStatus, SequenceStatus
+from sequence_runner.adapters.connectors.base import SourceError, TargetError
+from sequence_runner.domain.transitions import (
+    Moved,
+    Rejected,
+    cancel,
+    on_blocked,
+    on_released,
+    validate,
+)
+from sequence_runner.handlers.engine import Engine, EngineOptions
+from sequence_runner.handlers.messages import COMMAND_HANDLERS, EVENT_HANDLERS, handle
+from threshold_guard.handlers.decisions import decide
+
+from tests.unit.sequence_runner.builders import (
+    JOB_ID,
+    NOW,
+    cancel_command,
+    definition,
+    job_created,
+    restart_command,
+    sequence,
+    validate_command,
+)
+from tests.unit.sequence_runner.fakes import (
+    FakeConnectors,
+    FakePlans,
+    FakePublisher,
+    FakeRuns,
+    FakeTarget,
+)
+
+PEOPLE = [{"uid": f"u{i}", "mail": f"u{i}@x"} for i in range(3)]
+GROUPS = [{"uid": "admins"}, {"uid": "staff"}]
+
+
+@dataclass
+class World:
+    engine: Engine
+    runs: FakeRuns
+    plans: FakePlans
+    publisher: FakePublisher
+    connectors: FakeConnectors
+
+    async def settle(self) -> None:
+        """Let the engine work, answering every new plan the way the guard would."""
+        decided: set[str] = set()
+        while True:
+            await self.engine.idle()
+            fresh = [e for e in self.publisher.of_type(SequencePlanned) if e.id not in decided]
+            if not fresh:
+                return
+            for planned in fresh:
+                decided.add(planned.id)
+                decision = decide(planned)
+                self.publisher.published.append(decision)
+                await handle(EVENT_HANDLERS, decision, self.engine)
+
+    def status(self) -> tuple[JobStatus, list[str]]:
+        run = self.runs.rows[JOB_ID].run
+        return run.status, [s.status.value for s in run.sequences]
+
+
+@pytest.fixture
+def world() -> World:
+    runs, plans, publisher = FakeRuns(), FakePlans(), FakePublisher()
+    connectors = FakeConnectors(sources={"people": PEOPLE, "groups": GROUPS})
+    engine = Engine(
+        runs,
+        plans,
+        publisher,
+        connectors,
+        EngineOptions(work_retries=1, work_retry_backoff_seconds=0, apply_batch_size=2),
+    )
+    return World(engine, runs, plans, publisher, connectors)
+
+
+def two_sequences(**people: Any) -> Any:
+    return job_created(
+        definition(
+            sequence("people", thresholds={"create": {"count": 10}}, **people),
+            sequence("groups", thresholds={"create": {"count": 10}}),
+        )
+    )
+
+
+async def test_a_two_sequence_job_runs_to_completion(world: World) -> None:
+    await handle(EVENT_HANDLERS, two_sequences(), world.engine)
+    await world.settle()
+    assert world.status() == (JobStatus.COMPLETED, ["COMPLETED", "COMPLETED"])
+    assert world.publisher.types() == [
+        "JobStarted",
+        "SequenceStarted",
+        "SequencePlanned",
+        "SequenceReleased",
+        "SequenceCompleted",
+        "SequenceStarted",
+        "SequencePlanned",
+        "SequenceReleased",
+        "SequenceCompleted",
+        "JobCompleted",
+    ]
+    assert set(world.connectors.targets["people"].records) == {"u0", "u1", "u2"}
+    assert set(world.connectors.targets["groups"].records) == {"admins", "staff"}
+    assert world.runs.rows[JOB_ID].outbox == []
+
+
+async def test_a_duplicate_job_created_starts_no_second_run(world: World) -> None:
+    created = two_sequences()
+    await handle(EVENT_HANDLERS, created, world.engine)
+    await handle(EVENT_HANDLERS, created, world.engine)
+    await world.settle()
+    assert len(world.publisher.of_type(JobStarted)) == 1
+    assert len(world.publisher.of_type(JobCompleted)) == 1
+
+
+async def test_events_a_failed_publish_left_in_the_outbox_go_out_later(world: World) -> None:
+    world.publisher.failures_left = 1
+    with pytest.raises(ConnectionError):
+        await world.engine.create_run(two_sequences())
+    assert [e.type for e in world.runs.rows[JOB_ID].outbox][:1] == ["provisioning.JobStarted"]
+    # What a restarted runner does first.
+    assert await world.engine.resume_pending() == 1
+    await world.settle()
+    assert world.publisher.types()[:2] == ["JobStarted", "SequenceStarted"]
+    assert len(world.publisher.of_type(JobStarted)) == 1
+    assert world.status()[0] is JobStatus.COMPLETED
+
+
+async def test_a_blocked_sequence_writes_nothing(world: World) -> None:
+    created = job_created(definition(sequence("people", thresholds={"create": {"count": 3}})))
+    await handle(EVENT_HANDLERS, created, world.engine)
+    await world.settle()
+    assert world.status() == (JobStatus.THRESHOLD, ["THRESHOLD"])
+    assert world.publisher.types()[-1] == "SequenceBlocked"
+    assert world.connectors.targets["people"].writes == []
+
+
+async def test_validate_then_restart_writes_the_approved_plan(world: World) -> None:
+    created = job_created(definition(sequence("people", thresholds={"create": {"count": 3}})))
+    await handle(EVENT_HANDLERS, created, world.engine)
+    await world.settle()
+    await handle(COMMAND_HANDLERS, validate_command(), world.engine)
+    await world.settle()
+    assert world.status() == (JobStatus.VALIDATED, ["VALIDATED"])
+    assert world.connectors.targets["people"].writes == []
+    await handle(COMMAND_HANDLERS, restart_command(), world.engine)
+    await world.settle()
+    assert world.status() == (JobStatus.COMPLETED, ["COMPLETED"])
+    assert world.publisher.of_type(SequenceReleased)[-1].data.reason == "within_approval"
+    assert len(world.connectors.targets["people"].records) == 3
+
+
+async def test_a_plan_grown_past_its_approval_stops_again(world: World) -> None:
+    created = job_created(definition(sequence("people", thresholds={"create": {"count": 3}})))
+    await handle(EVENT_HANDLERS, created, world.engine)
+    await world.settle()
+    await handle(COMMAND_HANDLERS, validate_command(), world.engine)
+    world.connectors.sources["people"] = [*PEOPLE, {"uid": "u9"}]
+    await handle(COMMAND_HANDLERS, restart_command(), world.engine)
+    await world.settle()
+    assert world.status() == (JobStatus.THRESHOLD, ["THRESHOLD"])
+    blocked = world.publisher.of_type(SequenceBlocked)[-1]
+    assert blocked.data.above_approval is True
+    assert blocked.data.threshold.limit == "approved"
+    assert world.connectors.targets["people"].writes == []
+
+
+async def test_a_source_error_fails_the_sequence_and_the_job(world: World) -> None:
+    world.connectors.sources["groups"] = SourceError("groups.csv: line 4: expected 2 fields")
+    await handle(EVENT_HANDLERS, two_sequences(), world.engine)
+    await world.settle()
+    assert world.status() == (JobStatus.FAILED, ["COMPLETED", "FAILED"])
+    failed = world.publisher.of_type(SequenceFailed)[-1]
+    assert failed.data.reason == "groups.csv: line 4: expected 2 fields"
+    assert world.publisher.of_type(JobFailed)[-1].data.index == 1
+
+
+async def test_restart_after_a_failure_does_not_run_completed_sequences_again(
+    world: World,
+) -> None:
+    world.connectors.sources["groups"] = SourceError("bad row")
+    await handle(EVENT_HANDLERS, two_sequences(), world.engine)
+    await world.settle()
+    people_writes = list(world.connectors.targets["people"].writes)
+    world.connectors.sources["groups"] = GROUPS
+    await handle(COMMAND_HANDLERS, restart_command(), world.engine)
+    await world.settle()
+    assert world.status() == (JobStatus.COMPLETED, ["COMPLETED", "COMPLETED"])
+    assert world.connectors.targets["people"].writes == people_writes
+    restarted = world.publisher.published[world.publisher.types().index("JobFailed") + 1 :]
+    assert [e.data.index for e in restarted if isinstance(e, SequenceStarted)] == [1]
+
+
+async def test_a_target_that_fails_to_write_fails_the_sequence(world: World) -> None:
+    await handle(EVENT_HANDLERS, two_sequences(), world.engine)
+    target = FakeTarget("uid")
+    target.failing = TargetError("target repository unreachable after 4 attempts (write)")
+    world.connectors.targets["people"] = target
+    await world.settle()
+    assert world.status() == (JobStatus.FAILED, ["FAILED", "PENDING"])
+    assert "unreachable" in world.publisher.of_type(JobFailed)[-1].data.reason
+
+
+async def test_a_command_for_an_unknown_job_is_rejected(world: World) -> None:
+    await handle(COMMAND_HANDLERS, validate_command(job_id="nope"), world.engine)
+    (rejected,) = world.publisher.of_type(CommandRejected)
+    assert rejected.subject == "nope"
+    assert "not known" in rejected.data.reason
+
+
+async def test_a_command_that_does_not_fit_is_rejected_with_its_reason(world: World) -> None:
+    await handle(EVENT_HANDLERS, two_sequences(), world.engine)
+    await world.settle()
+    await handle(COMMAND_HANDLERS, validate_command(), world.engine)
+    (rejected,) = world.publisher.of_type(CommandRejected)
+    assert rejected.data.reason == (
+        f"job {JOB_ID} is COMPLETED; only a job at THRESHOLD can be validated"
+    )
+
+
+async def test_validate_and_cancel_racing_exactly_one_wins(world: World) -> None:
+    created = job_created(definition(sequence("people", thresholds={"create": {"count": 3}})))
+    await handle(EVENT_HANDLERS, created, world.engine)
+    await world.settle()
+    seen = JobStatus.THRESHOLD
+    validating = validate_command(expected_status=seen)
+    canceling = cancel_command(expected_status=seen)
+    outcomes = await asyncio.gather(
+        world.engine.decide(validating, lambda run, now: validate(run, validating, now)),
+        world.engine.decide(canceling, lambda run, now: cancel(run, canceling, now)),
+    )
+    assert sorted(type(o).__name__ for o in outcomes) == ["Moved", "Rejected"]
+    (rejected,) = world.publisher.of_type(CommandRejected)
+    assert "no longer THRESHOLD" in rejected.data.reason
+
+
+async def test_a_transition_is_evaluated_again_on_the_newer_run_after_a_conflict(
+    world: World,
+) -> None:
+    created = job_created(definition(sequence("people", thresholds={"create": {"count": 3}})))
+    await handle(EVENT_HANDLERS, created, world.engine)
+    await world.settle()
+    interfered = False
+
+    def another_writer_cancels_first(job_id: str) -> None:
+        nonlocal interfered
+        if not interfered:
+            interfered = True
+            row = world.runs.rows[job_id]
+            canceled = cancel(row.run, cancel_command(), NOW)
+            assert isinstance(canceled, Moved)
+            row.run, row.version = canceled.run, row.version + 1
+
+    world.runs.before_save = another_writer_cancels_first
+    outcome = await world.engine.decide(
+        validate_command(), lambda run, now: validate(run, validate_command(), now)
+    )
+    assert isinstance(outcome, Rejected)
+    assert "is CANCELED" in outcome.reason
+
+
+async def test_cancel_at_threshold_cancels_the_blocked_and_later_sequences(world: World) -> None:
+    created = job_created(
+        definition(
+            sequence("people", thresholds={"create": {"count": 3}}),
+            sequence("groups"),
+        )
+    )
+    await handle(EVENT_HANDLERS, created, world.engine)
+    await world.settle()
+    await handle(COMMAND_HANDLERS, cancel_command(), world.engine)
+    assert world.status() == (JobStatus.CANCELED, ["CANCELED", "CANCELED"])
+    assert [e.data.index for e in world.publisher.of_type(SequenceCanceled)] == [0, 1]
+    assert world.publisher.types()[-1] == "JobCanceled"
+
+
+async def test_a_stale_decision_changes_nothing(world: World) -> None:
+    created = job_created(definition(sequence("people", thresholds={"create": {"count": 3}})))
+    await handle(EVENT_HANDLERS, created, world.engine)
+    await world.settle()
+    saves = world.runs.saves
+    outcome = await world.engine.step(JOB_ID, lambda run: on_released(run, 0, "an-old-plan"))
+    assert not isinstance(outcome, Moved)
+    outcome = await world.engine.step(
+        JOB_ID,
+        lambda run: on_blocked(
+            run, 0, "an-old-plan", world.publisher.of_type(SequenceBlocked)[0].data.threshold
+        ),
+    )
+    assert not isinstance(outcome, Moved)
+    assert world.runs.saves == saves
+    assert world.runs.rows[JOB_ID].run.sequence(0).status is SequenceStatus.THRESHOLD
+
+
+async def test_a_plan_made_for_a_run_that_moved_on_is_thrown_away(world: World) -> None:
+    await world.engine.create_run(two_sequences())
+
+    def restarted_meanwhile(job_id: str) -> None:
+        world.runs.before_save = None
+        row = world.runs.rows[job_id]
+        row.run = row.run.model_copy(update={"attempt": 2})
+        row.version += 1
+
+    world.runs.before_save = restarted_meanwhile
+    world.engine.kick(JOB_ID)
+    await world.engine.idle()
+    # The plan of attempt 1 is gone; the run, still planning in attempt 2, was planned again.
+    assert [plan.attempt for plan, _ in world.plans.plans.values()] == [2]
+    (planned,) = world.publisher.of_type(SequencePlanned)
+    assert planned.data.plan_id in world.plans.plans
+
+
+async def test_progress_is_published_at_a_bounded_rate() -> None:
+    ticks = iter(float(i) for i in range(10_000))
+    runs, plans, publisher = FakeRuns(), FakePlans(), FakePublisher()
+    many = [{"uid": f"u{i}"} for i in range(50)]
+    connectors = FakeConnectors(sources={"people": many})
+    engine = Engine(
+        runs,
+        plans,
+        publisher,
+        connectors,
+        EngineOptions(progress_interval_seconds=10, apply_batch_size=5),
+        monotonic=lambda: next(ticks),
+    )
+    world = World(engine, runs, plans, publisher, connectors)
+    created = job_created(definition(sequence("people", thresholds={"create": {"count": 100}})))
+    await handle(EVENT_HANDLERS, created, engine)
+    await world.settle()
+    progress = publisher.of_type(SequenceProgress)
+    planning = [p.data for p in progress if p.data.phase == "planning"]
+    applying = [p.data for p in progress if p.data.phase == "applying"]
+    # One clock read per record while planning: 50 reads, one event per 10, plus the last one.
+    assert 4 <= len(planning) <= 6
+    assert planning[-1].done == 50
+    assert applying
+    assert applying[-1].done == applying[-1].total == 50
+    assert world.status()[0] is JobStatus.COMPLETED
+
+
+async def test_an_unexpected_error_is_retried_then_fails_the_sequence(world: World) -> None:
+    class Broken(FakePlans):
+        async def save(self, *args: Any) -> None:
+            raise RuntimeError("database away")
+
+    world.engine.plans = Broken()
+    await world.engine.create_run(two_sequences())
+    world.engine.kick(JOB_ID)
+    await world.engine.idle()
+    assert world.status()[0] is JobStatus.FAILED
+    assert "database away" in world.publisher.of_type(JobFailed)[-1].data.reason

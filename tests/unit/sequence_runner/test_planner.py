@@ -1,0 +1,173 @@
+"""The planner: creates, updates, deletes and unchanged records, and the errors that name a line."""
+
+from typing import Any
+
+import pytest
+from sequence_runner.domain.planner import plan
+from sequence_runner.domain.records import PlanError, SourceRecord
+
+
+def source(*rows: dict[str, Any]) -> list[SourceRecord]:
+    return [SourceRecord(line=i + 2, fields=row) for i, row in enumerate(rows)]
+
+
+MAPPING = {"uid": "employee_id", "mail": "email"}
+
+
+def test_a_first_load_creates_every_record_mapped_to_target_attributes() -> None:
+    result = plan(
+        source(
+            {"employee_id": "1", "email": "a@x", "ignored": "?"},
+            {"employee_id": "2", "email": "b@x", "ignored": "?"},
+        ),
+        [],
+        "uid",
+        MAPPING,
+        delete_missing=True,
+    )
+    assert result.counts.model_dump() == {
+        "create": 2,
+        "update": 0,
+        "delete": 0,
+        "unchanged": 0,
+        "target_size": 0,
+    }
+    assert [(c.seq, c.action, c.key, c.before, c.after) for c in result.changes] == [
+        (0, "create", "1", None, {"uid": "1", "mail": "a@x"}),
+        (1, "create", "2", None, {"uid": "2", "mail": "b@x"}),
+    ]
+
+
+def test_without_a_mapping_the_source_fields_are_the_attributes() -> None:
+    result = plan(source({"cn": "admins", "size": 3}), [], "cn", None, delete_missing=False)
+    assert result.changes[0].after == {"cn": "admins", "size": 3}
+
+
+def test_updates_record_the_changed_attributes_before_and_the_whole_record_after() -> None:
+    target = [
+        {"_id": "1", "uid": "1", "mail": "old@x", "extra": "kept"},
+        {"_id": "2", "uid": "2", "mail": "b@x"},
+    ]
+    result = plan(
+        source({"employee_id": "1", "email": "new@x"}, {"employee_id": "2", "email": "b@x"}),
+        target,
+        "uid",
+        MAPPING,
+        delete_missing=False,
+    )
+    assert (result.counts.update, result.counts.unchanged, result.counts.target_size) == (1, 1, 2)
+    (change,) = result.changes
+    assert change.action == "update"
+    assert change.key == "1"
+    assert change.before == {"mail": "old@x"}
+    assert change.after == {"uid": "1", "mail": "new@x"}
+
+
+def test_an_attribute_missing_from_the_target_record_is_an_update() -> None:
+    result = plan(
+        source({"employee_id": "1", "email": "a@x"}),
+        [{"_id": "1", "uid": "1"}],
+        "uid",
+        MAPPING,
+        delete_missing=False,
+    )
+    assert result.changes[0].before == {"mail": None}
+
+
+def test_deletes_only_with_delete_missing() -> None:
+    target = [{"_id": "1", "uid": "1", "mail": "a@x"}, {"_id": "9", "uid": "9", "mail": "z@x"}]
+    records = source({"employee_id": "1", "email": "a@x"})
+    kept = plan(records, target, "uid", MAPPING, delete_missing=False)
+    assert kept.counts.delete == 0
+    assert kept.changes == ()
+    removed = plan(records, target, "uid", MAPPING, delete_missing=True)
+    assert removed.counts.delete == 1
+    (change,) = removed.changes
+    assert (change.action, change.key, change.before, change.after) == (
+        "delete",
+        "9",
+        {"uid": "9", "mail": "z@x"},
+        None,
+    )
+
+
+def test_changes_are_ordered_creates_then_updates_then_deletes() -> None:
+    target = [{"uid": "u", "mail": "old"}, {"uid": "d", "mail": "x"}]
+    result = plan(
+        source({"employee_id": "u", "email": "new"}, {"employee_id": "c", "email": "c"}),
+        target,
+        "uid",
+        MAPPING,
+        delete_missing=True,
+    )
+    assert [(c.seq, c.action) for c in result.changes] == [
+        (0, "create"),
+        (1, "update"),
+        (2, "delete"),
+    ]
+
+
+def test_a_target_record_is_known_by_its_key_attribute_or_else_its_id() -> None:
+    result = plan(
+        source({"uid": "1", "mail": "a"}, {"uid": "2", "mail": "b"}),
+        [{"_id": "1", "mail": "a"}, {"_id": "other", "uid": "2", "mail": "b"}],
+        "uid",
+        None,
+        delete_missing=True,
+    )
+    # "1" lacks the uid attribute in the target, so it is an update adding it.
+    assert [(c.action, c.key) for c in result.changes] == [("update", "1")]
+    assert result.counts.unchanged == 1
+
+
+def test_a_duplicate_key_names_both_lines() -> None:
+    with pytest.raises(PlanError, match=r"duplicate key uid='7' at lines 2 and 4"):
+        plan(
+            source(
+                {"employee_id": "7", "email": "a"},
+                {"employee_id": "8", "email": "b"},
+                {"employee_id": "7", "email": "c"},
+            ),
+            [],
+            "uid",
+            MAPPING,
+            delete_missing=False,
+        )
+
+
+@pytest.mark.parametrize("empty", ["", "  ", None])
+def test_an_empty_key_names_the_line(empty: str | None) -> None:
+    with pytest.raises(PlanError, match=r"line 3: the key attribute 'uid' is missing or empty"):
+        plan(
+            source({"employee_id": "1", "email": "a"}, {"employee_id": empty, "email": "b"}),
+            [],
+            "uid",
+            MAPPING,
+            delete_missing=False,
+        )
+
+
+def test_a_missing_key_attribute_without_mapping_names_the_line() -> None:
+    with pytest.raises(PlanError, match=r"line 2: the key attribute 'uid'"):
+        plan(source({"mail": "a"}), [], "uid", None, delete_missing=False)
+
+
+def test_a_key_that_is_neither_string_nor_integer_is_refused() -> None:
+    with pytest.raises(PlanError, match=r"line 2: .* must be a string or an integer, not list"):
+        plan(source({"uid": ["1"]}), [], "uid", None, delete_missing=False)
+
+
+def test_a_mapped_source_field_missing_from_a_record_names_the_line_and_field() -> None:
+    with pytest.raises(PlanError, match=r"line 2: source field 'email' \(mapped to 'mail'\)"):
+        plan(source({"employee_id": "1", "mail": "a"}), [], "uid", MAPPING, delete_missing=False)
+
+
+@pytest.mark.parametrize("name", ["_id", "$set", "a.b"])
+def test_attribute_names_a_document_store_would_misread_are_refused(name: str) -> None:
+    with pytest.raises(PlanError, match=r"line 2: attribute name"):
+        plan(source({"uid": "1", name: "x"}), [], "uid", None, delete_missing=False)
+
+
+def test_integer_keys_from_json_sources_are_kept_as_integers() -> None:
+    result = plan(source({"id": 5, "n": "x"}), [{"_id": 5, "id": 5, "n": "y"}], "id", None, False)
+    assert [(c.action, c.key) for c in result.changes] == [("update", 5)]
