@@ -38,7 +38,7 @@ test: venv browser ## lint, type-check and run every test tier on their own brok
 lint: venv ## ruff check, ruff format --check, mypy --strict
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	.venv/bin/mypy libs/common/src services/job-api/src services/sequence-runner/src services/threshold-guard/src tests bench
+	.venv/bin/mypy libs/common/src services/job-api/src services/sequence-runner/src services/threshold-guard/src tests bench scripts
 
 format: venv ## apply ruff's fixes and formatting
 	.venv/bin/ruff check --fix .

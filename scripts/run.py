@@ -126,9 +126,7 @@ class Launcher:
         for name, process in self.processes.items():
             if process.poll() is not None:
                 tail = (self.logs / f"{name}.log").read_text(errors="replace").splitlines()[-30:]
-                raise RuntimeError(
-                    f"{name} exited with {process.returncode}:\n" + "\n".join(tail)
-                )
+                raise RuntimeError(f"{name} exited with {process.returncode}:\n" + "\n".join(tail))
 
     @property
     def api_url(self) -> str:
@@ -163,7 +161,9 @@ class Launcher:
                     },
                 ).raise_for_status()
         say("loaded the demo: definitions hr-import and contractors-import, one job of each")
-        say("  (contractors-import plans 30 creations against a limit of 20: it waits at THRESHOLD)")
+        say(
+            "  (contractors-import plans 30 creations against a limit of 20: it waits at THRESHOLD)"
+        )
 
     # ---- stop ---------------------------------------------------------------------------
 

@@ -80,8 +80,9 @@ def system(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
             ("job-api", lambda: _healthy(api_url)),
         ):
             procs[name] = stack.enter_context(
-                start_service(name, service_argv(name), env, ready, logs / f"{name}.log",
-                              timeout=90)
+                start_service(
+                    name, service_argv(name), env, ready, logs / f"{name}.log", timeout=90
+                )
             )
         yield System(
             api_url=api_url,

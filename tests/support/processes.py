@@ -59,8 +59,7 @@ class ServiceProcess:
                 self.process.kill()
                 self.process.wait(timeout=10)
                 raise AssertionError(
-                    f"{self.name} did not stop within {timeout:.0f}s of SIGTERM:\n"
-                    f"{self.log_tail()}"
+                    f"{self.name} did not stop within {timeout:.0f}s of SIGTERM:\n{self.log_tail()}"
                 ) from None
         return self.process.returncode
 
@@ -90,8 +89,9 @@ def start_service(
 
     def up() -> bool:
         if not service.alive():
-            raise AssertionError(f"{name} exited with {service.process.returncode}:\n"
-                                 f"{service.log_tail()}")
+            raise AssertionError(
+                f"{name} exited with {service.process.returncode}:\n{service.log_tail()}"
+            )
         return ready() if ready is not None else True
 
     try:

@@ -11,7 +11,8 @@ T = TypeVar("T")
 async def eventually(
     probe: Callable[[], Awaitable[T | None]],
     *,
-    timeout: float = 30.0,
+    # A deadline, not a cancellation scope: the failure message names what never happened.
+    timeout: float = 30.0,  # noqa: ASYNC109
     interval: float = 0.2,
     what: str = "condition",
 ) -> T:

@@ -111,11 +111,15 @@ def job_doc(
     """A job instance document as the projector writes it (the read model the API queries)."""
     job_id = job_id or str(uuid.uuid4())
     finished = status in ("COMPLETED", "FAILED", "CANCELED")
-    started = started_at if started_at is not None else (
-        None if status == "QUEUED" else created_at + timedelta(seconds=1)
+    started = (
+        started_at
+        if started_at is not None
+        else (None if status == "QUEUED" else created_at + timedelta(seconds=1))
     )
-    ended = ended_at if ended_at is not None else (
-        created_at + timedelta(minutes=1) if finished else None
+    ended = (
+        ended_at
+        if ended_at is not None
+        else (created_at + timedelta(minutes=1) if finished else None)
     )
     return {
         "_id": job_id,

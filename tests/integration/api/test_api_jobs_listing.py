@@ -97,9 +97,7 @@ async def test_page_size_bounds_are_allowed(api: ApiHarness, seeded: Any, size: 
         {"page": "x"},
     ],
 )
-async def test_bad_page_numbers_and_sizes_are_422(
-    api: ApiHarness, params: dict[str, Any]
-) -> None:
+async def test_bad_page_numbers_and_sizes_are_422(api: ApiHarness, params: dict[str, Any]) -> None:
     response = await api.client.get("/api/v1/jobs", params=params, headers=api.auth("viewer"))
     assert response.status_code == 422
     (name,) = params
@@ -129,7 +127,9 @@ async def test_status_filters_one_or_several_statuses(
 ) -> None:
     visible = seeded["visible"]
     failed = await get_jobs(api, status="FAILED", page_size=100)
-    assert {i["id"] for i in failed["items"]} == {d["_id"] for d in visible if d["status"] == "FAILED"}
+    assert {i["id"] for i in failed["items"]} == {
+        d["_id"] for d in visible if d["status"] == "FAILED"
+    }
     several = await get_jobs(api, status="failed, CANCELED", page_size=100)
     want = {d["_id"] for d in visible if d["status"] in ("FAILED", "CANCELED")}
     assert {i["id"] for i in several["items"]} == want
@@ -247,9 +247,7 @@ async def test_a_forged_cursor_is_422(api: ApiHarness, cursor: str) -> None:
     assert "cursor" in response.json()["detail"]
 
 
-async def test_a_cursor_of_another_sort_or_with_a_page_is_422(
-    api: ApiHarness, seeded: Any
-) -> None:
+async def test_a_cursor_of_another_sort_or_with_a_page_is_422(api: ApiHarness, seeded: Any) -> None:
     first = await get_jobs(api, sort="-created_at", page_size=5)
     other_sort = await api.client.get(
         "/api/v1/jobs",
@@ -259,7 +257,9 @@ async def test_a_cursor_of_another_sort_or_with_a_page_is_422(
     assert other_sort.status_code == 422
     assert "sort=-created_at" in other_sort.json()["detail"]
     with_page = await api.client.get(
-        "/api/v1/jobs", params={"cursor": first["next_cursor"], "page": 2}, headers=api.auth("viewer")
+        "/api/v1/jobs",
+        params={"cursor": first["next_cursor"], "page": 2},
+        headers=api.auth("viewer"),
     )
     assert with_page.status_code == 422
 

@@ -53,7 +53,9 @@ async def fresh_finished_job(harness: ApiHarness, seeds: Seeds) -> str:
 async def fresh_definition(harness: ApiHarness, seeds: Seeds) -> str:
     definition_id = f"def-{uuid.uuid4().hex[:8]}"
     created = await harness.client.post(
-        "/api/v1/job-definitions", json=definition_body(definition_id), headers=harness.auth("admin")
+        "/api/v1/job-definitions",
+        json=definition_body(definition_id),
+        headers=harness.auth("admin"),
     )
     assert created.status_code == 201, created.text
     return f"/api/v1/job-definitions/{definition_id}"
@@ -86,9 +88,7 @@ CALLS: dict[str, Call] = {
     ),
     "restart": Call("POST", fixed("/api/v1/jobs/{threshold}/restart"), Permission.RESTART, 202),
     "archive": Call("POST", fixed("/api/v1/jobs/{completed}/archive"), Permission.ARCHIVE, 200),
-    "unarchive": Call(
-        "POST", fixed("/api/v1/jobs/{completed}/unarchive"), Permission.ARCHIVE, 200
-    ),
+    "unarchive": Call("POST", fixed("/api/v1/jobs/{completed}/unarchive"), Permission.ARCHIVE, 200),
     "delete job": Call("DELETE", fresh_finished_job, Permission.DELETE, 204),
     "list definitions": Call("GET", fixed("/api/v1/job-definitions"), Permission.VIEW, 200),
     "get definition": Call(

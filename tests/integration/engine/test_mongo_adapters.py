@@ -12,6 +12,7 @@ from sequence_runner.adapters.mongo_plans import MongoPlanRepository
 from sequence_runner.adapters.mongo_runs import MongoRunRepository
 from sequence_runner.domain.records import PlannedChange
 from sequence_runner.domain.transitions import start
+from sequence_runner.handlers.ports import StoredPlan
 
 from tests.unit.sequence_runner.builders import NOW, job_created
 
@@ -50,8 +51,6 @@ async def test_a_run_is_saved_only_over_the_version_it_was_read_at(
 async def test_a_plan_is_read_back_in_order_batch_by_batch(
     mongo_client: AsyncMongoClient[dict[str, Any]], unique_name: str
 ) -> None:
-    from sequence_runner.handlers.ports import StoredPlan
-
     plans = MongoPlanRepository(mongo_client[unique_name])
     await plans.ensure_indexes()
     changes = [

@@ -46,3 +46,16 @@ async def ensure_topics(settings: KafkaSettings) -> list[str]:
         return missing
     finally:
         await admin.close()
+
+
+def main() -> None:
+    """`python -m provisioning_common.topics`: create the topics (compose's one-shot init)."""
+    import asyncio
+
+    settings = KafkaSettings()
+    missing = asyncio.run(ensure_topics(settings))
+    print(f"topics on {settings.bootstrap_servers}: created {missing or 'none (all there)'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -107,13 +107,20 @@ export function mountJobDetail(main, { me, navigate, jobId }) {
     const ok = await confirmDialog({
       title: "Cancel this job?",
       body: [
-        h("p", {}, seq ? ["Sequence ", h("strong", {}, seq.name), " and every sequence after it will be canceled."] : "The job's remaining sequences will be canceled."),
+        h("p", {}, seq ? ["Sequence ", h("strong", {}, seq.name), " will be canceled", ...laterNames(seq), "."] : "The job's remaining sequences will be canceled."),
         h("p", { class: "muted" }, "Nothing more is written to the target repository. This cannot be undone; request a new job to try again."),
       ],
       confirmLabel: "Cancel job",
     });
     if (!ok) return;
     await command("cancel the job", () => api.cancel(job.id), "Cancel sent. The job becomes Canceled in a moment.");
+  }
+
+  function laterNames(seq) {
+    const later = (job.sequences ?? []).filter((s) => s.index > seq.index).map((s) => s.name);
+    if (!later.length) return [];
+    const names = later.flatMap((name, i) => [i ? ", " : "", h("strong", {}, name)]);
+    return [later.length === 1 ? ", and so will the sequence after it: " : `, and so will the ${later.length} sequences after it: `, ...names];
   }
 
   async function onRestart() {
