@@ -5,7 +5,7 @@ import binascii
 import json
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from provisioning_common.definitions import Action
@@ -60,6 +60,18 @@ _LIST_FIELDS = {
         "input_records",
     )
 }
+
+
+_MS = timedelta(milliseconds=1)
+
+
+def _floor_ms(moment: datetime) -> datetime:
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def _ceil_ms(moment: datetime) -> datetime:
+    floor = _floor_ms(moment)
+    return floor if floor == moment else floor + _MS
 
 
 class InvalidCursorError(ValueError):
@@ -174,10 +186,13 @@ class JobInstanceQuery:
         if self.definition_id is not None:
             query["definition_id"] = self.definition_id
         created: dict[str, datetime] = {}
+        # Inclusive bounds as exclusive ones a millisecond (BSON's date precision) outside:
+        # the same documents on MongoDB, and SecantusDB drops the documents equal to an
+        # inclusive bound when it scans a compound index against its key's direction.
         if self.created_from is not None:
-            created["$gte"] = self.created_from
+            created["$gt"] = _ceil_ms(self.created_from) - _MS
         if self.created_to is not None:
-            created["$lte"] = self.created_to
+            created["$lt"] = _floor_ms(self.created_to) + _MS
         if created:
             query["created_at"] = created
         return query
