@@ -55,11 +55,19 @@ def system(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     logs = REPO / "test-results" / "logs"
     shutil.rmtree(logs, ignore_errors=True)
     port = free_port()
-    kafka = KafkaSettings(bootstrap_servers=infra.kafka_bootstrap)
+    # Own topics and groups per session: a persistent or shared cluster (KAFKA_BOOTSTRAP_SERVERS)
+    # holds earlier sessions' jobs, which a fresh group would otherwise read and run again.
+    kafka = KafkaSettings(
+        bootstrap_servers=infra.kafka_bootstrap,
+        topic_prefix=f"e2e-{run_id}.",
+        consumer_group_suffix=f".e2e-{run_id}",
+    )
     asyncio.run(ensure_topics(kafka))
     admin_key = f"e2e-admin-{secrets.token_urlsafe(16)}"
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
+        "KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
+        "KAFKA_CONSUMER_GROUP_SUFFIX": kafka.consumer_group_suffix,
         "MONGO_URI": infra.mongo_uri,
         "MONGO_DATABASE": f"e2e_{run_id}",
         "PROVISIONING_TARGET_DB": f"e2e_identity_{run_id}",

@@ -32,6 +32,8 @@ let flashSeq = 0;
 // A message at the top of the page; errors stay until dismissed, notices fade.
 export function flash(message, kind = "error") {
   const area = document.querySelector("[data-testid=flash-area]");
+  // One notice at a time: the newest says where things stand; errors stay until dismissed.
+  if (kind !== "error") area.querySelectorAll(".flash--notice").forEach((old) => old.remove());
   const id = `flash-${++flashSeq}`;
   const close = h("button", { type: "button", class: "flash__close", "aria-label": "Dismiss", onclick: () => item.remove() }, "×");
   const item = h("div", {

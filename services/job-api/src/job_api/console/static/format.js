@@ -2,14 +2,18 @@
 
 import { h } from "./dom.js";
 
-const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+// The year only when it is not this one: the tables stay narrow, the title has the full ISO date.
+const TIME = { hour: "2-digit", minute: "2-digit", second: "2-digit" };
+const thisYear = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", ...TIME });
+const otherYear = new Intl.DateTimeFormat(undefined, { year: "numeric", month: "short", day: "numeric", ...TIME });
 const number = new Intl.NumberFormat();
 
 export function when(iso) {
   if (!iso) return h("span", { class: "muted", "aria-label": "not yet" }, "—");
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return h("span", {}, String(iso));
-  return h("time", { datetime: d.toISOString(), title: d.toISOString() }, dateTime.format(d));
+  const format = d.getFullYear() === new Date().getFullYear() ? thisYear : otherYear;
+  return h("time", { datetime: d.toISOString(), title: d.toISOString() }, format.format(d));
 }
 
 export function duration(startIso, endIso) {

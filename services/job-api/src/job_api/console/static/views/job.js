@@ -73,7 +73,7 @@ export function mountJobDetail(main, { me, navigate, jobId }) {
     try {
       const accepted = await call();
       pending = { from: job.status, until: Date.now() + PENDING_MS, what, commandId: accepted?.command_id ?? null };
-      flash(notice, "notice");
+      pending.notice = flash(notice, "notice");
       render(true);
       schedule(300);
     } catch (err) {
@@ -180,7 +180,7 @@ export function mountJobDetail(main, { me, navigate, jobId }) {
     replace(facts,
       h("h2", { class: "visually-hidden" }, "Details"),
       h("dl", { class: "facts", testid: "job-facts" },
-        fact("Definition", [definitionLabel(job), " ", h("code", { class: "muted" }, job.definition_id ?? ""), job.definition_version ? ` v${job.definition_version}` : ""]),
+        fact("Definition", [definitionLabel(job), h("div", { class: "cell-sub" }, h("code", {}, job.definition_id ?? ""), job.definition_version ? `version ${job.definition_version}` : "")]),
         fact("Origin", job.origin, "job-origin"),
         fact("Requested by", job.requested_by),
         fact("Created", when(job.created_at)),
@@ -189,13 +189,21 @@ export function mountJobDetail(main, { me, navigate, jobId }) {
         job.started_at && (job.ended_at || ACTIVE.has(job.status)) ? fact("Duration", duration(job.started_at, job.ended_at)) : null,
         job.attempt ? fact("Attempt", String(job.attempt)) : null,
         job.validated_by ? fact("Validated", [job.validated_by, ", ", when(job.validated_at)]) : null,
-        job.restarted_by ? fact("Restarted", [job.restarted_by, ", ", when(job.restarted_at)]) : null,
-        job.canceled_by ? fact("Canceled", [job.canceled_by, ", ", when(job.canceled_at)]) : null,
-        job.archived_by ? fact("Archived", [job.archived_by, ", ", when(job.archived_at)]) : null,
+        job.restarted_by ? fact("Restarted by", who(job.restarted_by, job.restarted_at)) : null,
+        job.canceled_by ? fact("Canceled by", who(job.canceled_by, job.canceled_at)) : null,
+        job.archived_by ? fact("Archived by", who(job.archived_by, job.archived_at)) : null,
         job.failure ? fact("Failure", h("span", { class: "error-text" }, job.failure), "job-failure") : null,
         rejected ? fact("Last refused command", [h("strong", {}, commandName(rejected.command)), rejected.requested_by ? ` by ${rejected.requested_by}` : "", rejected.at ? [", ", when(rejected.at)] : "", h("div", { class: "cell-sub" }, rejected.reason)], "job-rejected-command") : null,
       ),
     );
+  }
+
+  function who(name, at) {
+    return [name, at ? h("div", { class: "cell-sub" }, when(at)) : null];
+  }
+
+  function approvalText(a) {
+    return a ? ` (C ${count(a.create)} · U ${count(a.update)} · D ${count(a.delete)})` : "";
   }
 
   function countsCell(c, keys) {
@@ -222,7 +230,7 @@ export function mountJobDetail(main, { me, navigate, jobId }) {
       h("div", { class: "card__head" }, h("h2", { id: "sequences-title" }, "Sequences"),
         ACTIVE.has(job.status) ? h("span", { class: "live", testid: "live" }, h("span", { class: "live__dot", "aria-hidden": "true" }), "Live") : null),
       h("div", { class: "table-wrap" },
-        h("table", { class: "table", testid: "sequences-table" },
+        h("table", { class: "table table--sequences", testid: "sequences-table" },
           h("caption", { class: "visually-hidden" }, "Sequence instances of this job"),
           h("thead", {}, h("tr", {},
             h("th", { scope: "col", class: "num" }, "#"),
@@ -238,6 +246,8 @@ export function mountJobDetail(main, { me, navigate, jobId }) {
             h("td", { class: "num" }, String(seq.index + 1)),
             h("td", {}, h("span", { class: "cell-title" }, seq.name),
               seq.failure ? h("div", { class: "cell-sub error-text", testid: "sequence-failure" }, seq.failure) : null,
+              seq.validated_by ? h("div", { class: "cell-sub", testid: "sequence-approval" }, "approved by ", seq.validated_by, approvalText(seq.approval)) : null,
+              seq.canceled_by ? h("div", { class: "cell-sub" }, "canceled by ", seq.canceled_by) : null,
               progressCell(seq)),
             h("td", {}, statusBadge(seq.status, "sequence-status")),
             h("td", {}, when(seq.started_at)),
@@ -392,6 +402,7 @@ export function mountJobDetail(main, { me, navigate, jobId }) {
         if (refused) flash(`The sequence runner refused the command: ${job.last_rejected_command.reason}`);
         else if (job.status === pending.from && Date.now() > pending.until) flash("The job has not changed yet. The runner may be busy; refresh in a while.");
         if (refused || job.status !== pending.from || Date.now() > pending.until) {
+          pending.notice?.remove();
           pending = null;
           force = true;
         }

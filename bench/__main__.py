@@ -1,0 +1,16 @@
+"""`make bench`: every benchmark, one ratio line each (ours / baseline; lower is better)."""
+
+import asyncio
+
+from bench import bench_listing, bench_planner, bench_target
+
+
+async def run() -> None:
+    print("benchmark                                    (best of N runs; ratio = ours / baseline)")
+    await bench_planner.main()
+    await bench_target.main()
+    await bench_listing.main()
+
+
+if __name__ == "__main__":
+    asyncio.run(run())
