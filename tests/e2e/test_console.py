@@ -530,3 +530,29 @@ async def test_viewer_sees_no_action_buttons(page: Page, seeder: Seeder) -> None
     )
     assert refused == 403
     assert (await seeder.job(blocked))["status"] == "THRESHOLD"
+
+
+async def test_detail_view_follows_a_running_job_with_a_progress_bar(
+    page: Page, seeder: Seeder
+) -> None:
+    tag = secrets.token_hex(3)
+    # Large enough that applying it spans several progress events and console refreshes.
+    path = seeder.write_csv(f"console/{tag}/bulk.csv", people("r", 10_000))
+    definition_id = await seeder.definition(
+        "Bulk load",
+        [csv_sequence("bulk", path, f"bulk_{tag}", {"delete": {"count": 1}})],
+    )
+    await sign_in(page, seeder.system.admin_key)
+    job_id = await seeder.submit(definition_id)
+    await page.goto(f"/#/jobs/{job_id}")
+
+    progress = page.get_by_test_id("sequence-progress")
+    await expect(progress).to_be_visible()
+    await expect(page.get_by_test_id("job-status")).to_have_text("Running")
+    await expect(page.get_by_test_id("live")).to_be_visible()
+    first = int(await progress.get_attribute("value") or 0)
+    await expect(page.get_by_test_id("job-status")).to_have_text("Completed", timeout=120_000)
+    await expect(progress).to_have_count(0)
+    await expect(page.get_by_test_id("live")).to_have_count(0)
+    await expect(page.get_by_test_id("sequence-row")).to_contain_text("10,000")
+    assert first < 10_000

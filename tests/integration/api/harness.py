@@ -11,12 +11,12 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi import FastAPI
+from job_api.entrypoints.main import app_factory
+from job_api.settings import JobApiSettings
 from provisioning_common.settings import KafkaSettings, MongoSettings
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from job_api.entrypoints.main import app_factory
-from job_api.settings import JobApiSettings
 from tests.conftest import Infra
 from tests.support.waiting import eventually
 
@@ -206,7 +206,7 @@ async def messages_about(
     job_id: str,
     *,
     until: Callable[[list[dict[str, Any]]], bool],
-    timeout: float = 30.0,
+    within: float = 30.0,
 ) -> list[dict[str, Any]]:
     """The JSON messages keyed by `job_id` on `topic`, read from the start by a plain consumer."""
     consumer = AIOKafkaConsumer(**kafka.to_aiokafka_params(), enable_auto_commit=False)
@@ -226,7 +226,7 @@ async def messages_about(
                         found.append(json.loads(record.value))
             return found if until(found) else None
 
-        return await eventually(read, timeout=timeout, interval=0.05, what=f"messages on {topic}")
+        return await eventually(read, timeout=within, interval=0.05, what=f"messages on {topic}")
     finally:
         await consumer.stop()
 

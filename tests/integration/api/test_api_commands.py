@@ -187,7 +187,11 @@ async def test_actions_are_audited_with_who_what_and_outcome(api: ApiHarness) ->
     )
     assert page.status_code == 200
     newest, oldest = page.json()["items"]
-    assert (newest["action"], newest["actor"], newest["outcome"]) == ("archive", "admin", "rejected")
+    assert (newest["action"], newest["actor"], newest["outcome"]) == (
+        "archive",
+        "admin",
+        "rejected",
+    )
     assert newest["status_code"] == 409
     assert "is THRESHOLD" in newest["reason"]
     assert (oldest["action"], oldest["actor"], oldest["outcome"]) == (

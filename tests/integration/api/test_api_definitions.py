@@ -171,7 +171,11 @@ async def test_a_submitted_job_is_readable_at_once_and_announced(api: ApiHarness
         ({"request_id": "r-unknown", "definition_id": "no-such-definition"}, "unknown job def"),
         ({"request_id": "r-noinputs", "definition_id": "{known}"}, "inputs.employees"),
         (
-            {"request_id": "r-extra", "definition_id": "{known}", "inputs": {"x": [], "employees": []}},
+            {
+                "request_id": "r-extra",
+                "definition_id": "{known}",
+                "inputs": {"x": [], "employees": []},
+            },
             "no sequence named 'x'",
         ),
     ],

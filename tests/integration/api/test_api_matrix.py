@@ -1,4 +1,4 @@
-"""Every call of the REST contract against every caller: none, a bad key, viewer, operator, admin."""
+"""Every call of the REST contract against every caller: none, bad key, viewer, operator, admin."""
 
 import uuid
 from collections.abc import Awaitable, Callable
@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-
 from job_api.auth.permissions import Permission, Role, role_allows
+
 from tests.integration.api.harness import (
     ApiHarness,
     definition_body,
@@ -161,7 +161,8 @@ async def test_each_call_is_allowed_or_refused_by_role(
     assert response.status_code == want, f"{call.method} {path} as {caller}: {response.text}"
     if want in (401, 403):
         detail = response.json()["detail"]
-        assert isinstance(detail, str) and detail
+        assert isinstance(detail, str)
+        assert detail
     if want == 403:
         assert f"'{caller}-1' has {caller}" in response.json()["detail"] or caller == "admin"
     if want == 401:
