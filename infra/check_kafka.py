@@ -76,8 +76,9 @@ class Reader:
             self.take(self.uvarint())  # size + payload
 
 
-def roundtrip(sock: socket.socket, api_key: int, version: int, corr: int, body: bytes,
-              flexible_header: bool) -> Reader:
+def roundtrip(
+    sock: socket.socket, api_key: int, version: int, corr: int, body: bytes, flexible_header: bool
+) -> Reader:
     """Send one request and return a Reader positioned after the response header."""
     header = struct.pack(">hhi", api_key, version, corr)
     header += struct.pack(">h", len(CLIENT_ID)) + CLIENT_ID
@@ -120,10 +121,8 @@ def metadata_version_range(sock: socket.socket) -> tuple[int, int]:
 def metadata_brokers(sock: socket.socket, version: int) -> list[tuple[int, str, int]]:
     flexible = version >= METADATA_FIRST_FLEXIBLE
     # topics = null means "all topics"; we only care about the broker list.
-    if flexible:
-        body = b"\x00"  # compact nullable array: null
-    else:
-        body = struct.pack(">i", -1)
+    # compact nullable array: null, or the classic array length -1.
+    body = b"\x00" if flexible else struct.pack(">i", -1)
     if version >= 4:
         body += b"\x00"  # allow_auto_topic_creation = false
     if 8 <= version <= 10:
@@ -150,16 +149,18 @@ def metadata_brokers(sock: socket.socket, version: int) -> list[tuple[int, str, 
     return brokers
 
 
-def probe(host: str, port: int, timeout: float, force_version: int | None) -> list[tuple[int, str, int]]:
+def probe(
+    host: str, port: int, timeout: float, force_version: int | None
+) -> list[tuple[int, str, int]]:
     with socket.create_connection((host, port), timeout=timeout) as sock:
         sock.settimeout(timeout)
         lo, hi = metadata_version_range(sock)
-        if force_version is not None:
-            version = force_version
-        else:
-            version = min(hi, METADATA_MAX)
+        version = force_version if force_version is not None else min(hi, METADATA_MAX)
         if version < max(lo, METADATA_MIN) or version > hi:
-            raise ProbeError(f"no common Metadata version (broker {lo}-{hi}, probe {METADATA_MIN}-{METADATA_MAX})")
+            raise ProbeError(
+                f"no common Metadata version (broker {lo}-{hi}, "
+                f"probe {METADATA_MIN}-{METADATA_MAX})"
+            )
         brokers = metadata_brokers(sock, version)
         if not brokers:
             raise ProbeError("Metadata response lists no brokers yet")
@@ -170,8 +171,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("address", help="host:port of a broker listener")
     parser.add_argument("--timeout", type=float, default=3.0, help="socket timeout in seconds")
-    parser.add_argument("--metadata-version", type=int, default=None,
-                        help="force a Metadata version (for testing the probe itself)")
+    parser.add_argument(
+        "--metadata-version",
+        type=int,
+        default=None,
+        help="force a Metadata version (for testing the probe itself)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args()
     host, _, port = args.address.rpartition(":")

@@ -42,8 +42,19 @@ def bson_doc(fields: list[tuple[str, object]]) -> bytes:
 
 
 # Fixed-size BSON element types -> payload size, for skipping values we don't read.
-_FIXED = {0x01: 8, 0x07: 12, 0x08: 1, 0x09: 8, 0x0A: 0, 0x10: 4, 0x11: 8, 0x12: 8,
-          0x13: 16, 0x7F: 0, 0xFF: 0}
+_FIXED = {
+    0x01: 8,
+    0x07: 12,
+    0x08: 1,
+    0x09: 8,
+    0x0A: 0,
+    0x10: 4,
+    0x11: 8,
+    0x12: 8,
+    0x13: 16,
+    0x7F: 0,
+    0xFF: 0,
+}
 
 
 def top_level_fields(doc: bytes) -> dict[str, object]:
@@ -126,7 +137,14 @@ def main() -> int:
             print(f"mongo not ready at {args.address}: {exc}", file=sys.stderr)
         return 1
     if args.verbose:
-        print("hello:", {k: v for k, v in reply.items() if k in ("ok", "isWritablePrimary", "setName", "maxWireVersion")})
+        print(
+            "hello:",
+            {
+                k: v
+                for k, v in reply.items()
+                if k in ("ok", "isWritablePrimary", "setName", "maxWireVersion")
+            },
+        )
     return 0
 
 

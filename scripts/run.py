@@ -65,7 +65,12 @@ class Launcher:
                 ["docker", "compose", "up", "-d", "--wait", "kafka", "mongo"], cwd=REPO, check=True
             )
             self.stop_infra.append(["docker", "compose", "stop", "kafka", "mongo"])
-            return kafka or "127.0.0.1:9092", mongo or "mongodb://127.0.0.1:27017"
+            # directConnection: the replica set names its member "mongo:27017", which only
+            # resolves inside compose's network; from the host we talk to it directly.
+            return (
+                kafka or "127.0.0.1:9092",
+                mongo or "mongodb://127.0.0.1:27017/?directConnection=true",
+            )
         say("no Docker engine: starting the local Kafka broker and MongoDB server")
         env = {**os.environ, "INFRA_DIR": str(self.infra_dir)}
         script = str(REPO / "scripts" / "infra.sh")

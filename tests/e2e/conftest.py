@@ -2,7 +2,6 @@
 
 import asyncio
 import secrets
-import shutil
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -52,8 +51,8 @@ def _group_ready(settings: KafkaSettings, service: str) -> bool:
 def system(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     run_id = secrets.token_hex(4)
     data_dir = tmp_path_factory.mktemp("data")
-    logs = REPO / "test-results" / "logs"
-    shutil.rmtree(logs, ignore_errors=True)
+    # One folder per session, so parallel or repeated sessions keep each other's logs.
+    logs = REPO / "test-results" / "logs" / f"e2e-{run_id}"
     port = free_port()
     # Own topics and groups per session: a persistent or shared cluster (KAFKA_BOOTSTRAP_SERVERS)
     # holds earlier sessions' jobs, which a fresh group would otherwise read and run again.

@@ -73,20 +73,47 @@ class Seeder:
         return found
 
     async def wait_status(self, job_id: str, *statuses: str) -> dict[str, Any]:
+        last: dict[str, Any] = {}
+
         async def reached() -> dict[str, Any] | None:
             job = await self.job(job_id)
+            last.update(job)
             if job["status"] in statuses:
                 return job
             assert job["status"] not in FINISHED, f"job {job_id} ended {job['status']}: {job}"
             return None
 
-        return await eventually(
-            reached, timeout=JOB_TIMEOUT, interval=0.3, what=f"job {job_id} to be {statuses}"
-        )
+        try:
+            return await eventually(
+                reached, timeout=JOB_TIMEOUT, interval=0.3, what=f"job {job_id} to be {statuses}"
+            )
+        except AssertionError as error:
+            raise AssertionError(f"{error}; last seen: {last}") from None
 
-    async def command(self, job_id: str, path: str) -> None:
-        answer = await self.client.post(f"/api/v1/jobs/{job_id}/{path}")
-        assert answer.status_code == 202, answer.text
+    async def decide(self, job_id: str, path: str, until: str, attempts: int = 5) -> None:
+        """Send an operator command and wait for `until`; resent if the runner refused it.
+
+        The API accepts a command on the projection's status, which can run ahead of the
+        sequence runner's own state by a moment: setup steps resend instead of failing.
+        """
+        reasons: list[str] = []
+        for _ in range(attempts):
+            answer = await self.client.post(f"/api/v1/jobs/{job_id}/{path}")
+            assert answer.status_code == 202, answer.text
+            command_id = answer.json()["command_id"]
+
+            async def settled(command_id: str = command_id) -> dict[str, Any] | None:
+                job = await self.job(job_id)
+                refused = job.get("last_rejected_command") or {}
+                if job["status"] == until or refused.get("command_id") == command_id:
+                    return job
+                return None
+
+            job = await eventually(settled, timeout=JOB_TIMEOUT, what=f"{path} of {job_id}")
+            if job["status"] == until:
+                return
+            reasons.append(job["last_rejected_command"]["reason"])
+        raise AssertionError(f"{path} of job {job_id} refused {attempts} times: {reasons}")
 
 
 def csv_sequence(
@@ -251,10 +278,8 @@ async def test_page_through_25_jobs(page: Page, seeder: Seeder) -> None:
         await seeder.wait_status(job_id, "COMPLETED")
     for job_id in blocked:
         await seeder.wait_status(job_id, "THRESHOLD")
-    await seeder.command(blocked[0], "threshold/validate")
-    await seeder.command(blocked[1], "threshold/cancel")
-    await seeder.wait_status(blocked[0], "VALIDATED")
-    await seeder.wait_status(blocked[1], "CANCELED")
+    await seeder.decide(blocked[0], "threshold/validate", until="VALIDATED")
+    await seeder.decide(blocked[1], "threshold/cancel", until="CANCELED")
 
     await sign_in(page, seeder.system.admin_key)
     # Preloaded: the page shows the existing instances without any search.
@@ -496,8 +521,7 @@ async def test_viewer_sees_no_action_buttons(page: Page, seeder: Seeder) -> None
     await seeder.wait_status(blocked, "THRESHOLD")
     finished = await seeder.submit(definition_id)
     await seeder.wait_status(finished, "THRESHOLD")
-    await seeder.command(finished, "threshold/cancel")
-    await seeder.wait_status(finished, "CANCELED")
+    await seeder.decide(finished, "threshold/cancel", until="CANCELED")
     assert (await seeder.client.post(f"/api/v1/jobs/{finished}/archive")).status_code == 200
 
     await sign_in(page, viewer_key)

@@ -3,6 +3,7 @@
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from provisioning_common.settings import KafkaSettings
 
 
@@ -11,6 +12,9 @@ async def group_has_members(settings: KafkaSettings, group_id: str) -> bool:
     await admin.start()
     try:
         described: list[Any] = await admin.describe_consumer_groups([group_id])
+    except KafkaError:
+        # A brand-new broker has no group coordinator until its offsets topic exists.
+        return False
     finally:
         await admin.close()
     for group in described:

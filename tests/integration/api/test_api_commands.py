@@ -105,15 +105,19 @@ async def test_get_job_404_and_422(api: ApiHarness) -> None:
 
 
 @pytest.mark.parametrize("status", [s.value for s in JobStatus])
-async def test_archive_and_delete_only_finished_jobs(api: ApiHarness, status: str) -> None:
+async def test_archive_unarchive_and_delete_only_finished_jobs(
+    api: ApiHarness, status: str
+) -> None:
     (job_id,) = await insert_jobs(api, a_job(status))
     archive = await api.client.post(f"/api/v1/jobs/{job_id}/archive", headers=api.auth("admin"))
+    unarchive = await api.client.post(f"/api/v1/jobs/{job_id}/unarchive", headers=api.auth("admin"))
     delete = await api.client.delete(f"/api/v1/jobs/{job_id}", headers=api.auth("admin"))
     if status in FINISHED:
         assert archive.status_code == 200, archive.text
+        assert unarchive.status_code == 200, unarchive.text
         assert delete.status_code == 204, delete.text
         return
-    for refused in (archive, delete):
+    for refused in (archive, unarchive, delete):
         assert refused.status_code == 409, refused.text
         assert f"is {status}" in refused.json()["detail"]
     stored = await api.db["job_instances"].find_one({"_id": job_id})

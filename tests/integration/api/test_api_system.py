@@ -5,11 +5,12 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from aiokafka.errors import KafkaTimeoutError
 from job_api.entrypoints.main import app_factory
 from provisioning_common.settings import MongoSettings
 from provisioning_common.topics import JOB_COMMANDS, JOB_EVENTS, JOB_REQUESTS
 
-from tests.integration.api.harness import ApiHarness, insert_jobs, job_doc
+from tests.integration.api.harness import ApiHarness, insert_jobs, job_doc, threshold_sequence
 
 pytestmark = [pytest.mark.kafka, pytest.mark.mongo]
 
@@ -159,3 +160,33 @@ async def test_the_audit_trail_pages_newest_first(api: ApiHarness) -> None:
         assert entry["status_code"] == 200
     bad = await api.client.get("/api/v1/audit", params={"page_size": 0}, headers=api.auth("admin"))
     assert bad.status_code == 422
+
+
+class KafkaAway:
+    """The command publisher while the brokers do not answer."""
+
+    async def validate_threshold(self, *args: object, **kwargs: object) -> str:
+        raise KafkaTimeoutError()
+
+
+async def test_kafka_away_is_503_with_what_to_do_and_audited(
+    api: ApiHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (job_id,) = await insert_jobs(
+        api, job_doc(status="THRESHOLD", sequences=[threshold_sequence()])
+    )
+    monkeypatch.setattr(api.app.state.services, "commands", KafkaAway())
+    response = await api.client.post(
+        f"/api/v1/jobs/{job_id}/threshold/validate", headers=api.auth("operator")
+    )
+    assert response.status_code == 503
+    assert "nothing was published" in response.json()["detail"]
+    page = await api.client.get(
+        "/api/v1/audit", params={"job_id": job_id}, headers=api.auth("admin")
+    )
+    (entry,) = page.json()["items"]
+    assert (entry["action"], entry["outcome"], entry["status_code"]) == (
+        "validate",
+        "rejected",
+        503,
+    )

@@ -2,6 +2,7 @@
 
 import asyncio
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -28,7 +29,7 @@ from sequence_runner.domain.transitions import (
     on_released,
     validate,
 )
-from sequence_runner.handlers.engine import Engine, EngineOptions
+from sequence_runner.handlers.engine import DecisionPendingError, Engine, EngineOptions
 from sequence_runner.handlers.messages import COMMAND_HANDLERS, EVENT_HANDLERS, handle
 from threshold_guard.handlers.decisions import decide
 
@@ -370,3 +371,32 @@ async def test_an_unexpected_error_is_retried_then_fails_the_sequence(world: Wor
     await world.engine.idle()
     assert world.status()[0] is JobStatus.FAILED
     assert "database away" in world.publisher.of_type(JobFailed)[-1].data.reason
+
+
+async def test_a_command_that_overtakes_the_guards_decision_waits_for_it(world: World) -> None:
+    """The API sends a validate once the projection shows THRESHOLD; the command can still
+    reach the runner (on job-commands) before the SequenceBlocked (on job-events) does."""
+    created = job_created(definition(sequence("people", thresholds={"create": {"count": 3}})))
+    await handle(EVENT_HANDLERS, created, world.engine)
+    await world.engine.idle()  # planned; the guard's decision not handled yet
+    assert world.status() == (JobStatus.RUNNING, ["RUNNING"])
+    early = validate_command(expected_status=JobStatus.THRESHOLD)
+    with pytest.raises(DecisionPendingError):
+        await handle(COMMAND_HANDLERS, early, world.engine)
+    assert world.publisher.of_type(CommandRejected) == []
+
+    await world.settle()  # the guard blocks the plan
+    await handle(COMMAND_HANDLERS, early, world.engine)  # the redelivery
+    assert world.status() == (JobStatus.VALIDATED, ["VALIDATED"])
+
+
+async def test_a_command_waits_for_a_decision_only_so_long(world: World) -> None:
+    created = job_created(definition(sequence("people", thresholds={"create": {"count": 3}})))
+    await handle(EVENT_HANDLERS, created, world.engine)
+    await world.engine.idle()
+    stale = validate_command().model_copy(
+        update={"time": NOW - timedelta(seconds=world.engine.options.decision_wait_seconds + 1)}
+    )
+    await handle(COMMAND_HANDLERS, stale, world.engine)
+    (rejected,) = world.publisher.of_type(CommandRejected)
+    assert "only a job at THRESHOLD can be validated" in rejected.data.reason

@@ -59,7 +59,11 @@ class JobApiServices:
 
 def build_services(settings: JobApiSettings) -> JobApiServices:
     """Clients connect lazily: the broker when the app starts it, Mongo on first use."""
-    broker = build_broker(settings.kafka)
+    # faststream's own logger would print plain text; ours is JSON with the job id. Its line per
+    # message is DEBUG: the intake logs each request's outcome itself.
+    broker = build_broker(
+        settings.kafka, logger=logging.getLogger("job_api.broker"), log_level=logging.DEBUG
+    )
     mongo = settings.mongo.client()
     db = mongo[settings.mongo.database]
     return JobApiServices(

@@ -1,5 +1,6 @@
 """Prometheus metrics of the HTTP API: requests by route and status, commands, listings."""
 
+import logging
 import time
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
@@ -7,6 +8,8 @@ from prometheus_client.exposition import generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["CONTENT_TYPE_LATEST", "ApiMetrics", "MetricsMiddleware"]
+
+access_log = logging.getLogger("job_api.access")
 
 
 class ApiMetrics:
@@ -61,7 +64,8 @@ class ApiMetrics:
 
 
 class MetricsMiddleware:
-    """Counts every HTTP request under its route template, so ids don't explode the labels."""
+    """Counts every HTTP request under its route template, so ids don't explode the labels,
+    and writes the access log line, with the job id of a call about one job."""
 
     def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
         self.app = app
@@ -83,8 +87,18 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_and_note)
         finally:
+            elapsed = time.perf_counter() - started
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             method = scope["method"]
             self.metrics.requests.labels(method, template, str(status)).inc()
-            self.metrics.latency.labels(method, template).observe(time.perf_counter() - started)
+            self.metrics.latency.labels(method, template).observe(elapsed)
+            job_id = scope.get("path_params", {}).get("job_id")
+            access_log.info(
+                "%s %s %d %.1fms",
+                method,
+                scope.get("path", ""),
+                status,
+                elapsed * 1000,
+                extra={"job_id": str(job_id)} if job_id is not None else None,
+            )

@@ -16,6 +16,7 @@ from provisioning_common.envelope import Envelope
 from provisioning_common.events import JobArchived, JobArchivedData, JobDeleted, JobDeletedData
 from provisioning_common.kafka import publish_envelope
 from provisioning_common.settings import KafkaSettings
+from provisioning_common.statuses import JobStatus
 from provisioning_common.topics import JOB_COMMANDS, JOB_EVENTS
 
 SOURCE = "/provisioning/job-api"
@@ -31,25 +32,42 @@ class CommandPublisher:
         self._commands_topic = kafka.topic(JOB_COMMANDS)
         self._events_topic = kafka.topic(JOB_EVENTS)
 
+    # `expected_status` is the status the operator acted on: the runner refuses a command whose
+    # job has moved on since, which is what makes two operators racing end with one winner.
     async def validate_threshold(
-        self, job_id: str, requested_by: str, plan_id: str | None = None
+        self,
+        job_id: str,
+        requested_by: str,
+        plan_id: str | None = None,
+        expected_status: JobStatus | None = None,
     ) -> str:
         command_id = _new_command_id()
         data = ValidateThresholdData(
-            command_id=command_id, requested_by=requested_by, plan_id=plan_id
+            command_id=command_id,
+            requested_by=requested_by,
+            plan_id=plan_id,
+            expected_status=expected_status,
         )
         await self._command(ValidateThreshold(source=SOURCE, subject=job_id, data=data))
         return command_id
 
-    async def cancel_job(self, job_id: str, requested_by: str) -> str:
+    async def cancel_job(
+        self, job_id: str, requested_by: str, expected_status: JobStatus | None = None
+    ) -> str:
         command_id = _new_command_id()
-        data = CommandData(command_id=command_id, requested_by=requested_by)
+        data = CommandData(
+            command_id=command_id, requested_by=requested_by, expected_status=expected_status
+        )
         await self._command(CancelJob(source=SOURCE, subject=job_id, data=data))
         return command_id
 
-    async def restart_job(self, job_id: str, requested_by: str) -> str:
+    async def restart_job(
+        self, job_id: str, requested_by: str, expected_status: JobStatus | None = None
+    ) -> str:
         command_id = _new_command_id()
-        data = CommandData(command_id=command_id, requested_by=requested_by)
+        data = CommandData(
+            command_id=command_id, requested_by=requested_by, expected_status=expected_status
+        )
         await self._command(RestartJob(source=SOURCE, subject=job_id, data=data))
         return command_id
 

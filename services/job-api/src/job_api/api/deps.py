@@ -12,6 +12,7 @@ from fastapi.routing import APIRoute
 from pymongo.asynchronous.database import AsyncDatabase
 
 from job_api.adapters.audit import AuditEntry, Outcome
+from job_api.api.errors import unavailable_detail
 from job_api.auth.permissions import Permission, refusal_message
 from job_api.auth.principal import Principal
 from job_api.auth.tokens import same_secret
@@ -168,8 +169,12 @@ def audited(
         except RequestValidationError as error:
             await recorder.write("rejected", 422, _validation_summary(error))
             raise
-        except Exception:
-            await recorder.write("rejected", 500, "internal error (see the job-api log)")
+        except Exception as error:
+            unavailable = unavailable_detail(error)
+            if unavailable is not None:
+                await recorder.write("rejected", 503, unavailable)
+            else:
+                await recorder.write("rejected", 500, "internal error (see the job-api log)")
             raise
         else:
             await recorder.write("accepted", recorder.status_code, None)

@@ -317,9 +317,11 @@ async def validate_threshold(
     """Approve the planned counts of the sequence blocked at its threshold; nothing runs yet."""
     key = str(job_id)
     with _about(key):
-        await _decidable(services, key, frozenset({JobStatus.THRESHOLD}), "validated")
+        doc = await _decidable(services, key, frozenset({JobStatus.THRESHOLD}), "validated")
         plan_id = body.plan_id if body is not None else None
-        command_id = await services.commands.validate_threshold(key, audit.principal.name, plan_id)
+        command_id = await services.commands.validate_threshold(
+            key, audit.principal.name, plan_id, expected_status=JobStatus(doc["status"])
+        )
         return _accepted(audit, services, command_id, "ValidateThreshold")
 
 
@@ -335,8 +337,10 @@ async def cancel_job(
     """Cancel the blocked sequence and every later one; the job ends CANCELED."""
     key = str(job_id)
     with _about(key):
-        await _decidable(services, key, AWAITING_DECISION_JOB_STATUSES, "canceled")
-        command_id = await services.commands.cancel_job(key, audit.principal.name)
+        doc = await _decidable(services, key, AWAITING_DECISION_JOB_STATUSES, "canceled")
+        command_id = await services.commands.cancel_job(
+            key, audit.principal.name, expected_status=JobStatus(doc["status"])
+        )
         return _accepted(audit, services, command_id, "CancelJob")
 
 
@@ -352,8 +356,10 @@ async def restart_job(
     """Run the job again from its first sequence that is not completed."""
     key = str(job_id)
     with _about(key):
-        await _decidable(services, key, RESTARTABLE_JOB_STATUSES, "restarted")
-        command_id = await services.commands.restart_job(key, audit.principal.name)
+        doc = await _decidable(services, key, RESTARTABLE_JOB_STATUSES, "restarted")
+        command_id = await services.commands.restart_job(
+            key, audit.principal.name, expected_status=JobStatus(doc["status"])
+        )
         return _accepted(audit, services, command_id, "RestartJob")
 
 

@@ -78,20 +78,22 @@ class ApiKeyStore:
         key_hash = hash_secret(key)
         before = await self._keys.find_one({"name": BOOTSTRAP_ADMIN_NAME})
         changed = before is None or not same_secret(before["key_hash"], key_hash)
-        doc = await self._keys.find_one_and_update(
-            {"name": BOOTSTRAP_ADMIN_NAME},
-            {
-                "$set": {"key_hash": key_hash, "role": str(Role.ADMIN)},
-                "$setOnInsert": {
-                    "_id": str(uuid.uuid4()),
-                    "created_at": utcnow(),
-                    "created_by": None,
-                },
-            },
-            upsert=True,
-            return_document=True,
-        )
-        assert doc is not None  # an upsert always returns the document
+        update = {
+            "$set": {"key_hash": key_hash, "role": str(Role.ADMIN)},
+            "$setOnInsert": {"_id": str(uuid.uuid4()), "created_at": utcnow(), "created_by": None},
+        }
+        try:
+            doc = await self._keys.find_one_and_update(
+                {"name": BOOTSTRAP_ADMIN_NAME}, update, upsert=True, return_document=True
+            )
+        except PyMongoError as error:
+            # Two job-api processes starting together: the other one inserted it first.
+            if not is_duplicate_key(error):
+                raise
+            doc = await self._keys.find_one_and_update(
+                {"name": BOOTSTRAP_ADMIN_NAME}, update, return_document=True
+            )
+        assert doc is not None  # upserted, or inserted by the other process
         return ApiKeyRecord.from_document(doc), changed
 
     async def authenticate(self, key: str) -> ApiKeyRecord | None:

@@ -13,6 +13,7 @@ from provisioning_common.topics import ensure_topics
 
 from job_api.api import api_keys, audit, definitions, jobs, me, session, system
 from job_api.api.asyncapi import asyncapi_document
+from job_api.api.errors import add_error_handlers
 from job_api.api.limits import BodySizeLimitMiddleware
 from job_api.bootstrap import JobApiServices, build_services
 from job_api.console import router as console_router
@@ -91,6 +92,7 @@ def app_factory(settings: JobApiSettings | None = None) -> FastAPI:
         lifespan=_lifespan(services),
     )
     app.state.services = services
+    add_error_handlers(app)
     app.state.asyncapi = asyncapi_document(settings.kafka, _version())
     for module in (jobs, definitions, api_keys, audit, me, session, system):
         app.include_router(module.router)
@@ -110,8 +112,10 @@ def main() -> None:
         app_factory(settings),
         host=settings.host,
         port=settings.port,
-        # Our JSON logging, configured above, formats uvicorn's lines too.
+        # Our JSON logging, configured above, formats uvicorn's lines too; the access log
+        # is written by MetricsMiddleware, which knows the route and the job id.
         log_config=None,
+        access_log=False,
         lifespan="on",
     )
 

@@ -19,7 +19,7 @@ from provisioning_common.settings import KafkaSettings
 from provisioning_common.topics import JOB_COMMANDS, JOB_EVENTS
 from pydantic import ValidationError
 
-from sequence_runner.handlers.engine import Engine
+from sequence_runner.handlers.engine import DecisionPendingError, Engine
 from sequence_runner.handlers.messages import COMMAND_HANDLERS, EVENT_HANDLERS, Handler, handle
 
 logger = logging.getLogger(__name__)
@@ -75,6 +75,11 @@ def _subscribe(
         try:
             if await handle(table, parsed, engine):
                 logger.info("handled %s (offset %s)", parsed.type, record.offset)
+        except DecisionPendingError as waiting:
+            # Expected while the guard's decision is on its way: no stack trace.
+            logger.info("%s; redelivered in %ss", waiting, RETRY_PAUSE_SECONDS)
+            await asyncio.sleep(RETRY_PAUSE_SECONDS)
+            raise
         except Exception:
             logger.exception("handling %s failed; it will be redelivered", parsed.type)
             await asyncio.sleep(RETRY_PAUSE_SECONDS)

@@ -16,6 +16,7 @@ from provisioning_common.commands import JobCommand
 from provisioning_common.envelope import utcnow
 from provisioning_common.events import AppliedCounts, JobCreated
 from provisioning_common.logs import current_job_id
+from provisioning_common.statuses import JobStatus, SequenceStatus
 
 from sequence_runner.adapters.connectors.base import ConnectorError
 from sequence_runner.domain.planner import plan
@@ -57,10 +58,18 @@ class EngineOptions:
     work_retry_backoff_seconds: float = 1.0
     # Compare-and-set conflicts in a row before giving up on a transition.
     conflict_retries: int = 20
+    # How long an operator's command may wait for the guard's decision it was sent against:
+    # commands and events travel on different topics, so a validate sent for a job the
+    # projection already shows at THRESHOLD can reach us before the SequenceBlocked does.
+    decision_wait_seconds: float = 30.0
 
 
 class ConcurrentUpdateError(RuntimeError):
     pass
+
+
+class DecisionPendingError(RuntimeError):
+    """The command came before the guard's decision it answers; redelivered, not rejected."""
 
 
 class Engine:
@@ -123,12 +132,32 @@ class Engine:
         if outcome is None:
             reason = f"job {job_id} is not known to the sequence runner"
         elif isinstance(outcome, Rejected):
+            if await self._decision_pending(job_id) and self._young(command):
+                raise DecisionPendingError(
+                    f"{command.type} for job {job_id} waits for the guard's decision "
+                    f"on its plan: {outcome.reason}"
+                )
             reason = outcome.reason
         else:
             return outcome
         logger.info("%s rejected: %s", command.type, reason)
         await self.publisher.publish(rejection(job_id, command, reason, self._now()))
         return outcome
+
+    async def _decision_pending(self, job_id: str) -> bool:
+        stored = await self.runs.load(job_id)
+        return (
+            stored is not None
+            and stored.run.status is JobStatus.RUNNING
+            and any(
+                sequence.status is SequenceStatus.RUNNING and sequence.phase == "deciding"
+                for sequence in stored.run.sequences
+            )
+        )
+
+    def _young(self, command: JobCommand) -> bool:
+        age = (self._now() - command.time).total_seconds()
+        return age < self.options.decision_wait_seconds
 
     async def flush(self, job_id: str) -> None:
         """Publish the run's unsent events in order, then mark them sent."""

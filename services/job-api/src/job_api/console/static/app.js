@@ -7,7 +7,7 @@ import { mountJobs } from "./views/jobs.js";
 import { mountSignIn } from "./views/signin.js";
 
 const main = document.getElementById("main");
-const state = { me: null, unmount: null, returnTo: null };
+const state = { me: null, unmount: null, returnTo: null, shown: null };
 
 function parseRoute() {
   const raw = location.hash.replace(/^#/, "") || "/jobs";
@@ -53,6 +53,10 @@ function render() {
     state.unmount = mountSignIn(main, { onSignedIn });
     return;
   }
+  // A screen reader hears the new view, and Tab starts from it, as after a page load.
+  const path = parts.join("/");
+  if (state.shown !== null && state.shown !== path) main.focus({ preventScroll: true });
+  state.shown = path;
   if (parts[0] === "jobs" && parts[1]) {
     markNav("jobs");
     state.unmount = mountJobDetail(main, { ...ctx, jobId: parts[1] });

@@ -6,6 +6,8 @@ import { ACTIVE, can, count, definitionLabel, JOB_STATUSES, jobActions, shortId,
 
 const PAGE_SIZES = [10, 25, 50, 100];
 const REFRESH_MS = 3000;
+// The control a keyboard user moved with: each page is a new view, so focus is put back on it.
+let focusAfterLoad = null;
 
 function readQuery(params) {
   const pageSize = Number(params.get("page_size"));
@@ -27,6 +29,7 @@ export function mountJobs(main, { me, navigate, params }) {
   let lastPage = null;
 
   const go = (changes) => {
+    focusAfterLoad = document.activeElement?.dataset?.testid ?? null;
     const next = { ...query, ...changes };
     const out = {};
     if (next.page !== 1) out.page = next.page;
@@ -206,6 +209,7 @@ export function mountJobs(main, { me, navigate, params }) {
       renderRows(data);
       renderPager(data);
       table.setAttribute("aria-busy", "false");
+      restoreFocus();
       if ((data.items ?? []).some((j) => ACTIVE.has(j.status))) {
         timer = setTimeout(() => load({ quiet: true }), REFRESH_MS);
       }
@@ -215,6 +219,14 @@ export function mountJobs(main, { me, navigate, params }) {
       if (!lastPage) replace(tbody, h("tr", {}, h("td", { colspan: 7, class: "empty" }, `The jobs could not be loaded: ${err.message}`)));
       else flash(`The jobs could not be refreshed: ${err.message}`);
     }
+  }
+
+  function restoreFocus() {
+    if (!focusAfterLoad) return;
+    const wanted = main.querySelector(`[data-testid="${focusAfterLoad}"]`);
+    focusAfterLoad = null;
+    const target = wanted && !wanted.disabled ? wanted : pager.querySelector("button:not(:disabled)");
+    if (wanted?.tagName === "SELECT" || wanted?.type === "checkbox" || pager.contains(wanted)) target?.focus();
   }
 
   async function loadDefinitions() {

@@ -1,0 +1,30 @@
+"""Answers for the infrastructure being away: 503 with what to do, never a bare 500."""
+
+import logging
+
+from aiokafka.errors import KafkaError
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pymongo.errors import PyMongoError
+
+logger = logging.getLogger(__name__)
+
+
+def unavailable_detail(error: BaseException) -> str | None:
+    """The 503 message for an error of Kafka or MongoDB; None for any other error."""
+    if isinstance(error, KafkaError):
+        return "Kafka did not answer, so nothing was published; retry in a moment"
+    if isinstance(error, PyMongoError):
+        return "MongoDB did not answer; retry in a moment"
+    return None
+
+
+async def _unavailable(request: Request, error: Exception) -> JSONResponse:
+    detail = unavailable_detail(error) or "a service job-api needs did not answer"
+    logger.error("%s %s: %s (%r)", request.method, request.url.path, detail, error)
+    return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "5"})
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(KafkaError, _unavailable)
+    app.add_exception_handler(PyMongoError, _unavailable)
