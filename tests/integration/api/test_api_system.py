@@ -1,5 +1,6 @@
 """Health, OpenAPI, AsyncAPI, metrics, the body size limit and the audit trail's paging."""
 
+import re
 import uuid
 from collections.abc import AsyncIterator
 
@@ -49,6 +50,17 @@ async def test_openapi_documents_every_route_with_a_summary(api: ApiHarness) -> 
     docs = await api.client.get("/docs")
     assert docs.status_code == 200
     assert "swagger" in docs.text.lower()
+
+
+async def test_the_docs_page_loads_swagger_ui_from_job_api_itself(api: ApiHarness) -> None:
+    """Operators' networks often reach no CDN: every asset of /docs comes from us."""
+    page = (await api.client.get("/docs")).text
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert assets, page
+    for asset in assets:
+        assert asset.startswith("/"), f"/docs loads {asset} from elsewhere"
+        answer = await api.client.get(asset)
+        assert answer.status_code == 200, asset
 
 
 async def test_asyncapi_lists_the_three_topics_and_their_messages(api: ApiHarness) -> None:

@@ -50,6 +50,9 @@ def _sort_indexes() -> list[list[tuple[str, int]]]:
                 keys.append((filter_field, ASCENDING))
             keys += [(sort_field, DESCENDING), ("_id", DESCENDING)]
             indexes.append(keys)
+    # The sorts by status and by definition, with their _id tie-break.
+    for sort_field in ("status", "definition_id"):
+        indexes.append([("archived", ASCENDING), (sort_field, ASCENDING), ("_id", ASCENDING)])
     return indexes
 
 

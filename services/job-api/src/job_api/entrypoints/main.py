@@ -13,6 +13,7 @@ from provisioning_common.topics import ensure_topics
 
 from job_api.api import api_keys, audit, definitions, jobs, me, session, system
 from job_api.api.asyncapi import asyncapi_document
+from job_api.api.docs import mount_docs
 from job_api.api.errors import add_error_handlers
 from job_api.api.limits import BodySizeLimitMiddleware
 from job_api.bootstrap import JobApiServices, build_services
@@ -90,12 +91,16 @@ def app_factory(settings: JobApiSettings | None = None) -> FastAPI:
         description="Job instances, their sequences and thresholds, and the operator's "
         "decisions on them. Authenticate with 'Authorization: Bearer <api key>'.",
         lifespan=_lifespan(services),
+        # /docs is ours: FastAPI's default page loads Swagger UI from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.services = services
     add_error_handlers(app)
     app.state.asyncapi = asyncapi_document(settings.kafka, _version())
     for module in (jobs, definitions, api_keys, audit, me, session, system):
         app.include_router(module.router)
+    mount_docs(app)
     # The console (HTML shell and assets) is served by this same app, at /.
     app.include_router(console_router)
     # Outermost first: metrics see every answer, including the size limit's 413s.
