@@ -9,7 +9,7 @@ UV := .tools/bin/uv
 VENV_STAMP := .venv/.synced
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: help venv browser run test lint format typecheck infra-up infra-down infra-status infra-logs bench clean
+.PHONY: help venv browser run test lint format infra-up infra-down infra-status infra-logs bench screenshots clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -38,7 +38,7 @@ test: venv browser ## lint, type-check and run every test tier on their own brok
 lint: venv ## ruff check, ruff format --check, mypy --strict
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	.venv/bin/mypy libs/common/src services/job-api/src services/sequence-runner/src services/threshold-guard/src tests bench scripts
+	.venv/bin/mypy libs/common/src services/job-api/src services/sequence-runner/src services/threshold-guard/src tests bench scripts infra
 
 format: venv ## apply ruff's fixes and formatting
 	.venv/bin/ruff check --fix .
@@ -58,6 +58,9 @@ infra-logs: ## their last log lines
 
 bench: venv ## benchmarks: our code against raw clients on the same broker and server
 	scripts/bench.sh
+
+screenshots: ## copy the console screenshots of the last test run into docs/screenshots
+	cp test-results/screenshots/*.png docs/screenshots/
 
 clean: infra-down ## remove the environment, jars and data folders
 	rm -rf .venv .tools .infra test-results

@@ -48,10 +48,12 @@ class Reader:
         return chunk
 
     def int16(self) -> int:
-        return struct.unpack(">h", self.take(2))[0]
+        value: int = struct.unpack(">h", self.take(2))[0]
+        return value
 
     def int32(self) -> int:
-        return struct.unpack(">i", self.take(4))[0]
+        value: int = struct.unpack(">i", self.take(4))[0]
+        return value
 
     def uvarint(self) -> int:
         shift = result = 0
