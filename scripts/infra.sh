@@ -272,7 +272,16 @@ kafka_up() {
     local cluster_id
     # Same format as `kafka-storage random-uuid` (base64url of 16 random bytes),
     # without paying for a JVM start.
-    cluster_id="$("$PROBE_PYTHON" -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
+    # Kafka's own ids never start with '-' (the storage tool would read one as an option),
+    # so draw again when base64 happens to give one: 1 run in 64 failed before this.
+    cluster_id="$("$PROBE_PYTHON" -c '
+import base64, uuid
+while True:
+    i = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    if not i.startswith("-"):
+        print(i)
+        break
+')"
     if ! "$JAVA" "${jvm_log[@]}" -cp "$KAFKA_JARS/*" kafka.tools.StorageTool format \
       --cluster-id "$cluster_id" --config "$KAFKA_PROPS" >>"$KAFKA_LOG" 2>&1; then
       log "formatting Kafka storage failed; last 40 lines of $KAFKA_LOG:"
