@@ -574,9 +574,11 @@ async def test_detail_view_follows_a_running_job_with_a_progress_bar(
     await expect(progress).to_be_visible()
     await expect(page.get_by_test_id("job-status")).to_have_text("Running")
     await expect(page.get_by_test_id("live")).to_be_visible()
-    first = int(await progress.get_attribute("value") or 0)
+    # The bar shows how far the running phase is, out of the sequence's records. (Its value
+    # may already be at the end of a phase when read: planning is fast on a quiet machine.)
+    label = await page.locator(".progress-label").first.inner_text()
+    assert re.fullmatch(r"(Planning|Applying) [\d,]+( / [\d,]+)?|Starting…", label), label
     await expect(page.get_by_test_id("job-status")).to_have_text("Completed", timeout=120_000)
     await expect(progress).to_have_count(0)
     await expect(page.get_by_test_id("live")).to_have_count(0)
     await expect(page.get_by_test_id("sequence-row")).to_contain_text("10,000")
-    assert first < 10_000
