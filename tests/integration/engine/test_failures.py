@@ -81,11 +81,17 @@ async def test_a_failed_sequence_resumes_on_restart_without_running_completed_on
         (
             {"type": "inline"},
             {"uid": "employee_id"},
-            "line 1: source field 'employee_id' (mapped to 'uid') is missing; the record has: uid",
+            "inputs.people: line 1: source field 'employee_id' (mapped to 'uid') is missing; "
+            "the record has: uid",
         ),
         ({"type": "jsonl", "path": "{name}.jsonl"}, None, "{name}.jsonl: line 2: invalid JSON"),
+        (
+            {"type": "csv", "path": "{name}.csv"},
+            None,
+            "{name}.csv: duplicate key uid='a' at lines 2 and 4",
+        ),
     ],
-    ids=["missing-file", "unmapped-field", "bad-json"],
+    ids=["missing-file", "unmapped-field", "bad-json", "duplicate-key"],
 )
 async def test_a_sequence_that_cannot_be_planned_fails_with_the_reason(
     engine: EngineRig,
@@ -95,6 +101,7 @@ async def test_a_sequence_that_cannot_be_planned_fails_with_the_reason(
     reason: str,
 ) -> None:
     engine.write(f"{unique_name}.jsonl", '{"uid": "a"}\n{"uid": \n')
+    engine.write(f"{unique_name}.csv", 'uid,mail\na,"x\ny"\na,z\n')
     if "path" in source:
         source = {**source, "path": source["path"].format(name=unique_name)}
     job_id = await engine.submit(

@@ -10,7 +10,8 @@ from pymongo import AsyncMongoClient
 from sequence_runner.adapters.connectors.mongo_target import MongoTargetConnector, RetryPolicy
 from sequence_runner.adapters.mongo_plans import MongoPlanRepository
 from sequence_runner.adapters.mongo_runs import MongoRunRepository
-from sequence_runner.domain.records import PlannedChange
+from sequence_runner.domain.planner import plan
+from sequence_runner.domain.records import PlannedChange, SourceRecord
 from sequence_runner.domain.transitions import start
 from sequence_runner.handlers.ports import StoredPlan
 
@@ -110,3 +111,48 @@ async def test_applying_a_plan_twice_gives_the_same_target(
         ]
     )
     assert [r["uid"] async for r in target.read_all()] == ["u1", "u3", "u4"]
+
+
+async def test_records_the_planner_knows_by_their_id_are_written_as_planned(
+    mongo_client: AsyncMongoClient[dict[str, Any]], unique_name: str
+) -> None:
+    """A record without its key attribute is known by its `_id` when planning; the apply must
+    find it the same way, or an update collides with its `_id` and a delete removes nothing."""
+    collection = mongo_client[unique_name]["people"]
+    await collection.insert_many(
+        [
+            {"_id": "u1", "mail": "old"},
+            {"_id": "u9", "mail": "gone"},
+            {"_id": "u8", "uid": None, "mail": "null key"},
+            {"_id": "keep", "uid": "u2", "mail": "b"},
+        ]
+    )
+    target = MongoTargetConnector(collection, "uid", RetryPolicy(attempts=1))
+    await target.prepare()
+    planned = plan(
+        [
+            SourceRecord(2, {"uid": "u1", "mail": "new"}),
+            SourceRecord(3, {"uid": "u2", "mail": "b"}),
+        ],
+        [record async for record in target.read_all()],
+        "uid",
+        None,
+        delete_missing=True,
+    )
+    assert [(c.action, c.key) for c in planned.changes] == [
+        ("update", "u1"),
+        ("delete", "u9"),
+        ("delete", "u8"),
+    ]
+    # Stored and read back as the apply reads it.
+    plans = MongoPlanRepository(mongo_client[unique_name])
+    stored = StoredPlan("p1", "j1", 0, 1, planned.counts, datetime.now(UTC))
+    await plans.save(stored, planned.changes)
+    (read_back,) = [batch async for batch in plans.changes("p1", 100)]
+    assert read_back == list(planned.changes)
+    await target.apply(read_back)
+    await target.apply(read_back)
+    assert [doc async for doc in collection.find({}).sort("_id", 1)] == [
+        {"_id": "keep", "uid": "u2", "mail": "b"},
+        {"_id": "u1", "uid": "u1", "mail": "new"},
+    ]

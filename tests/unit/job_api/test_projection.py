@@ -463,12 +463,37 @@ def test_a_plan_above_its_approval_stops_again() -> None:
             time=at(21),
             data=SequenceStartedData(index=0, name="employees", attempt=2),
         ),
+        SequencePlanned(
+            source=SOURCE,
+            subject=job_id,
+            time=at(22),
+            data=SequencePlannedData(
+                index=0,
+                name="employees",
+                plan_id="plan-0c",
+                counts=counts(delete=15, unchanged=85),
+                thresholds=Thresholds(delete=ThresholdLimit(count=10, percent=5)),
+            ),
+        ),
         grown,
     ]
     doc = fold_list([job, *events])
     assert doc["status"] == "THRESHOLD"
     assert doc["sequences"][0]["threshold"]["limit"] == "approved"
     assert doc["sequences"][0]["above_approval"] is True
+
+
+def test_a_decision_replayed_for_an_old_plan_changes_nothing() -> None:
+    """A guard started with a fresh consumer group decides the whole topic anew: its decisions
+    on plans long since applied come after the job's end, at new offsets."""
+    job = created()
+    finished = fold_list([job, *completed_job_events(job.subject)])
+    assert finished["status"] == "COMPLETED"
+    again = fold(finished, blocked(job.subject, 60, plan_id="plan-0"), 1, 10_000)
+    assert isinstance(again, dict)
+    assert again["status"] == "COMPLETED"
+    assert again["sequences"][0]["status"] == "COMPLETED"
+    assert again["sequences"][0]["threshold"] is None
 
 
 def test_cancel_at_threshold_cancels_the_blocked_and_later_sequences() -> None:

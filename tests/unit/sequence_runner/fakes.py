@@ -104,8 +104,9 @@ class FakePublisher:
 
 
 class FakeSource:
-    def __init__(self, records: list[dict[str, Any]] | SourceError) -> None:
+    def __init__(self, records: list[dict[str, Any]] | SourceError, name: str = "fake") -> None:
         self._records = records
+        self.shown_as = f"{name}.fake"
 
     async def read(self) -> AsyncIterator[SourceRecord]:
         if isinstance(self._records, SourceError):
@@ -148,7 +149,7 @@ class FakeConnectors:
     def source(
         self, sequence: SequenceDefinition, inputs: list[dict[str, Any]] | None
     ) -> SourceConnector:
-        return FakeSource(self.sources[sequence.name])
+        return FakeSource(self.sources[sequence.name], sequence.name)
 
     def target(self, sequence: SequenceDefinition) -> TargetConnector:
         collection = sequence.target.collection

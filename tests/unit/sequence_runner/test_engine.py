@@ -1,18 +1,22 @@
 """The engine against fakes of its ports: a job planned, decided, applied; the outbox; races."""
 
 import asyncio
+import threading
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from provisioning_common.envelope import utcnow
 from provisioning_common.events import (
+    AppliedCounts,
     CommandRejected,
     JobCompleted,
     JobFailed,
     JobStarted,
     SequenceBlocked,
     SequenceCanceled,
+    SequenceCompleted,
     SequenceFailed,
     SequencePlanned,
     SequenceProgress,
@@ -21,16 +25,20 @@ from provisioning_common.events import (
 )
 from provisioning_common.statuses import JobStatus, SequenceStatus
 from sequence_runner.adapters.connectors.base import SourceError, TargetError
+from sequence_runner.domain import planner
 from sequence_runner.domain.transitions import (
     Moved,
     Rejected,
     cancel,
     on_blocked,
+    on_completed,
     on_released,
     validate,
 )
+from sequence_runner.handlers import engine as engine_module
 from sequence_runner.handlers.engine import DecisionPendingError, Engine, EngineOptions
 from sequence_runner.handlers.messages import COMMAND_HANDLERS, EVENT_HANDLERS, handle
+from sequence_runner.handlers.ports import StoredPlan
 from threshold_guard.handlers.decisions import decide
 
 from tests.unit.sequence_runner.builders import (
@@ -400,3 +408,129 @@ async def test_a_command_waits_for_a_decision_only_so_long(world: World) -> None
     await handle(COMMAND_HANDLERS, stale, world.engine)
     (rejected,) = world.publisher.of_type(CommandRejected)
     assert "only a job at THRESHOLD can be validated" in rejected.data.reason
+
+
+async def test_a_validate_that_waited_for_a_newer_plan_does_not_approve_it(world: World) -> None:
+    """Operator A restarts a job at THRESHOLD while operator B, who saw the same THRESHOLD,
+    validates it. B's command waits for the decision on the new plan, which blocks again:
+    B never saw its counts, so B's validate must not approve them."""
+    created = job_created(definition(sequence("people", thresholds={"create": {"count": 3}})))
+    await handle(EVENT_HANDLERS, created, world.engine)
+    await world.settle()
+    assert world.status() == (JobStatus.THRESHOLD, ["THRESHOLD"])
+    seen_by_b = validate_command(expected_status=JobStatus.THRESHOLD).model_copy(
+        update={"time": utcnow() - timedelta(seconds=1)}
+    )
+    await handle(COMMAND_HANDLERS, restart_command(), world.engine)
+    world.connectors.sources["people"] = [{"uid": f"u{i}"} for i in range(50)]
+    await world.engine.idle()  # planned again; not decided yet
+    with pytest.raises(DecisionPendingError):
+        await handle(COMMAND_HANDLERS, seen_by_b, world.engine)
+    await world.settle()  # the new plan, 50 creates, is blocked
+    await handle(COMMAND_HANDLERS, seen_by_b, world.engine)  # the redelivery
+    assert world.status() == (JobStatus.THRESHOLD, ["THRESHOLD"])
+    assert world.runs.rows[JOB_ID].run.sequence(0).approval is None
+    (rejected,) = world.publisher.of_type(CommandRejected)
+    assert "made after the command was sent" in rejected.data.reason
+
+
+async def test_errors_planning_a_source_name_the_source(world: World) -> None:
+    world.connectors.sources["people"] = [{"uid": "u1"}, {"uid": "u2"}, {"uid": "u1"}]
+    await handle(EVENT_HANDLERS, two_sequences(), world.engine)
+    await world.settle()
+    assert world.status() == (JobStatus.FAILED, ["FAILED", "PENDING"])
+    assert world.publisher.of_type(SequenceFailed)[-1].data.reason == (
+        "people.fake: duplicate key uid='u1' at lines 2 and 4"
+    )
+
+
+async def test_a_plan_is_computed_off_the_event_loop(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plan of a million records takes seconds of CPU: on the event loop it would stop the
+    Kafka consumers' heartbeats and every other job meanwhile."""
+    threads: list[int] = []
+
+    def recording_plan(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.get_ident())
+        return planner.plan(*args, **kwargs)
+
+    monkeypatch.setattr(engine_module, "plan", recording_plan)
+    await handle(EVENT_HANDLERS, two_sequences(), world.engine)
+    await world.settle()
+    assert world.status()[0] is JobStatus.COMPLETED
+    assert len(threads) == 2
+    assert threading.get_ident() not in threads
+
+
+async def test_a_plan_taken_over_by_another_runner_is_no_longer_written(world: World) -> None:
+    """Two runner processes can work on one job (a rebalance, a second process starting up
+    and resuming every running job). Once the other one has moved the run on, this one stops
+    writing its now stale plan rather than overwrite what came after."""
+    created = job_created(definition(sequence("people", thresholds={"create": {"count": 10}})))
+
+    class OvertakenTarget(FakeTarget):
+        async def apply(self, changes: Any) -> None:
+            await super().apply(changes)
+            row = world.runs.rows[JOB_ID]
+            sequence_run = row.run.sequence(0)
+            if sequence_run.phase == "applying":
+                assert sequence_run.plan_id is not None
+                done = on_completed(
+                    row.run,
+                    0,
+                    sequence_run.plan_id,
+                    AppliedCounts(create=3, update=0, delete=0),
+                    NOW,
+                )
+                assert isinstance(done, Moved)
+                row.run, row.version = done.run, row.version + 1
+
+    world.connectors.targets["people"] = OvertakenTarget("uid")
+    await handle(EVENT_HANDLERS, created, world.engine)
+    await world.settle()
+    # Batches of 2: the first was written, then the run said the other runner had finished.
+    assert len(world.connectors.targets["people"].writes) == 2
+    assert world.publisher.of_type(SequenceCompleted) == []
+    assert world.status() == (JobStatus.COMPLETED, ["COMPLETED"])
+
+
+async def test_events_left_unsent_by_a_broker_outage_go_out_without_a_new_message() -> None:
+    """Background work whose events cannot be published gives up after its retries; the
+    events must not then wait for the next message about the job, or the next start."""
+    runs, plans, publisher = FakeRuns(), FakePlans(), FakePublisher()
+    connectors = FakeConnectors(sources={"people": PEOPLE})
+    engine = Engine(
+        runs,
+        plans,
+        publisher,
+        connectors,
+        EngineOptions(work_retries=1, work_retry_backoff_seconds=0, work_resume_seconds=0.05),
+    )
+    created = job_created(definition(sequence("people", thresholds={"create": {"count": 10}})))
+    await engine.create_run(created)
+    publisher.failures_left = 10**9  # the broker goes away
+    engine.kick(JOB_ID)
+    await engine.idle()
+    assert [e.type for e in runs.rows[JOB_ID].outbox] == ["provisioning.SequencePlanned"]
+    publisher.failures_left = 0  # and comes back
+    await asyncio.sleep(0.2)
+    await engine.idle()
+    assert runs.rows[JOB_ID].outbox == []
+    assert len(publisher.of_type(SequencePlanned)) == 1
+    await engine.close()
+
+
+async def test_a_stored_plan_that_is_not_the_checked_one_is_not_written(world: World) -> None:
+    class Garbled(FakePlans):
+        async def save(self, plan: StoredPlan, changes: Any) -> None:
+            changes = list(changes)
+            # As many changes as were checked, but one twice and one missing.
+            await super().save(plan, [changes[0], changes[1], changes[1]])
+
+    world.engine.plans = Garbled()
+    created = job_created(definition(sequence("people", thresholds={"create": {"count": 10}})))
+    await handle(EVENT_HANDLERS, created, world.engine)
+    await world.settle()
+    assert world.status() == (JobStatus.FAILED, ["FAILED"])
+    assert "not the plan that was checked" in world.publisher.of_type(JobFailed)[-1].data.reason

@@ -115,8 +115,9 @@ def test_a_target_record_is_known_by_its_key_attribute_or_else_its_id() -> None:
         None,
         delete_missing=True,
     )
-    # "1" lacks the uid attribute in the target, so it is an update adding it.
-    assert [(c.action, c.key) for c in result.changes] == [("update", "1")]
+    # "1" lacks the uid attribute in the target, so it is an update adding it, written to the
+    # record found by its _id.
+    assert [(c.action, c.key, c.by_id) for c in result.changes] == [("update", "1", True)]
     assert result.counts.unchanged == 1
 
 
@@ -171,3 +172,90 @@ def test_attribute_names_a_document_store_would_misread_are_refused(name: str) -
 def test_integer_keys_from_json_sources_are_kept_as_integers() -> None:
     result = plan(source({"id": 5, "n": "x"}), [{"_id": 5, "id": 5, "n": "y"}], "id", None, False)
     assert [(c.action, c.key) for c in result.changes] == [("update", 5)]
+
+
+def test_a_target_record_with_a_null_key_attribute_is_known_by_its_id() -> None:
+    result = plan(
+        source(),
+        [{"_id": "u8", "uid": None}, {"_id": "x", "uid": "u9"}],
+        "uid",
+        None,
+        delete_missing=True,
+    )
+    assert [(c.action, c.key, c.by_id) for c in result.changes] == [
+        ("delete", "u8", True),
+        ("delete", "u9", False),
+    ]
+
+
+def test_two_target_records_with_one_key_are_refused_rather_than_one_picked() -> None:
+    # One is known by its key attribute, the other (without one) by its _id: a write by key
+    # could reach either of them.
+    with pytest.raises(
+        PlanError, match=r"target holds two records with uid='1' \(_id '1' and _id 'x'\)"
+    ):
+        plan(
+            source({"uid": "1"}),
+            [{"_id": "1", "mail": "a"}, {"_id": "x", "uid": "1"}],
+            "uid",
+            None,
+            delete_missing=False,
+        )
+
+
+@pytest.mark.parametrize("value", [True, ["1"], {"a": 1}])
+def test_a_target_key_that_cannot_be_matched_is_refused(value: object) -> None:
+    with pytest.raises(PlanError, match=r"the target record with _id 'x' has uid="):
+        plan(source({"uid": "1"}), [{"_id": "x", "uid": value}], "uid", None, False)
+
+
+@pytest.mark.parametrize(("source_key", "target_key"), [("1001", 1001), (1001, "1001"), ("-5", -5)])
+def test_a_key_that_differs_from_the_targets_only_by_its_type_is_refused(
+    source_key: str | int, target_key: str | int
+) -> None:
+    # A CSV gives text; a target loaded from JSON may hold numbers. Planning a create would
+    # give the same person a second record (and, with delete_missing, delete the first).
+    with pytest.raises(PlanError, match=rf"line 2: uid={source_key!r} is .* the target holds"):
+        plan(
+            source({"uid": source_key}),
+            [{"_id": target_key, "uid": target_key}],
+            "uid",
+            None,
+            delete_missing=True,
+        )
+
+
+def test_keys_alike_only_as_text_are_not_mistaken_for_each_other() -> None:
+    result = plan(source({"uid": "007"}), [{"_id": 7, "uid": 7}], "uid", None, False)
+    assert [(c.action, c.key) for c in result.changes] == [("create", "007")]
+
+
+@pytest.mark.parametrize(
+    ("stored", "wanted"),
+    [(1, True), (0, False), (True, 1), ([1], [True]), ({"a": 1}, {"a": True}), ("1", 1)],
+)
+def test_values_a_document_store_keeps_apart_are_an_update(stored: object, wanted: object) -> None:
+    result = plan(
+        source({"uid": "1", "v": wanted}), [{"uid": "1", "v": stored}], "uid", None, False
+    )
+    assert [(c.action, c.before) for c in result.changes] == [("update", {"v": stored})]
+
+
+@pytest.mark.parametrize(
+    ("stored", "wanted"), [(1, 1.0), (float("nan"), float("nan")), ([{"a": "x"}], [{"a": "x"}])]
+)
+def test_values_the_target_already_holds_are_unchanged(stored: object, wanted: object) -> None:
+    result = plan(
+        source({"uid": "1", "v": wanted}), [{"uid": "1", "v": stored}], "uid", None, False
+    )
+    assert result.changes == ()
+    assert result.counts.unchanged == 1
+
+
+def test_errors_about_source_records_name_the_source() -> None:
+    with pytest.raises(PlanError, match=r"^hr/people.csv: line 2: the key attribute 'uid'"):
+        plan(source({"mail": "a"}), [], "uid", None, False, source_name="hr/people.csv")
+    with pytest.raises(PlanError, match=r"^hr/people.csv: duplicate key uid='1' at lines 2 and 3"):
+        plan(
+            source({"uid": "1"}, {"uid": "1"}), [], "uid", None, False, source_name="hr/people.csv"
+        )

@@ -50,6 +50,34 @@ async def test_a_quoted_newline_counts_in_the_line_numbers(tmp_path: Path) -> No
         await read(source)
 
 
+async def test_a_record_over_several_lines_is_known_by_its_first_line(tmp_path: Path) -> None:
+    source = csv_file(tmp_path, 'id,name\n1,"two\nlines"\n2,b\n3,"x\ny",z\n')
+    with pytest.raises(SourceError, match=r"^hr/people.csv: line 5: expected 2 fields, found 3$"):
+        await read(source)
+    source = csv_file(tmp_path, 'id,name\n1,"two\nlines"\n2,b\n')
+    records = await read(source)
+    assert [(r.line, r.fields["id"]) for r in records] == [(2, "1"), (4, "2")]
+
+
+async def test_an_unclosed_quote_is_refused_where_it_opens(tmp_path: Path) -> None:
+    # Read leniently, the quote would swallow every following row into one field: the
+    # records after it would vanish from the source, and be planned as deletions.
+    source = csv_file(tmp_path, 'id,name\n1,Ann\n2,"Bo\n3,Cy\n4,Di\n')
+    with pytest.raises(SourceError, match=r"^hr/people.csv: line 3: unexpected end of data"):
+        await read(source)
+
+
+async def test_text_after_a_closing_quote_is_refused(tmp_path: Path) -> None:
+    source = csv_file(tmp_path, 'id,name\n1,"Bo" Jr\n')
+    with pytest.raises(SourceError, match=r"^hr/people.csv: line 2: .*expected after"):
+        await read(source)
+
+
+async def test_blank_lines_before_the_header_are_skipped(tmp_path: Path) -> None:
+    source = csv_file(tmp_path, "\n\nid,name\n1,Ann\n")
+    assert await read(source) == [SourceRecord(line=4, fields={"id": "1", "name": "Ann"})]
+
+
 async def test_a_bad_row_after_many_good_ones_is_found(tmp_path: Path) -> None:
     rows = "".join(f"{i},n{i}\n" for i in range(2500))
     source = csv_file(tmp_path, f"id,name\n{rows}x\n")
@@ -81,6 +109,13 @@ async def test_jsonl_lines_become_records(tmp_path: Path) -> None:
         SourceRecord(line=1, fields={"id": 1, "tags": ["a"]}),
         SourceRecord(line=3, fields={"id": 2}),
     ]
+
+
+async def test_jsonl_line_numbers_count_blank_and_crlf_lines(tmp_path: Path) -> None:
+    path = tmp_path / "p.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"id": 1}\r\n\r\n   \n{"id": 2}\r\n{"id": \n')
+    with pytest.raises(SourceError, match=r"^p.jsonl: line 5: invalid JSON"):
+        await read(JsonlSourceConnector(path, "p.jsonl"))
 
 
 async def test_bad_json_names_the_line(tmp_path: Path) -> None:

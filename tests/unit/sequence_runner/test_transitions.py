@@ -1,6 +1,7 @@
 """The run's transitions: the job and sequence state machines, and the events each step emits."""
 
 from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
 from provisioning_common.events import (
@@ -306,3 +307,25 @@ def test_a_command_sent_for_a_state_the_job_has_left_is_rejected() -> None:
         "look at the job again before deciding"
     )
     assert isinstance(cancel(run, cancel_command(expected_status=JobStatus.VALIDATED), NOW), Moved)
+
+
+def test_a_validate_sent_before_the_blocked_plan_was_made_is_rejected() -> None:
+    """Without a plan id, a validate approves the blocked plan: one sent before that plan existed
+    answers an earlier one (say, before another operator restarted the job), whose counts may
+    be far smaller."""
+    earlier = validate_command().model_copy(update={"time": NOW - timedelta(seconds=5)})
+    outcome = validate(blocked(), earlier, NOW)
+    assert isinstance(outcome, Rejected)
+    assert "blocked on plan p1, made after the command was sent" in outcome.reason
+    later = validate_command().model_copy(update={"time": NOW + timedelta(seconds=5)})
+    assert isinstance(validate(blocked(), later, NOW), Moved)
+    # Naming the plan says which counts the operator saw, whatever the clocks say.
+    named = earlier.model_copy(update={"data": earlier.data.model_copy(update={"plan_id": "p1"})})
+    assert isinstance(validate(blocked(), named, NOW), Moved)
+
+
+def test_a_new_plan_forgets_when_the_previous_one_was_made() -> None:
+    run = moved(restart(blocked(), restart_command(), NOW)).run
+    assert run.sequence(0).planned_at is None
+    run = planned(run, 0, "p2", delete=1)
+    assert run.sequence(0).planned_at == NOW

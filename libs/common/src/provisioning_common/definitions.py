@@ -4,6 +4,7 @@ from pathlib import PurePosixPath
 from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.config import JsonDict
 
 Slug = Annotated[
     str,
@@ -22,7 +23,19 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class _FileSource(_Frozen):
+def _type_required(schema: JsonDict) -> None:
+    required = schema.get("required")
+    schema["required"] = ["type", *(required if isinstance(required, list) else [])]
+
+
+class _Tagged(_Frozen):
+    """A source or target: `type` picks the model before its default could apply, so a body
+    without it is refused; the JSON schema (OpenAPI, AsyncAPI) says it is required."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra=_type_required)
+
+
+class _FileSource(_Tagged):
     path: str = Field(
         min_length=1,
         description="Path relative to the data folder (PROVISIONING_DATA_DIR).",
@@ -48,7 +61,7 @@ class JsonlSource(_FileSource):
     type: Literal["jsonl"] = "jsonl"
 
 
-class InlineSource(_Frozen):
+class InlineSource(_Tagged):
     """Records that come with the job request, in `inputs.<sequence name>`."""
 
     type: Literal["inline"] = "inline"
@@ -57,7 +70,7 @@ class InlineSource(_Frozen):
 Source = Annotated[CsvSource | JsonlSource | InlineSource, Field(discriminator="type")]
 
 
-class MongoTarget(_Frozen):
+class MongoTarget(_Tagged):
     type: Literal["mongo"] = "mongo"
     collection: Slug = Field(description="Collection in the target repository database.")
 
@@ -67,7 +80,11 @@ Target = Annotated[MongoTarget, Field(discriminator="type")]
 
 class ThresholdLimit(_Frozen):
     count: int | None = Field(
-        default=None, ge=1, description="Reached when the planned number is at least this."
+        default=None,
+        ge=1,
+        # Stored as a 64-bit integer, the largest MongoDB holds.
+        le=2**63 - 1,
+        description="Reached when the planned number is at least this.",
     )
     percent: float | None = Field(
         default=None,
@@ -122,6 +139,17 @@ class SequenceDefinition(_Frozen):
                 raise ValueError("mapping: give at least one attribute, or leave it out")
             if self.key not in self.mapping:
                 raise ValueError(f"key: {self.key!r} must be a target attribute of the mapping")
+        return self
+
+    @model_validator(mode="after")
+    def _deletions_are_guarded(self) -> Self:
+        # delete_missing with an empty or truncated source file plans the deletion of the whole
+        # repository: without a delete threshold, nothing would stop it.
+        if self.delete_missing and self.thresholds.delete is None:
+            raise ValueError(
+                "thresholds.delete: a sequence with delete_missing needs a delete threshold, "
+                "or an empty source would delete the whole target unguarded"
+            )
         return self
 
 

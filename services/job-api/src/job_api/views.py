@@ -69,9 +69,21 @@ def _floor_ms(moment: datetime) -> datetime:
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
-def _ceil_ms(moment: datetime) -> datetime:
+def _exclusive_from(moment: datetime) -> datetime | None:
+    """The millisecond before the first whole one at or after `moment`; None before year 1."""
     floor = _floor_ms(moment)
-    return floor if floor == moment else floor + _MS
+    try:
+        return floor if floor != moment else floor - _MS
+    except OverflowError:
+        return None
+
+
+def _exclusive_to(moment: datetime) -> datetime | None:
+    """The millisecond after the last whole one at or before `moment`; None after year 9999."""
+    try:
+        return _floor_ms(moment) + _MS
+    except OverflowError:
+        return None
 
 
 class InvalidCursorError(ValueError):
@@ -130,7 +142,9 @@ class Cursor:
             kind = doc["t"]
             value: datetime | str | None
             if kind == "d":
-                value = datetime.fromisoformat(doc["v"])
+                # In UTC, as every stored date (one outside years 1 to 9999 there is refused).
+                moment = datetime.fromisoformat(doc["v"])
+                value = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
             elif kind == "s":
                 value = str(doc["v"])
             elif kind == "n":
@@ -138,7 +152,15 @@ class Cursor:
             else:
                 raise ValueError(kind)
             return cls(sort=str(doc["s"]), value=value, id=str(doc["id"]))
-        except (binascii.Error, UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
+        except (
+            binascii.Error,
+            UnicodeDecodeError,
+            ValueError,
+            KeyError,
+            TypeError,
+            OverflowError,  # a date outside years 1 to 9999 once in UTC
+            RecursionError,  # JSON nested deeper than the parser goes
+        ) as error:
             raise InvalidCursorError(
                 "cursor: not a cursor this API gave out; pass next_cursor from a previous page "
                 "unchanged, or start again without it"
@@ -188,11 +210,14 @@ class JobInstanceQuery:
         created: dict[str, datetime] = {}
         # Inclusive bounds as exclusive ones a millisecond (BSON's date precision) outside:
         # the same documents on MongoDB, and SecantusDB drops the documents equal to an
-        # inclusive bound when it scans a compound index against its key's direction.
-        if self.created_from is not None:
-            created["$gt"] = _ceil_ms(self.created_from) - _MS
-        if self.created_to is not None:
-            created["$lt"] = _floor_ms(self.created_to) + _MS
+        # inclusive bound when it scans a compound index against its key's direction. At the
+        # ends of the calendar there is nothing outside: no bound.
+        after = None if self.created_from is None else _exclusive_from(self.created_from)
+        before = None if self.created_to is None else _exclusive_to(self.created_to)
+        if after is not None:
+            created["$gt"] = after
+        if before is not None:
+            created["$lt"] = before
         if created:
             query["created_at"] = created
         return query

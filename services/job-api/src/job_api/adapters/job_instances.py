@@ -190,6 +190,14 @@ class JobInstanceStore:
         )
         return result.matched_count == 1
 
+    async def restore_archived(self, before: JobInstanceDoc) -> None:
+        """Put back the archive fields of `before`, the job instance as read before a change."""
+        fields = {name: before.get(name) for name in ("archived_by", "archived_at", "updated_at")}
+        await self._instances.update_one(
+            {"_id": before["_id"]},
+            {"$set": {"archived": before.get("archived", False), **fields}},
+        )
+
     async def delete(self, job_id: str, *, require_finished: bool = True) -> bool:
         """Delete a finished job instance at once; False when it is absent or unfinished."""
         query: dict[str, Any] = {"_id": job_id}

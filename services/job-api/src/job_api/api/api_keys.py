@@ -3,6 +3,7 @@
 from fastapi import APIRouter, Depends, HTTPException, Response, status
 
 from job_api.api import API_PREFIX
+from job_api.api.bodies import JsonTextRoute
 from job_api.api.deps import (
     ApiKeyCreateAudit,
     ApiKeyDeleteAudit,
@@ -11,6 +12,8 @@ from job_api.api.deps import (
     reject_unknown_query_params,
 )
 from job_api.api.schemas import (
+    BODY_TOO_LARGE,
+    UNPROCESSABLE,
     ApiKeyCreate,
     ApiKeyCreatedPublic,
     ApiKeyPublic,
@@ -23,10 +26,12 @@ from job_api.auth.permissions import Role
 router = APIRouter(
     prefix=f"{API_PREFIX}/api-keys",
     tags=["api keys"],
+    route_class=JsonTextRoute,
     dependencies=[Depends(reject_unknown_query_params)],
     responses={
         401: {"model": ErrorPublic, "description": "No API key, or not a valid one."},
         403: {"model": ErrorPublic, "description": "Only admins manage API keys."},
+        **UNPROCESSABLE,
     },
 )
 
@@ -45,7 +50,10 @@ def _public(record: ApiKeyRecord) -> ApiKeyPublic:
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=ApiKeyCreatedPublic,
-    responses={409: {"model": ErrorPublic, "description": "A key has this name already."}},
+    responses={
+        **BODY_TOO_LARGE,
+        409: {"model": ErrorPublic, "description": "A key has this name already."},
+    },
 )
 async def create_api_key(
     audit: ApiKeyCreateAudit, services: ServicesDep, body: ApiKeyCreate

@@ -14,7 +14,12 @@ from job_api.api.deps import (
     PageSize,
     reject_unknown_query_params,
 )
-from job_api.api.schemas import AuditEntriesPublic, AuditEntryPublic, ErrorPublic
+from job_api.api.schemas import (
+    UNPROCESSABLE,
+    AuditEntriesPublic,
+    AuditEntryPublic,
+    ErrorPublic,
+)
 
 router = APIRouter(
     prefix=f"{API_PREFIX}/audit",
@@ -23,6 +28,7 @@ router = APIRouter(
     responses={
         401: {"model": ErrorPublic, "description": "No API key, or not a valid one."},
         403: {"model": ErrorPublic, "description": "Only admins read the audit trail."},
+        **UNPROCESSABLE,
     },
 )
 

@@ -12,6 +12,7 @@ from job_api.adapters.definitions import (
     DuplicateDefinitionError,
 )
 from job_api.api import API_PREFIX
+from job_api.api.bodies import JsonTextRoute
 from job_api.api.deps import (
     CanView,
     DefinitionCreateAudit,
@@ -22,19 +23,30 @@ from job_api.api.deps import (
     ServicesDep,
     reject_unknown_query_params,
 )
-from job_api.api.schemas import ErrorPublic, JobDefinitionsPublic
+from job_api.api.schemas import (
+    BODY_TOO_LARGE,
+    UNPROCESSABLE,
+    ErrorPublic,
+    JobDefinitionsPublic,
+    UnprocessablePublic,
+)
 
 router = APIRouter(
     prefix=f"{API_PREFIX}/job-definitions",
     tags=["job definitions"],
+    route_class=JsonTextRoute,
     dependencies=[Depends(reject_unknown_query_params)],
     responses={
         401: {"model": ErrorPublic, "description": "No API key, or not a valid one."},
         403: {"model": ErrorPublic, "description": "The key's role lacks the permission."},
+        **UNPROCESSABLE,
     },
 )
 
 DefinitionId = Annotated[str, Path(min_length=1, max_length=64, description="The definition id.")]
+# Versions are stored as 64-bit integers: a larger one names no version, and MongoDB's driver
+# cannot even send it.
+_LARGEST_VERSION = 2**63 - 1
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorPublic, "description": "No definition with this id."}
 }
@@ -70,7 +82,10 @@ async def get_job_definition(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=JobDefinition,
-    responses={409: {"model": ErrorPublic, "description": "A definition has this id already."}},
+    responses={
+        **BODY_TOO_LARGE,
+        409: {"model": ErrorPublic, "description": "A definition has this id already."},
+    },
 )
 async def create_job_definition(
     audit: DefinitionCreateAudit, services: ServicesDep, body: JobDefinitionBody
@@ -93,8 +108,12 @@ async def create_job_definition(
     response_model=JobDefinition,
     responses={
         **_NOT_FOUND,
+        **BODY_TOO_LARGE,
         409: {"model": ErrorPublic, "description": "expected_version is not the current one."},
-        422: {"description": "Invalid body, or its id differs from the path's."},
+        422: {
+            "model": UnprocessablePublic,
+            "description": "Invalid body, or its id differs from the path's.",
+        },
     },
 )
 async def replace_job_definition(
@@ -104,7 +123,11 @@ async def replace_job_definition(
     body: JobDefinitionBody,
     expected_version: Annotated[
         int | None,
-        Query(ge=1, description="Replace only if the definition is still at this version."),
+        Query(
+            ge=1,
+            le=_LARGEST_VERSION,
+            description="Replace only if the definition is still at this version.",
+        ),
     ] = None,
 ) -> JobDefinition:
     """Replace a job definition (version + 1); jobs already created keep their snapshot."""

@@ -25,6 +25,9 @@ CSRF_COOKIE = "pj_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_PAGE_SIZE = 100
+# Far beyond any listing an operator pages through, and small enough that the offset a page
+# skips, (page - 1) * page_size, stays a 64-bit integer, the largest MongoDB takes.
+MAX_PAGE_NUMBER = 1_000_000
 
 
 def get_services(request: Request) -> JobApiServices:
@@ -154,7 +157,7 @@ def audited(
         request: Request, services: ServicesDep, principal: PrincipalDep
     ) -> AsyncIterator[AuditRecorder]:
         path = request.path_params
-        job_id = path.get("job_id")
+        job_id = _canonical_job_id(path.get("job_id"))
         target = path.get("definition_id") or path.get("key_id")
         recorder = AuditRecorder(services, principal, action, job_id, target)
         if not principal.can(permission):
@@ -180,6 +183,17 @@ def audited(
             await recorder.write("accepted", recorder.status_code, None)
 
     return record
+
+
+def _canonical_job_id(raw: str | None) -> str | None:
+    """The job id as stored and answered, however the path spelled the UUID (capitals, no
+    hyphens): the audit trail of a job lists every action on it."""
+    if raw is None:
+        return None
+    try:
+        return str(UUID(raw))
+    except ValueError:
+        return raw  # the route answers 422, audited with what was sent
 
 
 def _validation_summary(error: RequestValidationError) -> str:
@@ -221,26 +235,31 @@ CanViewAudit = Annotated[Principal, Depends(require(Permission.VIEW_AUDIT))]
 
 
 JobId = Annotated[UUID, Path(description="The job id (a UUID, derived from the request id).")]
-PageNumber = Annotated[int, Query(ge=1, description="Page number, from 1.")]
+PageNumber = Annotated[
+    int, Query(ge=1, le=MAX_PAGE_NUMBER, description=f"Page number, 1 to {MAX_PAGE_NUMBER}.")
+]
 PageSize = Annotated[
     int, Query(ge=1, le=MAX_PAGE_SIZE, description=f"Items per page, 1 to {MAX_PAGE_SIZE}.")
 ]
 
 
-_known_query_params: dict[int, frozenset[str]] = {}
+# By id(route), since routes are unhashable. Each entry holds its route: an id is reused once
+# its object is collected (each test module starts an app), and a bare id then named another.
+_known_query_params: dict[int, tuple[APIRoute, frozenset[str]]] = {}
 
 
 def _query_params_of(route: APIRoute) -> frozenset[str]:
-    known = _known_query_params.get(id(route))
-    if known is None:
-        names: set[str] = set()
-        pending: list[Dependant] = [route.dependant]
-        while pending:
-            dependant = pending.pop()
-            names.update(param.alias for param in dependant.query_params)
-            pending.extend(dependant.dependencies)
-        known = frozenset(names)
-        _known_query_params[id(route)] = known
+    cached = _known_query_params.get(id(route))
+    if cached is not None and cached[0] is route:
+        return cached[1]
+    names: set[str] = set()
+    pending: list[Dependant] = [route.dependant]
+    while pending:
+        dependant = pending.pop()
+        names.update(param.alias for param in dependant.query_params)
+        pending.extend(dependant.dependencies)
+    known = frozenset(names)
+    _known_query_params[id(route)] = (route, known)
     return known
 
 

@@ -17,10 +17,13 @@ from provisioning_common.statuses import (
     RESTARTABLE_JOB_STATUSES,
     JobStatus,
 )
+from pydantic import BeforeValidator
 
 from job_api import views
 from job_api.api import API_PREFIX
+from job_api.api.bodies import JsonTextRoute
 from job_api.api.deps import (
+    MAX_PAGE_NUMBER,
     ArchiveAudit,
     AuditRecorder,
     CancelAudit,
@@ -38,6 +41,8 @@ from job_api.api.deps import (
     reject_unknown_query_params,
 )
 from job_api.api.schemas import (
+    BODY_TOO_LARGE,
+    UNPROCESSABLE,
     CommandAcceptedPublic,
     ErrorPublic,
     JobInstancePublic,
@@ -45,6 +50,7 @@ from job_api.api.schemas import (
     JobSubmittedPublic,
     PlannedChangePublic,
     PlannedChangesPublic,
+    UnprocessablePublic,
     ValidateThresholdCreate,
 )
 from job_api.bootstrap import JobApiServices
@@ -56,10 +62,12 @@ logger = logging.getLogger(__name__)
 router = APIRouter(
     prefix=f"{API_PREFIX}/jobs",
     tags=["job instances"],
+    route_class=JsonTextRoute,
     dependencies=[Depends(reject_unknown_query_params)],
     responses={
         401: {"model": ErrorPublic, "description": "No API key, or not a valid one."},
         403: {"model": ErrorPublic, "description": "The key's role lacks the permission."},
+        **UNPROCESSABLE,
     },
 )
 
@@ -91,15 +99,41 @@ def _statuses(raw: str | None) -> tuple[JobStatus, ...]:
     return tuple(found)
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    # A date without an offset is read as UTC, the zone every stored date is in.
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
+def _iso_8601_or_blank(value: Any) -> Any:
+    # Empty is no filter, as in issue 4's URL template (`created_from=&created_to=`). A number
+    # is refused: pydantic reads it as seconds since 1970, so created_from=2026, meant as the
+    # year, would list every job.
+    if not isinstance(value, str):
+        return value
+    if not value.strip():
+        return None
+    try:
+        float(value)
+    except ValueError:
+        return value
+    raise ValueError("give an ISO 8601 date, such as 2026-12-01 or 2026-12-01T07:00:00Z")
+
+
+DateFilter = Annotated[datetime | None, BeforeValidator(_iso_8601_or_blank)]
 
 
 def _unprocessable(detail: str) -> HTTPException:
     return HTTPException(status_code=422, detail=detail)
+
+
+def _utc(moment: datetime | None, name: str) -> datetime | None:
+    # A date without an offset is read as UTC, the zone every stored date is in.
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise _unprocessable(
+            f"{name}: {moment.isoformat()} is out of range: in UTC it is not between the years "
+            "1 and 9999"
+        ) from None
 
 
 @router.get("", response_model=JobInstancesPublic)
@@ -108,7 +142,13 @@ async def list_job_instances(
     services: ServicesDep,
     db: DatabaseDep,
     page: Annotated[
-        int | None, Query(ge=1, description="Page number, from 1; not with cursor.")
+        int | None,
+        Query(
+            ge=1,
+            le=MAX_PAGE_NUMBER,
+            description=f"Page number, 1 to {MAX_PAGE_NUMBER}; not with cursor (which pages "
+            "at any depth).",
+        ),
     ] = None,
     page_size: PageSize = 10,
     status_filter: Annotated[
@@ -121,10 +161,10 @@ async def list_job_instances(
     ] = None,
     definition_id: Annotated[str | None, Query(max_length=64)] = None,
     created_from: Annotated[
-        datetime | None, Query(description="ISO 8601; created at or after (UTC if no offset).")
+        DateFilter, Query(description="ISO 8601; created at or after (UTC if no offset).")
     ] = None,
     created_to: Annotated[
-        datetime | None, Query(description="ISO 8601; created at or before (UTC if no offset).")
+        DateFilter, Query(description="ISO 8601; created at or before (UTC if no offset).")
     ] = None,
     archived: Annotated[
         views.Archived, Query(description="false: hide archived (default); true: only; any.")
@@ -133,7 +173,9 @@ async def list_job_instances(
         str,
         Query(
             description="created_at, started_at, ended_at, status or definition_id; a leading "
-            "'-' sorts descending."
+            "'-' sorts descending.",
+            # Documented as the list it is; checked by views.Sort, whose 422 says what to send.
+            json_schema_extra={"enum": [*views.SORT_FIELDS, *(f"-{f}" for f in views.SORT_FIELDS)]},
         ),
     ] = "-created_at",
     cursor: Annotated[
@@ -153,12 +195,13 @@ async def list_job_instances(
         after = views.Cursor.decode(cursor) if cursor is not None else None
     except ValueError as error:
         raise _unprocessable(str(error)) from None
-    created_from, created_to = _utc(created_from), _utc(created_to)
+    created_from = _utc(created_from, "created_from")
+    created_to = _utc(created_to, "created_to")
     if created_from and created_to and created_from > created_to:
         raise _unprocessable("created_from: is after created_to; swap them")
     query = views.JobInstanceQuery(
         statuses=_statuses(status_filter),
-        definition_id=definition_id,
+        definition_id=definition_id or None,  # empty: no filter, as an empty status
         created_from=created_from,
         created_to=created_to,
         archived=archived,
@@ -243,7 +286,10 @@ async def list_planned_changes(
     "",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobSubmittedPublic,
-    responses={422: {"model": ErrorPublic, "description": "The request cannot run, and why."}},
+    responses={
+        **BODY_TOO_LARGE,
+        422: {"model": UnprocessablePublic, "description": "The request cannot run, and why."},
+    },
 )
 async def submit_job(
     audit: SubmitAudit, services: ServicesDep, request: JobRequest
@@ -306,7 +352,7 @@ def _accepted(
     "/{job_id}/threshold/validate",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=CommandAcceptedPublic,
-    responses={**_NOT_FOUND, **_CONFLICT},
+    responses={**_NOT_FOUND, **_CONFLICT, **BODY_TOO_LARGE},
 )
 async def validate_threshold(
     audit: ValidateAudit,
@@ -368,7 +414,7 @@ async def _set_archived(
 ) -> JobInstancePublic:
     verb = "archived" if archived else "unarchived"
     with _about(job_id):
-        await _decidable(services, job_id, FINISHED_JOB_STATUSES, verb)
+        before = await _decidable(services, job_id, FINISHED_JOB_STATUSES, verb)
         at = stored_time(utcnow())
         by = audit.principal.name
         # Conditional on the status, so a job restarted meanwhile is refused, not archived.
@@ -378,10 +424,9 @@ async def _set_archived(
         try:
             await services.commands.job_archived(job_id, by, archived=archived, at=at)
         except Exception:
-            # Without the event the projection and subscribers would disagree: undo the flag.
-            await services.job_instances.set_archived(
-                job_id, not archived, by, at, require_finished=False
-            )
+            # Without the event the projection and subscribers would disagree: put back what
+            # was (archiving an archived job must not unarchive it).
+            await services.job_instances.restore_archived(before)
             logger.exception("could not publish JobArchived; %s undone", verb)
             raise HTTPException(
                 status_code=503, detail="Kafka did not take the change; nothing changed, retry"

@@ -4,14 +4,17 @@ from fastapi import APIRouter, Depends
 
 from job_api.api import API_PREFIX
 from job_api.api.deps import PrincipalDep, reject_unknown_query_params
-from job_api.api.schemas import ErrorPublic, MePublic
+from job_api.api.schemas import UNPROCESSABLE, ErrorPublic, MePublic
 from job_api.auth.permissions import permissions_of
 
 router = APIRouter(
     prefix=API_PREFIX,
     tags=["access"],
     dependencies=[Depends(reject_unknown_query_params)],
-    responses={401: {"model": ErrorPublic, "description": "No API key, or not a valid one."}},
+    responses={
+        401: {"model": ErrorPublic, "description": "No API key, or not a valid one."},
+        **UNPROCESSABLE,
+    },
 )
 
 

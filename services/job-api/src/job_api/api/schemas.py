@@ -22,6 +22,28 @@ class ErrorPublic(BaseModel):
     detail: str = Field(description="What went wrong, in words a person can act on.")
 
 
+class FieldErrorPublic(BaseModel):
+    loc: list[str | int] = Field(description="Where: body, query or path, then the field.")
+    msg: str
+    type: str
+
+
+class UnprocessablePublic(BaseModel):
+    detail: str | list[FieldErrorPublic] = Field(
+        description="A sentence naming the parameter at fault; for a body or parameter that "
+        "does not match its schema, FastAPI's list of errors, each naming its field."
+    )
+
+
+# The error answers a route can give besides its own, for the `responses=` of routes.
+UNPROCESSABLE: dict[int | str, dict[str, Any]] = {
+    422: {"model": UnprocessablePublic, "description": "Invalid parameters or body."},
+}
+BODY_TOO_LARGE: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorPublic, "description": "The body is larger than the configured limit."},
+}
+
+
 # ---- job instances ---------------------------------------------------------------------------
 
 

@@ -8,15 +8,16 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 
 from job_api.adapters.audit import AuditEntry
+from job_api.api.bodies import JsonTextRoute
 from job_api.api.deps import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, ServicesDep
-from job_api.api.schemas import ErrorPublic, SessionPublic
+from job_api.api.schemas import BODY_TOO_LARGE, ErrorPublic, SessionPublic
 from job_api.auth.permissions import permissions_of
 from job_api.auth.tokens import same_secret
 from job_api.bootstrap import JobApiServices
 
 logger = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/console/session", tags=["console session"])
+router = APIRouter(prefix="/console/session", tags=["console session"], route_class=JsonTextRoute)
 
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 _SIGN_IN_BODY: dict[str, Any] = {
@@ -95,8 +96,11 @@ def _clear_cookies(response: Response, services: JobApiServices) -> None:
     response_model=SessionPublic,
     openapi_extra=_SIGN_IN_BODY,
     responses={
+        **BODY_TOO_LARGE,
+        400: {"model": ErrorPublic, "description": "A form that cannot be parsed."},
         401: {"model": ErrorPublic, "description": "Not a valid API key."},
-        422: {"model": ErrorPublic, "description": "No api_key field."},
+        415: {"model": ErrorPublic, "description": "Neither JSON nor a form."},
+        422: {"model": ErrorPublic, "description": "No api_key field, or JSON that is not."},
     },
 )
 async def sign_in(request: Request, services: ServicesDep) -> Response:

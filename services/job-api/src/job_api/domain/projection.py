@@ -256,14 +256,32 @@ def _sequence_planned(doc: JobInstanceDoc, event: SequencePlanned) -> None:
         sequence["approval"] = _approval(event.data.approval.model_dump(mode="python"))
 
 
+def _deciding_on(doc: JobInstanceDoc, index: int, plan_id: str) -> dict[str, Any] | None:
+    """The sequence, if it is still waiting for the guard's decision on `plan_id`.
+
+    The guard's decisions can come again for old plans (a guard started with a fresh consumer
+    group decides the whole topic anew): like the runner, the read model takes a decision only
+    for the plan it was made on, while that plan awaits it.
+    """
+    sequence = _sequence(doc, index)
+    if (
+        sequence is None
+        or doc.get("status") != JobStatus.RUNNING.value
+        or sequence.get("status") != SequenceStatus.RUNNING.value
+        or sequence.get("plan_id") != plan_id
+    ):
+        return None
+    return sequence
+
+
 def _sequence_released(doc: JobInstanceDoc, event: SequenceReleased) -> None:
-    sequence = _sequence(doc, event.data.index)
+    sequence = _deciding_on(doc, event.data.index, event.data.plan_id)
     if sequence is not None:
         sequence["released"] = event.data.reason
 
 
 def _sequence_blocked(doc: JobInstanceDoc, event: SequenceBlocked) -> None:
-    sequence = _sequence(doc, event.data.index)
+    sequence = _deciding_on(doc, event.data.index, event.data.plan_id)
     if sequence is None:
         return
     sequence["status"] = SequenceStatus.THRESHOLD.value

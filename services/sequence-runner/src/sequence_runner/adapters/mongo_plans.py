@@ -45,6 +45,8 @@ class MongoPlanRepository:
                         "key": change.key,
                         "before": change.before,
                         "after": change.after,
+                        # Only where it is true: the rare record without a key attribute.
+                        **({"by_id": True} if change.by_id else {}),
                     }
                     for change in changes[start : start + INSERT_BATCH]
                 ]
@@ -76,6 +78,7 @@ class MongoPlanRepository:
                     key=document["key"],
                     before=document["before"],
                     after=document["after"],
+                    by_id=document.get("by_id", False),
                 )
             )
             if len(batch) >= batch_size:

@@ -1,5 +1,6 @@
 """The planner: the exact changes that would make the target repository match the source."""
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -53,23 +54,10 @@ def key_of(attributes: Mapping[str, Any], key: str, line: int) -> Key:
     return value
 
 
-# key, before, after
-_Draft = tuple[Key, dict[str, Any] | None, dict[str, Any] | None]
-
-
-def _target_key(record: Mapping[str, Any], key: str) -> Key:
-    value: Key = record.get(key, record.get("_id"))
-    return value
-
-
-def plan(
-    source_records: Iterable[SourceRecord],
-    target_records: Iterable[Mapping[str, Any]],
-    key: str,
-    mapping: Mapping[str, str] | None,
-    delete_missing: bool,
-) -> Plan:
-    """Creates in source order, then updates in source order, then deletes in target order."""
+def _wanted(
+    source_records: Iterable[SourceRecord], key: str, mapping: Mapping[str, str] | None
+) -> dict[Key, tuple[int, dict[str, Any]]]:
+    """The source's records by key, each with its line and its target attributes."""
     wanted: dict[Key, tuple[int, dict[str, Any]]] = {}
     for record in source_records:
         attributes = map_record(record, mapping)
@@ -80,25 +68,125 @@ def plan(
                 f"duplicate key {key}={record_key!r} at lines {seen[0]} and {record.line}"
             )
         wanted[record_key] = (record.line, attributes)
+    return wanted
+
+
+# key, before, after
+_Draft = tuple[Key, dict[str, Any] | None, dict[str, Any] | None]
+
+
+# What a document store hands back for true/false, arrays and embedded documents.
+_UNMATCHABLE_KEYS = frozenset({bool, list, dict})
+
+
+def _target_key(record: Mapping[str, Any], key: str) -> Key:
+    """A target record's key attribute; without one (or with a null one), its `_id`. The target
+    connector finds the record the same way when it writes."""
+    value: Any = record.get(key)
+    if value is None:
+        value = record.get("_id")
+    # True would be taken for the key 1, and a list or a document cannot be looked up at all.
+    if type(value) in _UNMATCHABLE_KEYS:
+        raise PlanError(
+            f"the target record with _id {record.get('_id')!r} has {key}={value!r}, which "
+            "cannot be matched to a source record's key (a string or an integer)"
+        )
+    found: Key = value
+    return found
+
+
+def _as_text(value: Key) -> str:
+    return value if isinstance(value, str) else str(value)
+
+
+def _kind(value: Key) -> str:
+    return "text" if isinstance(value, str) else "a number"
+
+
+def _same(stored: Any, wanted: Any) -> bool:
+    """Whether the target already holds the value, as a document store compares them."""
+    if type(stored) is not type(wanted):
+        # In Python True == 1 and [1] == [True]; a document store keeps true and 1 apart.
+        if isinstance(stored, bool) or isinstance(wanted, bool):
+            return False
+        if isinstance(stored, list | dict) or isinstance(wanted, list | dict):
+            return False
+        return bool(stored == wanted)
+    if isinstance(wanted, list):
+        return len(stored) == len(wanted) and all(map(_same, stored, wanted))
+    if isinstance(wanted, dict):
+        return stored.keys() == wanted.keys() and all(
+            _same(stored[name], value) for name, value in wanted.items()
+        )
+    if stored == wanted:
+        return True
+    # NaN equals nothing, not even the NaN the target stored last time.
+    return isinstance(wanted, float) and math.isnan(wanted) and math.isnan(stored)
+
+
+def plan(
+    source_records: Iterable[SourceRecord],
+    target_records: Iterable[Mapping[str, Any]],
+    key: str,
+    mapping: Mapping[str, str] | None,
+    delete_missing: bool,
+    source_name: str | None = None,
+) -> Plan:
+    """Creates in source order, then updates in source order, then deletes in target order.
+
+    `source_name` (a file's path, or `inputs.<sequence>`) starts every error about a source
+    record, so the reason names the source as well as the line."""
+    try:
+        wanted = _wanted(source_records, key, mapping)
+    except PlanError as error:
+        if source_name is None:
+            raise
+        raise PlanError(f"{source_name}: {error}") from None
 
     existing: dict[Key, dict[str, Any]] = {}
+    ids: dict[Key, Any] = {}
     for target_record in target_records:
-        existing[_target_key(target_record, key)] = {
+        target_key = _target_key(target_record, key)
+        if target_key in existing:
+            raise PlanError(
+                f"the target holds two records with {key}={target_key!r} "
+                f"(_id {ids[target_key]!r} and _id {target_record.get('_id')!r}); "
+                "a write by that key could reach either"
+            )
+        ids[target_key] = target_record.get("_id")
+        existing[target_key] = {
             name: value for name, value in target_record.items() if name != "_id"
         }
+    # Target keys by their text, to tell a key that differs from one of them only by its type;
+    # built at the first create.
+    as_text: dict[str, Key] | None = None
 
     creates: list[_Draft] = []
     updates: list[_Draft] = []
     unchanged = 0
-    for record_key, (_, attributes) in wanted.items():
+    for record_key, (line, attributes) in wanted.items():
         current = existing.get(record_key)
         if current is None:
+            if as_text is None:
+                as_text = {_as_text(k): k for k in existing if isinstance(k, str | int)}
+            twin = as_text.get(_as_text(record_key))
+            if twin is not None:
+                where = f"{source_name}: " if source_name is not None else ""
+                raise PlanError(
+                    f"{where}line {line}: {key}={record_key!r} is {_kind(record_key)} but the "
+                    f"target holds {key}={twin!r} as {_kind(twin)}; planned as it is, the record "
+                    f"would be created a second time. Give {key} the same type in the source "
+                    "and in the target"
+                )
             creates.append((record_key, None, attributes))
             continue
         old_values = {
             name: current.get(name)
             for name, value in attributes.items()
-            if name not in current or current[name] != value
+            # Text equal to text is the same (most values, and cheap); the rest is compared
+            # as the document store would.
+            if name not in current
+            or not ((type(value) is str and current[name] == value) or _same(current[name], value))
         }
         if old_values:
             updates.append((record_key, old_values, attributes))
@@ -124,6 +212,7 @@ def plan(
                     key=record_key,
                     before=before,
                     after=after,
+                    by_id=action != "create" and existing[record_key].get(key) is None,
                 )
             )
     counts = PlanCounts(

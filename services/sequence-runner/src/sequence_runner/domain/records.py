@@ -24,6 +24,8 @@ class PlannedChange:
 
     create: `after` is the new record. update: `before` holds the old values of the changed
     attributes, `after` the whole record as it will be. delete: `before` is the record removed.
+    `by_id`: the target record has no key attribute (or a null one); the planner knew it by its
+    `_id`, and the write must find it that way.
     """
 
     seq: int
@@ -31,6 +33,7 @@ class PlannedChange:
     key: Key
     before: dict[str, Any] | None
     after: dict[str, Any] | None
+    by_id: bool = False
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """A job's run: its lifecycle as the sequence runner owns it, one sequence at a time."""
 
+from datetime import datetime
 from typing import Any, Literal
 
 from provisioning_common.definitions import JobDefinition, SequenceDefinition
@@ -26,6 +27,8 @@ class SequenceRun(_Frozen):
     phase: Phase | None = None
     plan_id: str | None = None
     planned: PlanCounts | None = None
+    # When the current plan was handed to the guard: a validate sent before cannot be about it.
+    planned_at: datetime | None = None
     applied: AppliedCounts | None = None
     threshold: ThresholdHit | None = None
     # Kept across restarts: it approves counts, whichever plan later shows them.
@@ -58,6 +61,17 @@ class Run(_Frozen):
     def with_handled_command(self, command_id: str) -> "Run":
         kept = (*self.handled_commands, command_id)[-HANDLED_COMMANDS_KEPT:]
         return self.model_copy(update={"handled_commands": kept})
+
+    def is_applying(self, index: int, plan_id: str) -> bool:
+        """Whether the run still wants this plan of this sequence written."""
+        if self.status is not JobStatus.RUNNING or not 0 <= index < len(self.sequences):
+            return False
+        sequence = self.sequences[index]
+        return (
+            sequence.status is SequenceStatus.RUNNING
+            and sequence.phase == "applying"
+            and sequence.plan_id == plan_id
+        )
 
     def awaiting_decision(self) -> SequenceRun | None:
         """The sequence stopped at a threshold (validated or not), if the job waits on one."""

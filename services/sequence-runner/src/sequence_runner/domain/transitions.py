@@ -85,6 +85,7 @@ def _running(sequence: SequenceRun, phase: Phase) -> SequenceRun:
             "phase": phase,
             "plan_id": None,
             "planned": None,
+            "planned_at": None,
             "applied": None,
             "threshold": None,
             "reason": None,
@@ -156,7 +157,7 @@ def on_planned(
     if not _in_phase(run, index, "planning", attempt):
         return Unchanged(f"sequence {index} is no longer being planned in attempt {attempt}")
     sequence = run.sequence(index).model_copy(
-        update={"phase": "deciding", "plan_id": plan_id, "planned": counts}
+        update={"phase": "deciding", "plan_id": plan_id, "planned": counts, "planned_at": now}
     )
     moved = run.with_sequence(sequence)
     return Moved(
@@ -300,6 +301,13 @@ def validate(run: Run, command: ValidateThreshold, now: datetime) -> Outcome:
         return Rejected(
             f"job {run.job_id} is blocked on plan {blocked.plan_id}, not on plan {wanted_plan}; "
             "look at the current plan and validate again"
+        )
+    if wanted_plan is None and blocked.planned_at is not None and command.time < blocked.planned_at:
+        # Sent for an earlier plan (the job was restarted and planned again meanwhile): the
+        # operator has not seen these counts, so the command cannot approve them.
+        return Rejected(
+            f"job {run.job_id} is blocked on plan {blocked.plan_id}, made after the command was "
+            "sent; look at the current plan and validate again"
         )
     assert blocked.planned is not None
     assert blocked.plan_id is not None

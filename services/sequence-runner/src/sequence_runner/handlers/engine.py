@@ -62,6 +62,9 @@ class EngineOptions:
     # commands and events travel on different topics, so a validate sent for a job the
     # projection already shows at THRESHOLD can reach us before the SequenceBlocked does.
     decision_wait_seconds: float = 30.0
+    # After giving up on a job's work (the database or the broker away), look at it again this
+    # much later: its unsent events and unfinished work must not wait for the next start.
+    work_resume_seconds: float = 30.0
 
 
 class ConcurrentUpdateError(RuntimeError):
@@ -97,6 +100,7 @@ class Engine:
         self._work_again: set[str] = set()
         self._slots = asyncio.Semaphore(self.options.max_parallel_jobs)
         self._closing = False
+        self._resumes: set[asyncio.TimerHandle] = set()
 
     # ---- transitions ------------------------------------------------------------------------
 
@@ -202,6 +206,8 @@ class Engine:
     async def close(self) -> None:
         """Stop working; interrupted planning or applying is taken up again at the next start."""
         self._closing = True
+        for handle in self._resumes:
+            handle.cancel()
         for task in self._work.values():
             task.cancel()
         await asyncio.gather(*self._work.values(), return_exceptions=True)
@@ -232,9 +238,20 @@ class Engine:
                 if attempt == retries:
                     logger.exception("giving up on job %s after %s retries", job_id, retries)
                     await self._give_up(job_id, error)
+                    self._resume_later(job_id)
                     return
                 logger.warning("work on job %s failed; retrying", job_id, exc_info=True)
                 await asyncio.sleep(self.options.work_retry_backoff_seconds * 2**attempt)
+
+    def _resume_later(self, job_id: str) -> None:
+        """Kick the job again later: what it could not store or publish is still to be done."""
+
+        def resume() -> None:
+            self._resumes.discard(handle)
+            self.kick(job_id)
+
+        handle = asyncio.get_running_loop().call_later(self.options.work_resume_seconds, resume)
+        self._resumes.add(handle)
 
     async def _give_up(self, job_id: str, error: Exception) -> None:
         try:
@@ -283,12 +300,16 @@ class Engine:
             async for record in source.read():
                 records.append(record)
                 await progress.tick(len(records))
-            result = plan(
+            # Seconds of CPU for a large source: in a thread, so the consumers keep their
+            # heartbeats and the other jobs keep moving.
+            result = await asyncio.to_thread(
+                plan,
                 records,
                 target_records,
                 definition.key,
                 definition.mapping,
                 definition.delete_missing,
+                source.shown_as,
             )
         except (ConnectorError, PlanError) as error:
             await self._fail(run, index, str(error))
@@ -329,6 +350,24 @@ class Engine:
         try:
             target = self.connectors.target(run.sequence_definition(index))
             async for batch in self.plans.changes(plan_id, self.options.apply_batch_size):
+                # Read back in order, each change once, no more than were checked.
+                seqs = [change.seq for change in batch]
+                if seqs != list(range(done, done + len(batch))) or done + len(batch) > total:
+                    await self._fail(
+                        run,
+                        index,
+                        f"the stored plan {plan_id} is not the plan that was checked ({total} "
+                        f"changes): read back, changes {done} to {done + len(batch) - 1} are "
+                        f"seq {_span(seqs)}",
+                    )
+                    return
+                if not await self._still_applying(run.job_id, index, plan_id):
+                    # Another runner process took the job over and moved it on; writing the
+                    # rest of this plan now could overwrite what it has written since.
+                    logger.warning(
+                        "plan %s of sequence %s is no longer applied here", plan_id, index
+                    )
+                    return
                 await target.apply(batch)
                 done += len(batch)
                 await progress.tick(done, total)
@@ -348,6 +387,10 @@ class Engine:
         )
         logger.info("sequence %s applied: %s", index, applied.model_dump())
 
+    async def _still_applying(self, job_id: str, index: int, plan_id: str) -> bool:
+        stored = await self.runs.load(job_id)
+        return stored is not None and stored.run.is_applying(index, plan_id)
+
     def _progress(
         self, job_id: str, index: int, phase: Literal["planning", "applying"]
     ) -> ProgressReporter:
@@ -359,3 +402,8 @@ class Engine:
             interval_seconds=self.options.progress_interval_seconds,
             monotonic=self._monotonic,
         )
+
+
+def _span(seqs: list[int]) -> str:
+    shown = ", ".join(str(seq) for seq in seqs[:5])
+    return f"{shown}, …" if len(seqs) > 5 else shown

@@ -19,6 +19,11 @@ class TargetError(ConnectorError):
 
 
 class SourceConnector(Protocol):
+    @property
+    def shown_as(self) -> str:
+        """How failure reasons name the source: a file's path, `inputs.<sequence>`."""
+        ...
+
     def read(self) -> AsyncIterator[SourceRecord]:
         """Every record of the source, in order; raises SourceError naming the line."""
         ...

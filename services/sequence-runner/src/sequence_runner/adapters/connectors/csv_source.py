@@ -21,10 +21,16 @@ class CsvSourceConnector:
         self._shown_as = shown_as
         self._delimiter = delimiter
 
+    @property
+    def shown_as(self) -> str:
+        return self._shown_as
+
     async def read(self) -> AsyncIterator[SourceRecord]:
         handle = await asyncio.to_thread(self._open)
         try:
-            reader = csv.reader(handle, delimiter=self._delimiter)
+            # strict: an unclosed quote is an error, not a field that swallows the rest of the
+            # file (whose records would then be missing, and planned as deletions).
+            reader = csv.reader(handle, delimiter=self._delimiter, strict=True)
             rows = self._rows(reader)
             while True:
                 # The file is read in a worker thread, so a big file never stalls the consumers.
@@ -44,28 +50,40 @@ class CsvSourceConnector:
             raise SourceError(f"{self._shown_as}: cannot be opened: {error.strerror}") from error
 
     def _rows(self, reader: "Reader") -> Iterator[SourceRecord]:
+        # A record is known by its first line: a quoted field may run over several lines.
+        first_line = 1
         try:
-            header = next(reader, None)
-            if header is None:
-                raise SourceError(f"{self._shown_as}: the file is empty; a header row is needed")
+            header: list[str] = []
+            while not header:
+                first_line = reader.line_num + 1
+                row = next(reader, None)
+                if row is None:
+                    raise SourceError(
+                        f"{self._shown_as}: the file is empty; a header row is needed"
+                    )
+                header = row
             names = [name.strip() for name in header]
             repeated = sorted({n for n in names if names.count(n) > 1})
             if repeated or "" in names:
                 raise SourceError(
-                    f"{self._shown_as}: line {reader.line_num}: header names must be unique and "
+                    f"{self._shown_as}: line {first_line}: header names must be unique and "
                     f"not empty (repeated: {', '.join(repeated) or 'none'})"
                 )
-            for row in reader:
+            while True:
+                first_line = reader.line_num + 1
+                row = next(reader, None)
+                if row is None:
+                    return
                 if not row:
                     continue
                 if len(row) != len(names):
                     raise SourceError(
-                        f"{self._shown_as}: line {reader.line_num}: expected {len(names)} fields, "
+                        f"{self._shown_as}: line {first_line}: expected {len(names)} fields, "
                         f"found {len(row)}"
                     )
-                yield SourceRecord(line=reader.line_num, fields=dict(zip(names, row, strict=True)))
+                yield SourceRecord(line=first_line, fields=dict(zip(names, row, strict=True)))
         except csv.Error as error:
-            raise SourceError(f"{self._shown_as}: line {reader.line_num}: {error}") from error
+            raise SourceError(f"{self._shown_as}: line {first_line}: {error}") from error
         except UnicodeDecodeError as error:
             raise SourceError(
                 f"{self._shown_as}: after line {reader.line_num}: not UTF-8 text"

@@ -15,6 +15,11 @@ class InlineSourceConnector:
                 f"(expected inputs.{sequence_name})"
             )
         self._records = records
+        self._shown_as = f"inputs.{sequence_name}"
+
+    @property
+    def shown_as(self) -> str:
+        return self._shown_as
 
     async def read(self) -> AsyncIterator[SourceRecord]:
         # Position 1, 2, … stands in for a line number in error messages.

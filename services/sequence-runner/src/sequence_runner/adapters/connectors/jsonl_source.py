@@ -16,6 +16,10 @@ class JsonlSourceConnector:
         self._path = path
         self._shown_as = shown_as
 
+    @property
+    def shown_as(self) -> str:
+        return self._shown_as
+
     async def read(self) -> AsyncIterator[SourceRecord]:
         handle = await asyncio.to_thread(self._open)
         try:

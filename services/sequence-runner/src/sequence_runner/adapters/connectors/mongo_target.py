@@ -70,18 +70,19 @@ class MongoTargetConnector:
             return
         operations: list[UpdateOne | DeleteOne] = []
         for change in changes:
-            # By the key attribute, so a record written by other means is updated, not doubled.
-            where = {self._key: change.key}
+            if change.by_id:
+                # A record without a key attribute, which the planner knew by its `_id`.
+                where: dict[str, Any] = {"_id": change.key}
+                update: dict[str, Any] = {"$set": change.after}
+            else:
+                # By the key attribute, so a record written by other means is updated, not
+                # doubled.
+                where = {self._key: change.key}
+                update = {"$set": change.after, "$setOnInsert": {"_id": change.key}}
             if change.action == "delete":
                 operations.append(DeleteOne(where))
             else:
-                operations.append(
-                    UpdateOne(
-                        where,
-                        {"$set": change.after, "$setOnInsert": {"_id": change.key}},
-                        upsert=True,
-                    )
-                )
+                operations.append(UpdateOne(where, update, upsert=True))
         await with_retries(
             self._retry,
             "write",
