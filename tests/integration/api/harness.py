@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi import FastAPI
+from job_api.domain.projection import new_sequence_instance
 from job_api.entrypoints.main import app_factory
 from job_api.settings import JobApiSettings
 from provisioning_common.settings import KafkaSettings, MongoSettings
@@ -152,29 +153,8 @@ def job_doc(
 
 
 def sequence_doc(index: int, name: str, status: str, **fields: Any) -> dict[str, Any]:
-    return {
-        "index": index,
-        "name": name,
-        "status": status,
-        "attempt": 1,
-        "started_at": None,
-        "ended_at": None,
-        "plan_id": None,
-        "planned": None,
-        "applied": None,
-        "released": None,
-        "threshold": None,
-        "threshold_hits": [],
-        "above_approval": False,
-        "approval": None,
-        "validated_by": None,
-        "validated_at": None,
-        "canceled_by": None,
-        "canceled_at": None,
-        "failure": None,
-        "progress": None,
-        **fields,
-    }
+    """A sequence instance of the read model's own shape, at `status`, as the projector makes."""
+    return {**new_sequence_instance(index, name), "status": status, "attempt": 1, **fields}
 
 
 def threshold_sequence(index: int = 0, plan_id: str = "plan-1") -> dict[str, Any]:
