@@ -4,15 +4,14 @@ import asyncio
 import csv
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
 from sequence_runner.adapters.connectors.base import SourceError
+from sequence_runner.adapters.connectors.files import open_text, read_in_batches
 from sequence_runner.domain.records import SourceRecord
 
 if TYPE_CHECKING:
     from _csv import Reader
-
-READ_BATCH = 1000
 
 
 class CsvSourceConnector:
@@ -26,28 +25,12 @@ class CsvSourceConnector:
         return self._shown_as
 
     async def read(self) -> AsyncIterator[SourceRecord]:
-        handle = await asyncio.to_thread(self._open)
-        try:
-            # strict: an unclosed quote is an error, not a field that swallows the rest of the
-            # file (whose records would then be missing, and planned as deletions).
-            reader = csv.reader(handle, delimiter=self._delimiter, strict=True)
-            rows = self._rows(reader)
-            while True:
-                # The file is read in a worker thread, so a big file never stalls the consumers.
-                batch = await asyncio.to_thread(_take, rows, READ_BATCH)
-                if not batch:
-                    return
-                for record in batch:
-                    yield record
-        finally:
-            handle.close()
-
-    def _open(self) -> TextIO:
-        try:
-            # utf-8-sig: spreadsheets often start the file with a byte-order mark.
-            return self._path.open(newline="", encoding="utf-8-sig")
-        except OSError as error:
-            raise SourceError(f"{self._shown_as}: cannot be opened: {error.strerror}") from error
+        handle = await asyncio.to_thread(open_text, self._path, self._shown_as, newline="")
+        # strict: an unclosed quote is an error, not a field that swallows the rest of the
+        # file (whose records would then be missing, and planned as deletions).
+        reader = csv.reader(handle, delimiter=self._delimiter, strict=True)
+        async for record in read_in_batches(handle, self._rows(reader)):
+            yield record
 
     def _rows(self, reader: "Reader") -> Iterator[SourceRecord]:
         # A record is known by its first line: a quoted field may run over several lines.
@@ -88,12 +71,3 @@ class CsvSourceConnector:
             raise SourceError(
                 f"{self._shown_as}: after line {reader.line_num}: not UTF-8 text"
             ) from error
-
-
-def _take(rows: Iterator[SourceRecord], count: int) -> list[SourceRecord]:
-    batch: list[SourceRecord] = []
-    for record in rows:
-        batch.append(record)
-        if len(batch) >= count:
-            break
-    return batch

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TextIO
 
 from sequence_runner.adapters.connectors.base import SourceError
-from sequence_runner.adapters.connectors.csv_source import READ_BATCH, _take
+from sequence_runner.adapters.connectors.files import open_text, read_in_batches
 from sequence_runner.domain.records import SourceRecord
 
 
@@ -21,23 +21,9 @@ class JsonlSourceConnector:
         return self._shown_as
 
     async def read(self) -> AsyncIterator[SourceRecord]:
-        handle = await asyncio.to_thread(self._open)
-        try:
-            records = self._records(handle)
-            while True:
-                batch = await asyncio.to_thread(_take, records, READ_BATCH)
-                if not batch:
-                    return
-                for record in batch:
-                    yield record
-        finally:
-            handle.close()
-
-    def _open(self) -> TextIO:
-        try:
-            return self._path.open(encoding="utf-8-sig")
-        except OSError as error:
-            raise SourceError(f"{self._shown_as}: cannot be opened: {error.strerror}") from error
+        handle = await asyncio.to_thread(open_text, self._path, self._shown_as)
+        async for record in read_in_batches(handle, self._records(handle)):
+            yield record
 
     def _records(self, handle: TextIO) -> Iterator[SourceRecord]:
         line = 0
