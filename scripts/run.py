@@ -200,6 +200,9 @@ def main() -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, request_stop)
+    # Explicitly, not by Python's default: a shell that starts us in the background hands us
+    # SIGINT ignored, and Python then never turns it into KeyboardInterrupt.
+    signal.signal(signal.SIGINT, request_stop)
     try:
         kafka, mongo = launcher.start_infrastructure()
         launcher.start_services(kafka, mongo)
