@@ -11,7 +11,7 @@ from sequence_runner.adapters.connectors.mongo_target import MongoTargetConnecto
 from sequence_runner.adapters.mongo_plans import MongoPlanRepository
 from sequence_runner.adapters.mongo_runs import MongoRunRepository
 from sequence_runner.domain.planner import plan
-from sequence_runner.domain.records import PlannedChange, SourceRecord
+from sequence_runner.domain.records import PlannedChange, SourceEntry
 from sequence_runner.domain.transitions import start
 from sequence_runner.handlers.ports import StoredPlan
 
@@ -131,8 +131,8 @@ async def test_records_the_planner_knows_by_their_id_are_written_as_planned(
     await target.prepare()
     planned = plan(
         [
-            SourceRecord(2, {"uid": "u1", "mail": "new"}),
-            SourceRecord(3, {"uid": "u2", "mail": "b"}),
+            SourceEntry(2, {"uid": "u1", "mail": "new"}),
+            SourceEntry(3, {"uid": "u2", "mail": "b"}),
         ],
         [record async for record in target.read_all()],
         "uid",

@@ -12,7 +12,7 @@ from sequence_runner.adapters.connectors.base import (
     TargetConnector,
     TargetError,
 )
-from sequence_runner.domain.records import PlannedChange, SourceRecord
+from sequence_runner.domain.records import PlannedChange, SourceEntry
 from sequence_runner.domain.run import Run
 from sequence_runner.handlers.ports import StoredPlan, StoredRun
 
@@ -108,11 +108,11 @@ class FakeSource:
         self._records = records
         self.shown_as = f"{name}.fake"
 
-    async def read(self) -> AsyncIterator[SourceRecord]:
+    async def read(self) -> AsyncIterator[SourceEntry]:
         if isinstance(self._records, SourceError):
             raise self._records
         for line, fields in enumerate(self._records, start=2):
-            yield SourceRecord(line=line, fields=fields)
+            yield SourceEntry(line=line, fields=fields)
 
 
 class FakeTarget:

@@ -35,7 +35,7 @@ from sequence_runner.domain.transitions import (
     on_released,
     validate,
 )
-from sequence_runner.handlers import engine as engine_module
+from sequence_runner.handlers import sequence_work
 from sequence_runner.handlers.engine import DecisionPendingError, Engine, EngineOptions
 from sequence_runner.handlers.messages import COMMAND_HANDLERS, EVENT_HANDLERS, handle
 from sequence_runner.handlers.ports import StoredPlan
@@ -455,7 +455,7 @@ async def test_a_plan_is_computed_off_the_event_loop(
         threads.append(threading.get_ident())
         return planner.plan(*args, **kwargs)
 
-    monkeypatch.setattr(engine_module, "plan", recording_plan)
+    monkeypatch.setattr(sequence_work, "plan", recording_plan)
     await handle(EVENT_HANDLERS, two_sequences(), world.engine)
     await world.settle()
     assert world.status()[0] is JobStatus.COMPLETED

@@ -21,8 +21,8 @@ from sequence_runner.domain.run import Run
 from sequence_runner.domain.transitions import (
     RUNNER_SOURCE,
     Moved,
-    Outcome,
     Rejected,
+    TransitionResult,
     Unchanged,
     cancel,
     on_blocked,
@@ -50,7 +50,7 @@ from tests.unit.sequence_runner.builders import (
 APPLIED = AppliedCounts(create=1, update=0, delete=0)
 
 
-def moved(outcome: Outcome) -> Moved:
+def moved(outcome: TransitionResult) -> Moved:
     assert isinstance(outcome, Moved), outcome
     return outcome
 

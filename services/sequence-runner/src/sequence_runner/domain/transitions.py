@@ -70,7 +70,8 @@ class Unchanged:
     why: str
 
 
-Outcome = Moved | Rejected | Unchanged
+# What a transition gives: not named `Outcome`, which job-api's audit entries use.
+TransitionResult = Moved | Rejected | Unchanged
 
 
 def _about(run: Run, now: datetime) -> dict[str, Any]:
@@ -152,7 +153,7 @@ def start(created: JobCreated, now: datetime) -> Moved:
 
 def on_planned(
     run: Run, index: int, attempt: int, plan_id: str, counts: PlanCounts, now: datetime
-) -> Outcome:
+) -> TransitionResult:
     """The plan is stored: hand it to the guard with the thresholds and any approval."""
     if not _in_phase(run, index, "planning", attempt):
         return Unchanged(f"sequence {index} is no longer being planned in attempt {attempt}")
@@ -182,14 +183,14 @@ def _deciding_on(run: Run, index: int, plan_id: str) -> bool:
     return _in_phase(run, index, "deciding") and run.sequence(index).plan_id == plan_id
 
 
-def on_released(run: Run, index: int, plan_id: str) -> Outcome:
+def on_released(run: Run, index: int, plan_id: str) -> TransitionResult:
     """The guard released the plan: apply it. The guard's event is the record of it."""
     if not _deciding_on(run, index, plan_id):
         return Unchanged(f"plan {plan_id} of sequence {index} is not awaiting a decision")
     return Moved(run.with_sequence(run.sequence(index).model_copy(update={"phase": "applying"})))
 
 
-def on_blocked(run: Run, index: int, plan_id: str, hit: ThresholdHit) -> Outcome:
+def on_blocked(run: Run, index: int, plan_id: str, hit: ThresholdHit) -> TransitionResult:
     """The guard blocked the plan: nothing is written and the job waits for an operator."""
     if not _deciding_on(run, index, plan_id):
         return Unchanged(f"plan {plan_id} of sequence {index} is not awaiting a decision")
@@ -202,7 +203,7 @@ def on_blocked(run: Run, index: int, plan_id: str, hit: ThresholdHit) -> Outcome
 
 def on_completed(
     run: Run, index: int, plan_id: str, applied: AppliedCounts, now: datetime
-) -> Outcome:
+) -> TransitionResult:
     """The plan is written: start the next sequence, or complete the job."""
     if not _in_phase(run, index, "applying") or run.sequence(index).plan_id != plan_id:
         return Unchanged(f"plan {plan_id} of sequence {index} is not being applied")
@@ -234,7 +235,7 @@ def on_completed(
     return Moved(moved, tuple(events))
 
 
-def on_failed(run: Run, index: int, attempt: int, reason: str, now: datetime) -> Outcome:
+def on_failed(run: Run, index: int, attempt: int, reason: str, now: datetime) -> TransitionResult:
     """The sequence could not be planned or applied: it and the job are FAILED."""
     if run.status is not JobStatus.RUNNING or run.attempt != attempt:
         return Unchanged(f"attempt {attempt} of the job is over")
@@ -284,7 +285,7 @@ def _job_is(run: Run, allowed: Sequence[JobStatus], verb: str) -> Rejected:
     )
 
 
-def validate(run: Run, command: ValidateThreshold, now: datetime) -> Outcome:
+def validate(run: Run, command: ValidateThreshold, now: datetime) -> TransitionResult:
     """Approve the counts of the blocked plan; nothing runs until a restart."""
     if handled := _already_handled(run, command):
         return handled
@@ -340,7 +341,7 @@ def validate(run: Run, command: ValidateThreshold, now: datetime) -> Outcome:
     )
 
 
-def cancel(run: Run, command: CancelJob, now: datetime) -> Outcome:
+def cancel(run: Run, command: CancelJob, now: datetime) -> TransitionResult:
     """Cancel the blocked sequence and every later one; the job ends CANCELED."""
     if handled := _already_handled(run, command):
         return handled
@@ -380,7 +381,7 @@ def cancel(run: Run, command: CancelJob, now: datetime) -> Outcome:
     return Moved(moved, tuple(events))
 
 
-def restart(run: Run, command: RestartJob, now: datetime) -> Outcome:
+def restart(run: Run, command: RestartJob, now: datetime) -> TransitionResult:
     """Plan again the first sequence that is not completed; completed ones are not re-run."""
     if handled := _already_handled(run, command):
         return handled

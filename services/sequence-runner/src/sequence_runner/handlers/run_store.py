@@ -1,0 +1,80 @@
+"""Transitions of a run stored with compare-and-set, and the outbox they fill published in order."""
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Callable
+from datetime import datetime
+
+from provisioning_common.events import JobCreated
+
+from sequence_runner.domain.run import Run
+from sequence_runner.domain.transitions import Moved, TransitionResult, start
+from sequence_runner.handlers.ports import EventPublisher, RunRepository, StoredRun
+
+logger = logging.getLogger(__name__)
+
+Transition = Callable[[Run], TransitionResult]
+
+
+class ConcurrentUpdateError(RuntimeError):
+    pass
+
+
+class RunStore:
+    """The only way the runner changes a run: a pure transition, stored with its events."""
+
+    def __init__(
+        self,
+        runs: RunRepository,
+        publisher: EventPublisher,
+        clock: Callable[[], datetime],
+        conflict_retries: int,
+    ) -> None:
+        self.runs = runs
+        self.publisher = publisher
+        self._now = clock
+        self._conflict_retries = conflict_retries
+        self._outbox_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+
+    async def load(self, job_id: str) -> StoredRun | None:
+        return await self.runs.load(job_id)
+
+    async def create_run(self, created: JobCreated) -> bool:
+        """Start a job's run; False (and nothing new) when the job already has one."""
+        moved = start(created, self._now())
+        inserted = await self.runs.insert(moved.run, moved.events)
+        if not inserted:
+            logger.info("job %s already has a run; JobCreated ignored", created.subject)
+        await self.flush(created.subject)
+        return inserted
+
+    async def step(self, job_id: str, transition: Transition) -> TransitionResult | None:
+        """Apply `transition` to the stored run with compare-and-set; None if there is no run."""
+        for _ in range(self._conflict_retries):
+            stored = await self.runs.load(job_id)
+            if stored is None:
+                return None
+            outcome = transition(stored.run)
+            if not isinstance(outcome, Moved):
+                return outcome
+            if await self.runs.save(outcome.run, stored.version, outcome.events):
+                await self.flush(job_id)
+                return outcome
+        raise ConcurrentUpdateError(f"the run of job {job_id} kept changing; transition dropped")
+
+    async def flush(self, job_id: str) -> None:
+        """Publish the run's unsent events in order, then mark them sent."""
+        lock = self._outbox_locks.get(job_id)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._outbox_locks[job_id] = lock
+        async with lock:
+            stored = await self.runs.load(job_id)
+            if stored is None or not stored.outbox:
+                return
+            for event in stored.outbox:
+                await self.publisher.publish(event)
+            await self.runs.mark_sent(job_id, [event.id for event in stored.outbox])

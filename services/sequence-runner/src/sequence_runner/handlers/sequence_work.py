@@ -1,0 +1,169 @@
+"""Planning and applying one sequence: read source and target, store the plan, write it."""
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Literal
+from uuid import uuid4
+
+from provisioning_common.events import AppliedCounts
+
+from sequence_runner.adapters.connectors.base import ConnectorError
+from sequence_runner.domain.planner import plan
+from sequence_runner.domain.records import PlanError, SourceEntry
+from sequence_runner.domain.run import Run
+from sequence_runner.domain.transitions import Moved, on_completed, on_failed, on_planned
+from sequence_runner.handlers.engine_options import EngineOptions
+from sequence_runner.handlers.ports import Connectors, PlanRepository, StoredPlan
+from sequence_runner.handlers.progress import ProgressReporter
+from sequence_runner.handlers.run_store import RunStore
+
+logger = logging.getLogger(__name__)
+
+
+class SequenceWork:
+    """The work a run in phase `planning` or `applying` asks for, done once per call."""
+
+    def __init__(
+        self,
+        store: RunStore,
+        plans: PlanRepository,
+        connectors: Connectors,
+        options: EngineOptions,
+        clock: Callable[[], datetime],
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.plans = plans
+        self.connectors = connectors
+        self.options = options
+        self._now = clock
+        self._monotonic = monotonic
+
+    async def fail(self, run: Run, index: int, reason: str) -> None:
+        logger.warning("sequence %s failed: %s", index, reason)
+        await self.store.step(
+            run.job_id, lambda current: on_failed(current, index, run.attempt, reason, self._now())
+        )
+
+    async def plan(self, run: Run, index: int) -> None:
+        definition = run.sequence_definition(index)
+        progress = self._progress(run.job_id, index, "planning")
+        records: list[SourceEntry] = []
+        try:
+            target = self.connectors.target(definition)
+            await target.prepare()
+            target_records = [record async for record in target.read_all()]
+            source = self.connectors.source(definition, run.inputs.get(definition.name))
+            async for record in source.read():
+                records.append(record)
+                await progress.tick(len(records))
+            # Seconds of CPU for a large source: in a thread, so the consumers keep their
+            # heartbeats and the other jobs keep moving.
+            result = await asyncio.to_thread(
+                plan,
+                records,
+                target_records,
+                definition.key,
+                definition.mapping,
+                definition.delete_missing,
+                source.shown_as,
+            )
+        except (ConnectorError, PlanError) as error:
+            await self.fail(run, index, str(error))
+            return
+        await progress.finish(len(records), len(records))
+        plan_id = str(uuid4())
+        await self.plans.save(
+            StoredPlan(
+                plan_id=plan_id,
+                job_id=run.job_id,
+                index=index,
+                attempt=run.attempt,
+                counts=result.counts,
+                created_at=self._now(),
+            ),
+            result.changes,
+        )
+        outcome = await self.store.step(
+            run.job_id,
+            lambda current: on_planned(
+                current, index, run.attempt, plan_id, result.counts, self._now()
+            ),
+        )
+        if not isinstance(outcome, Moved):
+            # The run moved on while we planned (a restart, another runner): nobody needs it.
+            await self.plans.delete(plan_id)
+        else:
+            logger.info("sequence %s planned: %s", index, result.counts.model_dump())
+
+    async def apply(self, run: Run, index: int) -> None:
+        sequence = run.sequence(index)
+        plan_id, planned = sequence.plan_id, sequence.planned
+        assert plan_id is not None
+        assert planned is not None
+        total = planned.create + planned.update + planned.delete
+        progress = self._progress(run.job_id, index, "applying")
+        done = 0
+        try:
+            target = self.connectors.target(run.sequence_definition(index))
+            async for batch in self.plans.changes(plan_id, self.options.apply_batch_size):
+                # Read back in order, each change once, no more than were checked.
+                seqs = [change.seq for change in batch]
+                if seqs != list(range(done, done + len(batch))) or done + len(batch) > total:
+                    await self.fail(
+                        run,
+                        index,
+                        f"the stored plan {plan_id} is not the plan that was checked ({total} "
+                        f"changes): read back, changes {done} to {done + len(batch) - 1} are "
+                        f"seq {_span(seqs)}",
+                    )
+                    return
+                if not await self._still_applying(run.job_id, index, plan_id):
+                    # Another runner process took the job over and moved it on; writing the
+                    # rest of this plan now could overwrite what it has written since.
+                    logger.warning(
+                        "plan %s of sequence %s is no longer applied here", plan_id, index
+                    )
+                    return
+                await target.apply(batch)
+                done += len(batch)
+                await progress.tick(done, total)
+        except ConnectorError as error:
+            await self.fail(run, index, str(error))
+            return
+        if done != total:
+            await self.fail(
+                run, index, f"the stored plan {plan_id} holds {done} changes, {total} were planned"
+            )
+            return
+        await progress.finish(done, total)
+        applied = AppliedCounts(create=planned.create, update=planned.update, delete=planned.delete)
+        await self.store.step(
+            run.job_id,
+            lambda current: on_completed(current, index, plan_id, applied, self._now()),
+        )
+        logger.info("sequence %s applied: %s", index, applied.model_dump())
+
+    async def _still_applying(self, job_id: str, index: int, plan_id: str) -> bool:
+        stored = await self.store.load(job_id)
+        return stored is not None and stored.run.is_applying(index, plan_id)
+
+    def _progress(
+        self, job_id: str, index: int, phase: Literal["planning", "applying"]
+    ) -> ProgressReporter:
+        return ProgressReporter(
+            self.store.publisher,
+            job_id=job_id,
+            index=index,
+            phase=phase,
+            interval_seconds=self.options.progress_interval_seconds,
+            monotonic=self._monotonic,
+        )
+
+
+def _span(seqs: list[int]) -> str:
+    shown = ", ".join(str(seq) for seq in seqs[:5])
+    return f"{shown}, …" if len(seqs) > 5 else shown
