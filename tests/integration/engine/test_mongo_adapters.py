@@ -10,6 +10,7 @@ from pymongo import AsyncMongoClient
 from sequence_runner.adapters.connectors.mongo_target import MongoTargetConnector, RetryPolicy
 from sequence_runner.adapters.mongo_plans import MongoPlanRepository
 from sequence_runner.adapters.mongo_runs import MongoRunRepository
+from sequence_runner.domain.plan_digest import plan_digest
 from sequence_runner.domain.planner import plan
 from sequence_runner.domain.records import PlannedChange, SourceEntry
 from sequence_runner.domain.transitions import start
@@ -65,6 +66,7 @@ async def test_a_plan_is_read_back_in_order_batch_by_batch(
         attempt=1,
         counts=PlanCounts(create=2500, update=0, delete=0, unchanged=0, target_size=0),
         created_at=datetime.now(UTC),
+        digest=plan_digest(changes),
     )
     await plans.save(plan, list(reversed(changes)))
     batches = [batch async for batch in plans.changes("p1", 1000)]
@@ -73,6 +75,7 @@ async def test_a_plan_is_read_back_in_order_batch_by_batch(
     stored = await mongo_client[unique_name]["plans"].find_one({"_id": "p1"})
     assert stored is not None
     assert stored["counts"]["create"] == 2500
+    assert stored["digest"] == plan_digest(changes)
     await plans.delete("p1")
     assert await mongo_client[unique_name]["plan_changes"].count_documents({}) == 0
 
@@ -146,7 +149,9 @@ async def test_records_the_planner_knows_by_their_id_are_written_as_planned(
     ]
     # Stored and read back as the apply reads it.
     plans = MongoPlanRepository(mongo_client[unique_name])
-    stored = StoredPlan("p1", "j1", 0, 1, planned.counts, datetime.now(UTC))
+    stored = StoredPlan(
+        "p1", "j1", 0, 1, planned.counts, datetime.now(UTC), plan_digest(planned.changes)
+    )
     await plans.save(stored, planned.changes)
     (read_back,) = [batch async for batch in plans.changes("p1", 100)]
     assert read_back == list(planned.changes)

@@ -85,6 +85,10 @@ class World:
                 self.publisher.published.append(decision)
                 await handle(EVENT_HANDLERS, decision, self.engine)
 
+    def current_plan(self, index: int = 0) -> str | None:
+        """The plan the sequence was last planned with: what an operator's screen shows."""
+        return self.runs.rows[JOB_ID].run.sequence(index).plan_id
+
     def status(self) -> tuple[JobStatus, list[str]]:
         run = self.runs.rows[JOB_ID].run
         return run.status, [s.status.value for s in run.sequences]
@@ -169,7 +173,7 @@ async def test_validate_then_restart_writes_the_approved_plan(world: World) -> N
     created = job_created(definition(sequence("people", thresholds={"create": {"count": 3}})))
     await handle(EVENT_HANDLERS, created, world.engine)
     await world.settle()
-    await handle(COMMAND_HANDLERS, validate_command(), world.engine)
+    await handle(COMMAND_HANDLERS, validate_command(plan_id=world.current_plan()), world.engine)
     await world.settle()
     assert world.status() == (JobStatus.VALIDATED, ["VALIDATED"])
     assert world.connectors.targets["people"].writes == []
@@ -184,15 +188,32 @@ async def test_a_plan_grown_past_its_approval_stops_again(world: World) -> None:
     created = job_created(definition(sequence("people", thresholds={"create": {"count": 3}})))
     await handle(EVENT_HANDLERS, created, world.engine)
     await world.settle()
-    await handle(COMMAND_HANDLERS, validate_command(), world.engine)
+    await handle(COMMAND_HANDLERS, validate_command(plan_id=world.current_plan()), world.engine)
     world.connectors.sources["people"] = [*PEOPLE, {"uid": "u9"}]
     await handle(COMMAND_HANDLERS, restart_command(), world.engine)
     await world.settle()
     assert world.status() == (JobStatus.THRESHOLD, ["THRESHOLD"])
     blocked = world.publisher.of_type(SequenceBlocked)[-1]
-    assert blocked.data.above_approval is True
-    assert blocked.data.threshold.limit == "approved"
+    assert (blocked.data.threshold.limit, blocked.data.threshold.actual) == ("count", 4)
     assert world.connectors.targets["people"].writes == []
+
+
+async def test_an_approval_writes_no_other_records_than_it_approved(world: World) -> None:
+    """Issue 8, defect 6: approved 3 records, the source then gave 3 others. Same counts, but
+    nobody saw these: the plan stops at its threshold again and nothing is written."""
+    created = job_created(definition(sequence("people", thresholds={"create": {"count": 3}})))
+    await handle(EVENT_HANDLERS, created, world.engine)
+    await world.settle()
+    await handle(COMMAND_HANDLERS, validate_command(plan_id=world.current_plan()), world.engine)
+    world.connectors.sources["people"] = [{"uid": f"other{i}"} for i in range(3)]
+    await handle(COMMAND_HANDLERS, restart_command(), world.engine)
+    await world.settle()
+    assert world.status() == (JobStatus.THRESHOLD, ["THRESHOLD"])
+    assert world.publisher.of_type(SequenceReleased) == []
+    assert world.connectors.targets["people"].writes == []
+    first, again = world.publisher.of_type(SequencePlanned)
+    assert first.data.digest != again.data.digest
+    assert world.plans.plans[again.data.plan_id][0].digest == again.data.digest
 
 
 async def test_a_source_error_fails_the_sequence_and_the_job(world: World) -> None:
@@ -253,7 +274,7 @@ async def test_validate_and_cancel_racing_exactly_one_wins(world: World) -> None
     await handle(EVENT_HANDLERS, created, world.engine)
     await world.settle()
     seen = JobStatus.THRESHOLD
-    validating = validate_command(expected_status=seen)
+    validating = validate_command(plan_id=world.current_plan(), expected_status=seen)
     canceling = cancel_command(expected_status=seen)
     outcomes = await asyncio.gather(
         world.engine.decide(validating, lambda run, now: validate(run, validating, now)),
@@ -282,9 +303,8 @@ async def test_a_transition_is_evaluated_again_on_the_newer_run_after_a_conflict
             row.run, row.version = canceled.run, row.version + 1
 
     world.runs.before_save = another_writer_cancels_first
-    outcome = await world.engine.decide(
-        validate_command(), lambda run, now: validate(run, validate_command(), now)
-    )
+    command = validate_command(plan_id=world.current_plan())
+    outcome = await world.engine.decide(command, lambda run, now: validate(run, command, now))
     assert isinstance(outcome, Rejected)
     assert "is CANCELED" in outcome.reason
 
@@ -388,7 +408,7 @@ async def test_a_command_that_overtakes_the_guards_decision_waits_for_it(world: 
     await handle(EVENT_HANDLERS, created, world.engine)
     await world.engine.idle()  # planned; the guard's decision not handled yet
     assert world.status() == (JobStatus.RUNNING, ["RUNNING"])
-    early = validate_command(expected_status=JobStatus.THRESHOLD)
+    early = validate_command(plan_id=world.current_plan(), expected_status=JobStatus.THRESHOLD)
     with pytest.raises(DecisionPendingError):
         await handle(COMMAND_HANDLERS, early, world.engine)
     assert world.publisher.of_type(CommandRejected) == []
@@ -418,9 +438,9 @@ async def test_a_validate_that_waited_for_a_newer_plan_does_not_approve_it(world
     await handle(EVENT_HANDLERS, created, world.engine)
     await world.settle()
     assert world.status() == (JobStatus.THRESHOLD, ["THRESHOLD"])
-    seen_by_b = validate_command(expected_status=JobStatus.THRESHOLD).model_copy(
-        update={"time": utcnow() - timedelta(seconds=1)}
-    )
+    seen_by_b = validate_command(
+        plan_id=world.current_plan(), expected_status=JobStatus.THRESHOLD
+    ).model_copy(update={"time": utcnow() - timedelta(seconds=1)})
     await handle(COMMAND_HANDLERS, restart_command(), world.engine)
     world.connectors.sources["people"] = [{"uid": f"u{i}"} for i in range(50)]
     await world.engine.idle()  # planned again; not decided yet
@@ -431,7 +451,8 @@ async def test_a_validate_that_waited_for_a_newer_plan_does_not_approve_it(world
     assert world.status() == (JobStatus.THRESHOLD, ["THRESHOLD"])
     assert world.runs.rows[JOB_ID].run.sequence(0).approval is None
     (rejected,) = world.publisher.of_type(CommandRejected)
-    assert "made after the command was sent" in rejected.data.reason
+    assert f"blocked on plan {world.current_plan()} (50 creations" in rejected.data.reason
+    assert rejected.data.current_plan_id == world.current_plan()
 
 
 async def test_errors_planning_a_source_name_the_source(world: World) -> None:

@@ -43,7 +43,7 @@ class ThresholdHit(Payload):
 
 
 class Approval(Payload):
-    """The counts an operator saw and approved at a threshold."""
+    """The plan an operator saw and approved at a threshold: its counts and its content."""
 
     create: int = Field(ge=0)
     update: int = Field(ge=0)
@@ -51,6 +51,11 @@ class Approval(Payload):
     validated_by: str
     validated_at: datetime
     plan_id: str
+    digest: str | None = Field(
+        default=None,
+        description="Digest of the approved plan's changes (action, key, values written). A "
+        "later plan is written on this approval only if its digest is the same.",
+    )
 
 
 # ---- payloads ---------------------------------------------------------------------------------
@@ -90,7 +95,12 @@ class SequencePlannedData(Payload):
     counts: PlanCounts
     thresholds: Thresholds
     approval: Approval | None = Field(
-        default=None, description="Present on a restart after validation."
+        default=None,
+        description="Present on a restart after validation, when this plan makes exactly the "
+        "changes that were approved (same digest).",
+    )
+    digest: str | None = Field(
+        default=None, description="Digest of the plan's changes (action, key, values written)."
     )
 
 
@@ -145,6 +155,13 @@ class CommandRejectedData(Payload):
     command: str
     requested_by: str
     reason: str
+    current_plan_id: str | None = Field(
+        default=None,
+        description="The plan the job waits on now, when a validate named another one (or none).",
+    )
+    current_counts: PlanCounts | None = Field(
+        default=None, description="The counts of that current plan, for the operator to look at."
+    )
 
 
 class JobCompletedData(Payload):

@@ -59,6 +59,7 @@ class MongoPlanRepository:
                 "index": plan.index,
                 "attempt": plan.attempt,
                 "counts": plan.counts.model_dump(),
+                "digest": plan.digest,
                 "created_at": plan.created_at,
             }
         )

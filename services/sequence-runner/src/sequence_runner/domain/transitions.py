@@ -43,6 +43,7 @@ from provisioning_common.statuses import (
     sequence_can_move,
 )
 
+from sequence_runner.domain.plan_digest import approval_covers
 from sequence_runner.domain.run import Phase, Run, SequenceRun
 
 RUNNER_SOURCE = "/provisioning/sequence-runner"
@@ -58,9 +59,14 @@ class Moved:
 
 @dataclass(frozen=True)
 class Rejected:
-    """A command that does not fit the job's state; `reason` is meant for the operator."""
+    """A command that does not fit the job's state; `reason` is meant for the operator.
+
+    A validate refused because the job waits on another plan (or because it named none) also
+    carries that plan's id and counts, so the answer says what there is to look at."""
 
     reason: str
+    current_plan_id: str | None = None
+    current_counts: PlanCounts | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,7 @@ def _running(sequence: SequenceRun, phase: Phase) -> SequenceRun:
             "phase": phase,
             "plan_id": None,
             "planned": None,
+            "plan_digest": None,
             "planned_at": None,
             "applied": None,
             "threshold": None,
@@ -107,7 +114,11 @@ def command_name(command: JobCommand) -> str:
     return command.type.removeprefix("provisioning.")
 
 
-def rejection(job_id: str, command: JobCommand, reason: str, now: datetime) -> CommandRejected:
+def rejection(
+    job_id: str, command: JobCommand, refusal: Rejected | str, now: datetime
+) -> CommandRejected:
+    if isinstance(refusal, str):
+        refusal = Rejected(refusal)
     return CommandRejected(
         source=RUNNER_SOURCE,
         subject=job_id,
@@ -116,7 +127,9 @@ def rejection(job_id: str, command: JobCommand, reason: str, now: datetime) -> C
             command_id=command.data.command_id,
             command=command_name(command),
             requested_by=command.data.requested_by,
-            reason=reason,
+            reason=refusal.reason,
+            current_plan_id=refusal.current_plan_id,
+            current_counts=refusal.current_counts,
         ),
     )
 
@@ -152,14 +165,30 @@ def start(created: JobCreated, now: datetime) -> Moved:
 
 
 def on_planned(
-    run: Run, index: int, attempt: int, plan_id: str, counts: PlanCounts, now: datetime
+    run: Run,
+    index: int,
+    attempt: int,
+    plan_id: str,
+    counts: PlanCounts,
+    now: datetime,
+    digest: str | None = None,
 ) -> TransitionResult:
-    """The plan is stored: hand it to the guard with the thresholds and any approval."""
+    """The plan is stored: hand it to the guard with the thresholds, and with the approval if
+    the operator approved these very changes (the same digest)."""
     if not _in_phase(run, index, "planning", attempt):
         return Unchanged(f"sequence {index} is no longer being planned in attempt {attempt}")
     sequence = run.sequence(index).model_copy(
-        update={"phase": "deciding", "plan_id": plan_id, "planned": counts, "planned_at": now}
+        update={
+            "phase": "deciding",
+            "plan_id": plan_id,
+            "planned": counts,
+            "plan_digest": digest,
+            "planned_at": now,
+        }
     )
+    # Other changes than were approved (the source changed after the approval) are decided
+    # as a first plan is: an approval of 30 records never writes 30 others.
+    approval = sequence.approval if approval_covers(sequence.approval, digest) else None
     moved = run.with_sequence(sequence)
     return Moved(
         moved,
@@ -172,7 +201,8 @@ def on_planned(
                     plan_id=plan_id,
                     counts=counts,
                     thresholds=run.sequence_definition(index).thresholds,
-                    approval=sequence.approval,
+                    approval=approval,
+                    digest=digest,
                 ),
             ),
         ),
@@ -285,8 +315,12 @@ def _job_is(run: Run, allowed: Sequence[JobStatus], verb: str) -> Rejected:
     )
 
 
+def _described(counts: PlanCounts) -> str:
+    return f"{counts.create} creations, {counts.update} modifications, {counts.delete} deletions"
+
+
 def validate(run: Run, command: ValidateThreshold, now: datetime) -> TransitionResult:
-    """Approve the counts of the blocked plan; nothing runs until a restart."""
+    """Approve the blocked plan the command names; nothing runs until a restart."""
     if handled := _already_handled(run, command):
         return handled
     blocked = run.awaiting_decision()
@@ -297,21 +331,20 @@ def validate(run: Run, command: ValidateThreshold, now: datetime) -> TransitionR
         or not sequence_can_move(blocked.status, SequenceStatus.VALIDATED)
     ):
         return _job_is(run, [JobStatus.THRESHOLD], "validated")
-    wanted_plan = command.data.plan_id
-    if wanted_plan is not None and wanted_plan != blocked.plan_id:
-        return Rejected(
-            f"job {run.job_id} is blocked on plan {blocked.plan_id}, not on plan {wanted_plan}; "
-            "look at the current plan and validate again"
-        )
-    if wanted_plan is None and blocked.planned_at is not None and command.time < blocked.planned_at:
-        # Sent for an earlier plan (the job was restarted and planned again meanwhile): the
-        # operator has not seen these counts, so the command cannot approve them.
-        return Rejected(
-            f"job {run.job_id} is blocked on plan {blocked.plan_id}, made after the command was "
-            "sent; look at the current plan and validate again"
-        )
     assert blocked.planned is not None
     assert blocked.plan_id is not None
+    wanted_plan = command.data.plan_id
+    if wanted_plan != blocked.plan_id:
+        # The operator approves the plan they looked at, and only that one: the job may have
+        # been planned again meanwhile (a restart by someone else) with other, larger counts.
+        asked = "names no plan" if wanted_plan is None else f"is for plan {wanted_plan}"
+        return Rejected(
+            f"job {run.job_id} is blocked on plan {blocked.plan_id} "
+            f"({_described(blocked.planned)}); the validate {asked}; look at the current plan "
+            "and validate it",
+            current_plan_id=blocked.plan_id,
+            current_counts=blocked.planned,
+        )
     approval = Approval(
         create=blocked.planned.create,
         update=blocked.planned.update,
@@ -319,6 +352,7 @@ def validate(run: Run, command: ValidateThreshold, now: datetime) -> TransitionR
         validated_by=command.data.requested_by,
         validated_at=now,
         plan_id=blocked.plan_id,
+        digest=blocked.plan_digest,
     )
     validated = blocked.model_copy(
         update={"status": SequenceStatus.VALIDATED, "approval": approval}

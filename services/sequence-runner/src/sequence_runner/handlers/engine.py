@@ -93,18 +93,18 @@ class Engine:
         job_id = command.subject
         outcome = await self.store.step(job_id, lambda run: transition(run, self._now()))
         if outcome is None:
-            reason = f"job {job_id} is not known to the sequence runner"
+            refusal = Rejected(f"job {job_id} is not known to the sequence runner")
         elif isinstance(outcome, Rejected):
             if await self._decision_pending(job_id) and self._young(command):
                 raise DecisionPendingError(
                     f"{command.type} for job {job_id} waits for the guard's decision "
                     f"on its plan: {outcome.reason}"
                 )
-            reason = outcome.reason
+            refusal = outcome
         else:
             return outcome
-        logger.info("%s rejected: %s", command.type, reason)
-        await self.publisher.publish(rejection(job_id, command, reason, self._now()))
+        logger.info("%s rejected: %s", command.type, refusal.reason)
+        await self.publisher.publish(rejection(job_id, command, refusal, self._now()))
         return outcome
 
     async def _decision_pending(self, job_id: str) -> bool:

@@ -30,6 +30,8 @@ class StoredPlan:
     attempt: int
     counts: PlanCounts
     created_at: datetime
+    # plan_digest() of its changes: what an approval of this plan covers.
+    digest: str
 
 
 class RunRepository(Protocol):

@@ -11,6 +11,7 @@ from uuid import uuid4
 from provisioning_common.events import AppliedCounts
 
 from sequence_runner.adapters.connectors.base import ConnectorError
+from sequence_runner.domain.plan_digest import plan_digest
 from sequence_runner.domain.planner import plan
 from sequence_runner.domain.records import PlanError, SourceEntry
 from sequence_runner.domain.run import Run
@@ -76,6 +77,7 @@ class SequenceWork:
             return
         await progress.finish(len(records), len(records))
         plan_id = str(uuid4())
+        digest = await asyncio.to_thread(plan_digest, result.changes)
         await self.plans.save(
             StoredPlan(
                 plan_id=plan_id,
@@ -84,13 +86,14 @@ class SequenceWork:
                 attempt=run.attempt,
                 counts=result.counts,
                 created_at=self._now(),
+                digest=digest,
             ),
             result.changes,
         )
         outcome = await self.store.step(
             run.job_id,
             lambda current: on_planned(
-                current, index, run.attempt, plan_id, result.counts, self._now()
+                current, index, run.attempt, plan_id, result.counts, self._now(), digest
             ),
         )
         if not isinstance(outcome, Moved):
