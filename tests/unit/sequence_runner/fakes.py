@@ -14,7 +14,7 @@ from sequence_runner.adapters.connectors.base import (
 )
 from sequence_runner.domain.records import PlannedChange, SourceEntry
 from sequence_runner.domain.run import Run
-from sequence_runner.handlers.ports import StoredPlan, StoredRun
+from sequence_runner.handlers.ports import StoredPlan, StoredRun, UnpublishableEventError
 
 
 @dataclass
@@ -89,12 +89,21 @@ class FakePublisher:
     def __init__(self) -> None:
         self.published: list[Envelope] = []
         self.failures_left = 0
+        # Events whose JSON is longer than this are refused, as a broker refuses a too large one.
+        self.max_bytes: int | None = None
+        self.set_aside_events: list[tuple[Envelope, str]] = []
 
     async def publish(self, event: Envelope) -> None:
         if self.failures_left:
             self.failures_left -= 1
             raise ConnectionError("broker away")
+        size = len(event.model_dump_json())
+        if self.max_bytes is not None and size > self.max_bytes:
+            raise UnpublishableEventError(f"{event.type} {event.id} refused: {size} bytes")
         self.published.append(event)
+
+    async def set_aside(self, event: Envelope, reason: str) -> None:
+        self.set_aside_events.append((event, reason))
 
     def of_type(self, kind: type[Envelope]) -> list[Any]:
         return [e for e in self.published if isinstance(e, kind)]

@@ -34,6 +34,7 @@ from provisioning_common.events import (
     ThresholdHit,
     ThresholdValidated,
     ThresholdValidatedData,
+    bounded_reason,
 )
 from provisioning_common.statuses import (
     RESTARTABLE_JOB_STATUSES,
@@ -267,6 +268,8 @@ def on_completed(
 
 def on_failed(run: Run, index: int, attempt: int, reason: str, now: datetime) -> TransitionResult:
     """The sequence could not be planned or applied: it and the job are FAILED."""
+    # Bounded here too, not only in the events: the run shows the same reason as they do.
+    reason = bounded_reason(reason)
     if run.status is not JobStatus.RUNNING or run.attempt != attempt:
         return Unchanged(f"attempt {attempt} of the job is over")
     sequence = run.sequence(index)

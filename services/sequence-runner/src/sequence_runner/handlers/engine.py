@@ -104,7 +104,7 @@ class Engine:
         else:
             return outcome
         logger.info("%s rejected: %s", command.type, refusal.reason)
-        await self.publisher.publish(rejection(job_id, command, refusal, self._now()))
+        await self.store.publish(rejection(job_id, command, refusal, self._now()))
         return outcome
 
     async def _decision_pending(self, job_id: str) -> bool:

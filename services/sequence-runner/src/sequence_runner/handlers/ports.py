@@ -63,8 +63,20 @@ class PlanRepository(Protocol):
     async def delete(self, plan_id: str) -> None: ...
 
 
+class UnpublishableEventError(Exception):
+    """The broker refuses this very event (too large, malformed): sending it again can never
+    succeed. Any other error from `publish` is taken as transient (the broker away)."""
+
+
 class EventPublisher(Protocol):
-    async def publish(self, event: Envelope) -> None: ...
+    async def publish(self, event: Envelope) -> None:
+        """Raises UnpublishableEventError when the broker refuses the event itself."""
+        ...
+
+    async def set_aside(self, event: Envelope, reason: str) -> None:
+        """Keep (a bounded copy of) an event that could not be published on the dead-letter
+        topic, with the reason, so it is not lost from sight."""
+        ...
 
 
 class Connectors(Protocol):

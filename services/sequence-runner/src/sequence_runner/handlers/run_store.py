@@ -6,11 +6,18 @@ import weakref
 from collections.abc import Callable
 from datetime import datetime
 
-from provisioning_common.events import JobCreated
+from provisioning_common.envelope import Envelope
+from provisioning_common.events import JobCreated, bounded_event
+from pydantic import ValidationError
 
 from sequence_runner.domain.run import Run
 from sequence_runner.domain.transitions import Moved, TransitionResult, start
-from sequence_runner.handlers.ports import EventPublisher, RunRepository, StoredRun
+from sequence_runner.handlers.ports import (
+    EventPublisher,
+    RunRepository,
+    StoredRun,
+    UnpublishableEventError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -76,5 +83,21 @@ class RunStore:
             if stored is None or not stored.outbox:
                 return
             for event in stored.outbox:
-                await self.publisher.publish(event)
+                await self.publish(event)
             await self.runs.mark_sent(job_id, [event.id for event in stored.outbox])
+
+    async def publish(self, event: Envelope) -> None:
+        """Publish `event`; one the broker refuses as it is (too large) is replaced by a bounded
+        copy and set aside on the dead-letter topic, never retried for ever: it would hold up
+        every later event of its job, and with them the operators' actions."""
+        try:
+            await self.publisher.publish(event)
+            return
+        except UnpublishableEventError as error:
+            refused = str(error)
+        logger.error("%s; publishing a bounded copy and setting it aside", refused)
+        try:
+            await self.publisher.publish(bounded_event(event))
+        except (UnpublishableEventError, ValidationError):
+            logger.exception("no bounded copy of %s %s could be published", event.type, event.id)
+        await self.publisher.set_aside(event, refused)
