@@ -555,3 +555,45 @@ async def test_a_stored_plan_that_is_not_the_checked_one_is_not_written(world: W
     await world.settle()
     assert world.status() == (JobStatus.FAILED, ["FAILED"])
     assert "not the plan that was checked" in world.publisher.of_type(JobFailed)[-1].data.reason
+
+
+async def test_a_broker_away_after_a_sequence_completed_does_not_fail_the_next_one() -> None:
+    """Issue 8, suspected: the publish of SequenceCompleted raises (the broker away) and keeps
+    raising past the work's retries. Sequence 1 was never planned: nothing about it failed."""
+    runs, plans = FakeRuns(), FakePlans()
+
+    class BrokerGoesAway(FakePublisher):
+        away = False
+        came_back = False
+
+        async def publish(self, event: Any) -> None:
+            if isinstance(event, SequenceCompleted) and not self.came_back:
+                self.away = True
+            if self.away:
+                raise ConnectionError("broker away")
+            await super().publish(event)
+
+    publisher = BrokerGoesAway()
+    connectors = FakeConnectors(sources={"people": PEOPLE, "groups": GROUPS})
+    engine = Engine(
+        runs,
+        plans,
+        publisher,
+        connectors,
+        EngineOptions(work_retries=1, work_retry_backoff_seconds=0, work_resume_seconds=0.05),
+    )
+    world = World(engine, runs, plans, publisher, connectors)
+    await handle(EVENT_HANDLERS, two_sequences(), engine)
+    await world.settle()
+    assert world.status() == (JobStatus.RUNNING, ["COMPLETED", "RUNNING"])
+    assert runs.rows[JOB_ID].run.sequence(1).phase == "planning"
+    assert [e.type for e in runs.rows[JOB_ID].outbox] == [
+        "provisioning.SequenceCompleted",
+        "provisioning.SequenceStarted",
+    ]
+    publisher.away, publisher.came_back = False, True  # the job is looked at again by itself
+    await asyncio.sleep(0.2)
+    await world.settle()
+    assert world.status() == (JobStatus.COMPLETED, ["COMPLETED", "COMPLETED"])
+    assert publisher.of_type(SequenceFailed) == []
+    await engine.close()

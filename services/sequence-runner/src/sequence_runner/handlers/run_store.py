@@ -28,6 +28,11 @@ class ConcurrentUpdateError(RuntimeError):
     pass
 
 
+class OutboxNotSentError(ConnectionError):
+    """Stored events could not be published (the broker away). The run itself is stored and
+    fine: what is left to do is sending them, not failing its work."""
+
+
 class RunStore:
     """The only way the runner changes a run: a pure transition, stored with its events."""
 
@@ -82,8 +87,13 @@ class RunStore:
             stored = await self.runs.load(job_id)
             if stored is None or not stored.outbox:
                 return
-            for event in stored.outbox:
-                await self.publish(event)
+            try:
+                for event in stored.outbox:
+                    await self.publish(event)
+            except Exception as error:
+                raise OutboxNotSentError(
+                    f"{len(stored.outbox)} event(s) of job {job_id} not published: {error}"
+                ) from error
             await self.runs.mark_sent(job_id, [event.id for event in stored.outbox])
 
     async def publish(self, event: Envelope) -> None:

@@ -11,7 +11,7 @@ from provisioning_common.logs import current_job_id
 
 from sequence_runner.domain.transitions import on_failed
 from sequence_runner.handlers.engine_options import EngineOptions
-from sequence_runner.handlers.run_store import RunStore
+from sequence_runner.handlers.run_store import OutboxNotSentError, RunStore
 from sequence_runner.handlers.sequence_work import SequenceWork
 
 logger = logging.getLogger(__name__)
@@ -93,7 +93,10 @@ class WorkScheduler:
             except Exception as error:
                 if attempt == retries:
                     logger.exception("giving up on job %s after %s retries", job_id, retries)
-                    await self._give_up(job_id, error)
+                    if not isinstance(error, OutboxNotSentError):
+                        # An unsent event is no failure of the work: the sequence the run
+                        # moved on to has not even started.
+                        await self._give_up(job_id, error)
                     self._resume_later(job_id)
                     return
                 logger.warning("work on job %s failed; retrying", job_id, exc_info=True)
