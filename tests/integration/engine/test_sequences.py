@@ -279,3 +279,36 @@ async def test_a_percent_limit_does_not_stop_a_first_load(
     )
     await engine.events.wait_for(job_id, JobCompleted)
     assert await engine.target[unique_name].count_documents({}) == 20
+
+
+async def test_a_blocked_plan_leaves_the_target_repository_untouched(
+    engine: EngineRig, unique_name: str
+) -> None:
+    """Issue 8, suspected: planning created the target collection and its unique index even
+    when the plan was then blocked: a write while blocked."""
+    engine.write(f"{unique_name}.csv", csv_text("uid,mail", ["u1,a", "u2,b", "u3,c"]))
+    job_id = await engine.submit(
+        definition(
+            sequence(
+                "people",
+                {"type": "csv", "path": f"{unique_name}.csv"},
+                collection=unique_name,
+                thresholds={"create": {"count": 3}},
+            )
+        )
+    )
+    await engine.events.wait_for(job_id, SequenceBlocked)
+    await status_of(engine, job_id, "THRESHOLD")
+    assert unique_name not in await engine.target.list_collection_names()
+
+
+async def test_the_unique_key_index_is_there_once_a_plan_is_written(
+    engine: EngineRig, unique_name: str
+) -> None:
+    job_id = await engine.submit(
+        definition(sequence("people", {"type": "inline"}, collection=unique_name)),
+        inputs={"people": [{"uid": "u1"}]},
+    )
+    await engine.events.wait_for(job_id, JobCompleted)
+    indexes = await engine.target[unique_name].index_information()
+    assert indexes["uid_unique"]["unique"] is True

@@ -21,6 +21,7 @@ from provisioning_common.events import (
     SequencePlanned,
     SequenceProgress,
     SequenceReleased,
+    SequenceReleasedData,
     SequenceStarted,
 )
 from provisioning_common.statuses import JobStatus, SequenceStatus
@@ -597,3 +598,24 @@ async def test_a_broker_away_after_a_sequence_completed_does_not_fail_the_next_o
     assert world.status() == (JobStatus.COMPLETED, ["COMPLETED", "COMPLETED"])
     assert publisher.of_type(SequenceFailed) == []
     await engine.close()
+
+
+async def test_a_decision_from_another_producer_than_the_guard_is_ignored(world: World) -> None:
+    """Issue 8, suspected: the runner applied a SequenceReleased from any producer."""
+    created = job_created(definition(sequence("people", thresholds={"create": {"count": 3}})))
+    await handle(EVENT_HANDLERS, created, world.engine)
+    await world.engine.idle()  # planned, 3 creations: the guard would block it
+    (planned,) = world.publisher.of_type(SequencePlanned)
+    forged = SequenceReleased(
+        source="/somebody/else",
+        subject=JOB_ID,
+        data=SequenceReleasedData(
+            index=0, plan_id=planned.data.plan_id, reason="within_thresholds"
+        ),
+    )
+    await handle(EVENT_HANDLERS, forged, world.engine)
+    await world.engine.idle()
+    assert world.runs.rows[JOB_ID].run.sequence(0).phase == "deciding"
+    assert world.connectors.targets["people"].writes == []
+    await world.settle()  # the guard's own decision
+    assert world.status() == (JobStatus.THRESHOLD, ["THRESHOLD"])

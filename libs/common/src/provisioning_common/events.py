@@ -10,6 +10,10 @@ from provisioning_common.definitions import Action, JobDefinition, Thresholds
 from provisioning_common.envelope import Envelope, Payload
 from provisioning_common.requests import Origin
 
+# The producer of the threshold decisions (SequenceReleased, SequenceBlocked): the runner acts
+# on no decision from another source.
+THRESHOLD_GUARD_SOURCE = "/provisioning/threshold-guard"
+
 # ---- bounded text ----------------------------------------------------------------------------
 
 # A reason is read by people and carried in every event about a failure: it must never make an

@@ -8,6 +8,7 @@ from typing import Any
 from provisioning_common.commands import CancelJob, JobCommand, RestartJob, ValidateThreshold
 from provisioning_common.envelope import Envelope
 from provisioning_common.events import (
+    THRESHOLD_GUARD_SOURCE,
     AppliedCounts,
     Approval,
     CommandRejected,
@@ -214,15 +215,31 @@ def _deciding_on(run: Run, index: int, plan_id: str) -> bool:
     return _in_phase(run, index, "deciding") and run.sequence(index).plan_id == plan_id
 
 
-def on_released(run: Run, index: int, plan_id: str) -> TransitionResult:
+def _not_from_guard(source: str) -> Unchanged | None:
+    # Anyone who can produce on job-events could otherwise release a plan (the topic's ACLs
+    # are the real barrier; this keeps a misconfigured or test producer from writing).
+    if source != THRESHOLD_GUARD_SOURCE:
+        return Unchanged(f"a threshold decision from {source!r}, not from the threshold guard")
+    return None
+
+
+def on_released(
+    run: Run, index: int, plan_id: str, source: str = THRESHOLD_GUARD_SOURCE
+) -> TransitionResult:
     """The guard released the plan: apply it. The guard's event is the record of it."""
+    if ignored := _not_from_guard(source):
+        return ignored
     if not _deciding_on(run, index, plan_id):
         return Unchanged(f"plan {plan_id} of sequence {index} is not awaiting a decision")
     return Moved(run.with_sequence(run.sequence(index).model_copy(update={"phase": "applying"})))
 
 
-def on_blocked(run: Run, index: int, plan_id: str, hit: ThresholdHit) -> TransitionResult:
+def on_blocked(
+    run: Run, index: int, plan_id: str, hit: ThresholdHit, source: str = THRESHOLD_GUARD_SOURCE
+) -> TransitionResult:
     """The guard blocked the plan: nothing is written and the job waits for an operator."""
+    if ignored := _not_from_guard(source):
+        return ignored
     if not _deciding_on(run, index, plan_id):
         return Unchanged(f"plan {plan_id} of sequence {index} is not awaiting a decision")
     sequence = run.sequence(index).model_copy(

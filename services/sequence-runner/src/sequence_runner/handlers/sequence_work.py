@@ -55,7 +55,8 @@ class SequenceWork:
         records: list[SourceEntry] = []
         try:
             target = self.connectors.target(definition)
-            await target.prepare()
+            # Not prepared here: preparing creates the collection and its index, a write that
+            # a plan about to be blocked must not make. The apply prepares it.
             target_records = [record async for record in target.read_all()]
             source = self.connectors.source(definition, run.inputs.get(definition.name))
             async for record in source.read():
@@ -112,6 +113,7 @@ class SequenceWork:
         done = 0
         try:
             target = self.connectors.target(run.sequence_definition(index))
+            await target.prepare()
             async for batch in self.plans.changes(plan_id, self.options.apply_batch_size):
                 # Read back in order, each change once, no more than were checked.
                 seqs = [change.seq for change in batch]
