@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 from provisioning_common.events import (
     JobCompleted,
+    JobFailed,
     JobStarted,
     SequenceBlocked,
     SequenceCompleted,
@@ -312,3 +313,30 @@ async def test_the_unique_key_index_is_there_once_a_plan_is_written(
     await engine.events.wait_for(job_id, JobCompleted)
     indexes = await engine.target[unique_name].index_information()
     assert indexes["uid_unique"]["unique"] is True
+
+
+async def test_a_new_key_that_is_the_id_of_another_record_fails_before_anything_is_written(
+    engine: EngineRig, unique_name: str
+) -> None:
+    """Issue 8, suspected: a source key equal to the `_id` of a target record that has another
+    key attribute was planned as a create, and collided with that record halfway through the
+    apply (the other records of the batch written, the sequence failed)."""
+    await engine.target[unique_name].insert_one({"_id": "u3", "uid": "x9", "mail": "x9@x"})
+    engine.write(f"{unique_name}.csv", csv_text("uid,mail", [f"u{i},u{i}@x" for i in range(6)]))
+    job_id = await engine.submit(
+        definition(
+            sequence(
+                "people",
+                {"type": "csv", "path": f"{unique_name}.csv"},
+                collection=unique_name,
+                thresholds={"create": {"count": 100}},
+            )
+        )
+    )
+    (failed,) = await engine.events.wait_for(job_id, JobFailed)
+    assert failed.data.reason == (
+        f"{unique_name}.csv: uid='u3' is new, but the target record with uid='x9' has _id "
+        "'u3', which the new record would be stored under; give one of them another key"
+    )
+    assert engine.events.events(job_id, SequencePlanned) == []
+    assert await engine.target[unique_name].count_documents({}) == 1

@@ -3,17 +3,18 @@
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 from uuid import uuid4
 
 from provisioning_common.events import AppliedCounts
 
 from sequence_runner.adapters.connectors.base import ConnectorError
+from sequence_runner.domain.plan_checks import check_creates_have_free_ids
 from sequence_runner.domain.plan_digest import plan_digest
 from sequence_runner.domain.planner import plan
-from sequence_runner.domain.records import PlanError, SourceEntry
+from sequence_runner.domain.records import Plan, PlanError, SourceEntry
 from sequence_runner.domain.run import Run
 from sequence_runner.domain.transitions import Moved, on_completed, on_failed, on_planned
 from sequence_runner.handlers.engine_options import EngineOptions
@@ -65,7 +66,7 @@ class SequenceWork:
             # Seconds of CPU for a large source: in a thread, so the consumers keep their
             # heartbeats and the other jobs keep moving.
             result = await asyncio.to_thread(
-                plan,
+                _checked_plan,
                 records,
                 target_records,
                 definition.key,
@@ -167,6 +168,19 @@ class SequenceWork:
             interval_seconds=self.options.progress_interval_seconds,
             monotonic=self._monotonic,
         )
+
+
+def _checked_plan(
+    records: list[SourceEntry],
+    target_records: list[dict[str, Any]],
+    key: str,
+    mapping: Mapping[str, str] | None,
+    delete_missing: bool,
+    source_name: str,
+) -> Plan:
+    result = plan(records, target_records, key, mapping, delete_missing, source_name)
+    check_creates_have_free_ids(result, target_records, key, source_name)
+    return result
 
 
 def _span(seqs: list[int]) -> str:
