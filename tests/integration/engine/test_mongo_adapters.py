@@ -10,6 +10,7 @@ from pymongo import AsyncMongoClient
 from sequence_runner.adapters.connectors.mongo_target import MongoTargetConnector, RetryPolicy
 from sequence_runner.adapters.mongo_plans import MongoPlanRepository
 from sequence_runner.adapters.mongo_runs import MongoRunRepository
+from sequence_runner.adapters.mongo_target_claims import MongoTargetClaims
 from sequence_runner.domain.plan_digest import plan_digest
 from sequence_runner.domain.planner import plan
 from sequence_runner.domain.records import PlannedChange, SourceEntry
@@ -161,3 +162,16 @@ async def test_records_the_planner_knows_by_their_id_are_written_as_planned(
         {"_id": "keep", "uid": "u2", "mail": "b"},
         {"_id": "u1", "uid": "u1", "mail": "new"},
     ]
+
+
+async def test_a_target_is_claimed_by_one_job_at_a_time(
+    mongo_client: AsyncMongoClient[dict[str, Any]], unique_name: str
+) -> None:
+    claims = MongoTargetClaims(mongo_client[unique_name])
+    assert await claims.claim("people", "job-a") is None
+    assert await claims.claim("people", "job-a") is None  # its own claim, again
+    assert await claims.claim("people", "job-b") == "job-a"
+    await claims.release("people", "job-b")  # not the holder: changes nothing
+    assert await claims.claim("people", "job-b") == "job-a"
+    await claims.release("people", "job-a")
+    assert await claims.claim("people", "job-b") is None

@@ -340,3 +340,27 @@ async def test_a_new_key_that_is_the_id_of_another_record_fails_before_anything_
     )
     assert engine.events.events(job_id, SequencePlanned) == []
     assert await engine.target[unique_name].count_documents({}) == 1
+
+
+async def test_two_jobs_on_one_target_are_planned_and_written_one_after_the_other(
+    engine: EngineRig, unique_name: str
+) -> None:
+    """Issue 8, suspected: two jobs could plan and write one target collection at once, each
+    planned against a target the other was changing. One after the other, the second sees what
+    the first wrote: 100 people are created once, and found unchanged by the other job."""
+    engine.write(f"{unique_name}.csv", csv_text("uid,mail", [f"u{i},u{i}@x" for i in range(100)]))
+    people = sequence(
+        "people",
+        {"type": "csv", "path": f"{unique_name}.csv"},
+        collection=unique_name,
+        thresholds={"create": {"count": 1000}},
+    )
+    first = await engine.submit(definition(people))
+    second = await engine.submit(definition(people))
+    await engine.events.wait_for(first, JobCompleted)
+    await engine.events.wait_for(second, JobCompleted)
+    planned = [
+        engine.events.events(job_id, SequencePlanned)[0].data.counts for job_id in (first, second)
+    ]
+    assert sorted((c.create, c.unchanged) for c in planned) == [(0, 100), (100, 0)]
+    assert await engine.target[unique_name].count_documents({}) == 100

@@ -85,6 +85,19 @@ class FakePlans:
         self.plans.pop(plan_id, None)
 
 
+class FakeClaims:
+    def __init__(self) -> None:
+        self.holders: dict[str, str] = {}
+
+    async def claim(self, target: str, job_id: str) -> str | None:
+        holder = self.holders.setdefault(target, job_id)
+        return None if holder == job_id else holder
+
+    async def release(self, target: str, job_id: str) -> None:
+        if self.holders.get(target) == job_id:
+            del self.holders[target]
+
+
 class FakePublisher:
     def __init__(self) -> None:
         self.published: list[Envelope] = []

@@ -53,6 +53,7 @@ from tests.unit.sequence_runner.builders import (
     validate_command,
 )
 from tests.unit.sequence_runner.fakes import (
+    FakeClaims,
     FakeConnectors,
     FakePlans,
     FakePublisher,
@@ -619,3 +620,49 @@ async def test_a_decision_from_another_producer_than_the_guard_is_ignored(world:
     assert world.connectors.targets["people"].writes == []
     await world.settle()  # the guard's own decision
     assert world.status() == (JobStatus.THRESHOLD, ["THRESHOLD"])
+
+
+def claiming_world() -> tuple[World, FakeClaims]:
+    runs, plans, publisher, claims = FakeRuns(), FakePlans(), FakePublisher(), FakeClaims()
+    connectors = FakeConnectors(sources={"people": PEOPLE})
+    engine = Engine(
+        runs,
+        plans,
+        publisher,
+        connectors,
+        EngineOptions(target_wait_seconds=0.01),
+        claims=claims,
+    )
+    return World(engine, runs, plans, publisher, connectors), claims
+
+
+async def test_a_job_waits_while_another_plans_or_writes_its_target() -> None:
+    world, claims = claiming_world()
+    people = definition(sequence("people", thresholds={"create": {"count": 10}}))
+    await handle(EVENT_HANDLERS, job_created(people, job_id="job-a"), world.engine)
+    await world.engine.idle()  # job a planned: deciding, it holds the target
+    await handle(EVENT_HANDLERS, job_created(people, job_id="job-b"), world.engine)
+    await asyncio.sleep(0.05)
+    assert [p.subject for p in world.publisher.of_type(SequencePlanned)] == ["job-a"]
+    await world.settle()  # a is released and written; then b plans against what a wrote
+    await asyncio.sleep(0.05)
+    await world.settle()
+    planned = {p.subject: p.data.counts for p in world.publisher.of_type(SequencePlanned)}
+    assert (planned["job-a"].create, planned["job-b"].create) == (3, 0)
+    assert planned["job-b"].unchanged == 3
+    assert claims.holders == {}
+    await world.engine.close()
+
+
+async def test_a_blocked_job_does_not_keep_its_target_from_others() -> None:
+    world, claims = claiming_world()
+    blocking = definition(sequence("people", thresholds={"create": {"count": 3}}))
+    await handle(EVENT_HANDLERS, job_created(blocking, job_id="job-a"), world.engine)
+    await world.settle()
+    assert world.runs.rows["job-a"].run.status is JobStatus.THRESHOLD
+    assert list(claims.holders.values()) == ["job-a"]  # given up lazily: a stale claim
+    passing = definition(sequence("people", thresholds={"create": {"count": 10}}))
+    await handle(EVENT_HANDLERS, job_created(passing, job_id="job-b"), world.engine)
+    await world.settle()
+    assert world.runs.rows["job-b"].run.status is JobStatus.COMPLETED
+    await world.engine.close()

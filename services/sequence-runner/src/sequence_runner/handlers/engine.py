@@ -20,6 +20,7 @@ from sequence_runner.handlers.ports import (
     EventPublisher,
     PlanRepository,
     RunRepository,
+    TargetClaims,
 )
 from sequence_runner.handlers.run_store import ConcurrentUpdateError, RunStore, Transition
 from sequence_runner.handlers.scheduler import WorkScheduler
@@ -50,11 +51,14 @@ class Engine:
         options: EngineOptions | None = None,
         clock: Callable[[], datetime] = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
+        claims: TargetClaims | None = None,
     ) -> None:
         self.options = options or EngineOptions()
         self._now = clock
         self.store = RunStore(runs, publisher, clock, self.options.conflict_retries)
-        self.work = SequenceWork(self.store, plans, connectors, self.options, clock, monotonic)
+        self.work = SequenceWork(
+            self.store, plans, connectors, self.options, clock, monotonic, claims
+        )
         self.scheduler = WorkScheduler(self.store, self.work, self.options, clock)
 
     @property

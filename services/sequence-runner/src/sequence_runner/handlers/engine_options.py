@@ -22,3 +22,5 @@ class EngineOptions:
     # After giving up on a job's work (the database or the broker away), look at it again this
     # much later: its unsent events and unfinished work must not wait for the next start.
     work_resume_seconds: float = 30.0
+    # How soon a job waiting for a target another job plans or writes looks again.
+    target_wait_seconds: float = 1.0

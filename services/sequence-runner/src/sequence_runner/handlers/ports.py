@@ -68,6 +68,19 @@ class UnpublishableEventError(Exception):
     succeed. Any other error from `publish` is taken as transient (the broker away)."""
 
 
+class TargetClaims(Protocol):
+    """Which job plans and writes a target repository now: one at a time, so that no job is
+    planned against a target another job is changing."""
+
+    async def claim(self, target: str, job_id: str) -> str | None:
+        """Claim `target` for the job; None once it holds it, else the job that does."""
+        ...
+
+    async def release(self, target: str, job_id: str) -> None:
+        """Give the target up, if `job_id` holds it."""
+        ...
+
+
 class EventPublisher(Protocol):
     async def publish(self, event: Envelope) -> None:
         """Raises UnpublishableEventError when the broker refuses the event itself."""

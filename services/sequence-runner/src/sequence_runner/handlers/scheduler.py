@@ -12,7 +12,7 @@ from provisioning_common.logs import current_job_id
 from sequence_runner.domain.transitions import on_failed
 from sequence_runner.handlers.engine_options import EngineOptions
 from sequence_runner.handlers.run_store import OutboxNotSentError, RunStore
-from sequence_runner.handlers.sequence_work import SequenceWork
+from sequence_runner.handlers.sequence_work import SequenceWork, TargetBusyError
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +90,10 @@ class WorkScheduler:
             try:
                 await self._work_through(job_id)
                 return
+            except TargetBusyError as busy:
+                logger.info("%s; job %s waits its turn", busy, job_id)
+                self._resume_later(job_id, self.options.target_wait_seconds)
+                return
             except Exception as error:
                 if attempt == retries:
                     logger.exception("giving up on job %s after %s retries", job_id, retries)
@@ -102,14 +106,15 @@ class WorkScheduler:
                 logger.warning("work on job %s failed; retrying", job_id, exc_info=True)
                 await asyncio.sleep(self.options.work_retry_backoff_seconds * 2**attempt)
 
-    def _resume_later(self, job_id: str) -> None:
-        """Kick the job again later: what it could not store or publish is still to be done."""
+    def _resume_later(self, job_id: str, delay: float | None = None) -> None:
+        """Kick the job again later: what it could not do now is still to be done."""
 
         def resume() -> None:
             self._resumes.discard(handle)
             self.kick(job_id)
 
-        handle = asyncio.get_running_loop().call_later(self.options.work_resume_seconds, resume)
+        wait = self.options.work_resume_seconds if delay is None else delay
+        handle = asyncio.get_running_loop().call_later(wait, resume)
         self._resumes.add(handle)
 
     async def _give_up(self, job_id: str, error: Exception) -> None:

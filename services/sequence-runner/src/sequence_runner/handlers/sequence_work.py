@@ -8,7 +8,9 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import uuid4
 
+from provisioning_common.definitions import SequenceDefinition
 from provisioning_common.events import AppliedCounts
+from provisioning_common.statuses import JobStatus, SequenceStatus
 
 from sequence_runner.adapters.connectors.base import ConnectorError
 from sequence_runner.domain.plan_checks import check_creates_have_free_ids
@@ -18,11 +20,25 @@ from sequence_runner.domain.records import Plan, PlanError, SourceEntry
 from sequence_runner.domain.run import Run
 from sequence_runner.domain.transitions import Moved, on_completed, on_failed, on_planned
 from sequence_runner.handlers.engine_options import EngineOptions
-from sequence_runner.handlers.ports import Connectors, PlanRepository, StoredPlan
+from sequence_runner.handlers.ports import (
+    Connectors,
+    PlanRepository,
+    StoredPlan,
+    TargetClaims,
+)
 from sequence_runner.handlers.progress import ProgressReporter
 from sequence_runner.handlers.run_store import RunStore
 
 logger = logging.getLogger(__name__)
+
+
+class TargetBusyError(RuntimeError):
+    """Another job plans or writes the target: this one waits its turn, it has not failed."""
+
+
+def target_identity(definition: SequenceDefinition) -> str:
+    """The target repository a sequence writes, as its definition names it."""
+    return definition.target.model_dump_json()
 
 
 class SequenceWork:
@@ -36,11 +52,13 @@ class SequenceWork:
         options: EngineOptions,
         clock: Callable[[], datetime],
         monotonic: Callable[[], float] = time.monotonic,
+        claims: TargetClaims | None = None,
     ) -> None:
         self.store = store
         self.plans = plans
         self.connectors = connectors
         self.options = options
+        self.claims = claims
         self._now = clock
         self._monotonic = monotonic
 
@@ -49,8 +67,40 @@ class SequenceWork:
         await self.store.step(
             run.job_id, lambda current: on_failed(current, index, run.attempt, reason, self._now())
         )
+        await self._release_target(run, index)
+
+    async def _claim_target(self, run: Run, index: int) -> None:
+        """Hold the target from planning until the plan is written (or blocked, or failed):
+        a plan computed while another job changes the target would be checked against a
+        target that is no longer there when it is written."""
+        if self.claims is None:
+            return
+        target = target_identity(run.sequence_definition(index))
+        holder = await self.claims.claim(target, run.job_id)
+        if holder is not None and not await self._works_on(holder, target):
+            # Its job moved on (blocked, failed, canceled, or its runner crashed) without giving
+            # the target up: the claim is stale.
+            await self.claims.release(target, holder)
+            holder = await self.claims.claim(target, run.job_id)
+        if holder is not None:
+            raise TargetBusyError(f"job {holder} is planning or writing the same target")
+
+    async def _works_on(self, job_id: str, target: str) -> bool:
+        stored = await self.store.load(job_id)
+        if stored is None or stored.run.status is not JobStatus.RUNNING:
+            return False
+        return any(
+            sequence.status is SequenceStatus.RUNNING
+            and target_identity(stored.run.sequence_definition(sequence.index)) == target
+            for sequence in stored.run.sequences
+        )
+
+    async def _release_target(self, run: Run, index: int) -> None:
+        if self.claims is not None:
+            await self.claims.release(target_identity(run.sequence_definition(index)), run.job_id)
 
     async def plan(self, run: Run, index: int) -> None:
+        await self._claim_target(run, index)
         definition = run.sequence_definition(index)
         progress = self._progress(run.job_id, index, "planning")
         records: list[SourceEntry] = []
@@ -151,6 +201,7 @@ class SequenceWork:
             run.job_id,
             lambda current: on_completed(current, index, plan_id, applied, self._now()),
         )
+        await self._release_target(run, index)
         logger.info("sequence %s applied: %s", index, applied.model_dump())
 
     async def _still_applying(self, job_id: str, index: int, plan_id: str) -> bool:
