@@ -76,8 +76,10 @@ class FakePlans:
     async def save(self, plan: StoredPlan, changes: Sequence[PlannedChange]) -> None:
         self.plans[plan.plan_id] = (plan, list(changes))
 
-    async def changes(self, plan_id: str, batch_size: int) -> AsyncIterator[list[PlannedChange]]:
-        changes = self.plans[plan_id][1]
+    async def changes(
+        self, plan_id: str, batch_size: int, start: int = 0
+    ) -> AsyncIterator[list[PlannedChange]]:
+        changes = [change for change in self.plans[plan_id][1] if change.seq >= start]
         for start in range(0, len(changes), batch_size):
             yield changes[start : start + batch_size]
 

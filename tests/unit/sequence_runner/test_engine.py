@@ -666,3 +666,35 @@ async def test_a_blocked_job_does_not_keep_its_target_from_others() -> None:
     await world.settle()
     assert world.runs.rows["job-b"].run.status is JobStatus.COMPLETED
     await world.engine.close()
+
+
+async def test_an_apply_taken_up_again_writes_only_what_was_not_written(world: World) -> None:
+    """Issue 8, suspected: after a crash the stored plan was applied again from its first
+    change, writing its first batches a second time over whatever the target holds by then.
+    Each written batch is recorded on the run; the apply goes on from there."""
+
+    class Crashing(FakeTarget):
+        batches = 0
+
+        async def apply(self, changes: Any) -> None:
+            self.batches += 1
+            if self.batches == 2:
+                raise asyncio.CancelledError  # the process dies while writing batch 2
+            await super().apply(changes)
+
+    target = Crashing("uid")
+    world.connectors.targets["people"] = target
+    world.connectors.sources["people"] = [{"uid": f"u{i}"} for i in range(5)]
+    created = job_created(definition(sequence("people", thresholds={"create": {"count": 10}})))
+    await handle(EVENT_HANDLERS, created, world.engine)
+    await world.settle()
+    assert world.runs.rows[JOB_ID].run.sequence(0).phase == "applying"
+    assert [c.key for c in target.writes] == ["u0", "u1"]
+    # Someone changes a record the plan wrote before the runner comes back.
+    target.records["u0"]["mail"] = "by-hand@x"
+
+    world.engine.kick(JOB_ID)  # what a restarted runner does for a RUNNING job
+    await world.settle()
+    assert world.status() == (JobStatus.COMPLETED, ["COMPLETED"])
+    assert [c.key for c in target.writes] == ["u0", "u1", "u2", "u3", "u4"]
+    assert target.records["u0"]["mail"] == "by-hand@x"

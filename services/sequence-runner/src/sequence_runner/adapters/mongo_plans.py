@@ -64,9 +64,11 @@ class MongoPlanRepository:
             }
         )
 
-    async def changes(self, plan_id: str, batch_size: int) -> AsyncIterator[list[PlannedChange]]:
+    async def changes(
+        self, plan_id: str, batch_size: int, start: int = 0
+    ) -> AsyncIterator[list[PlannedChange]]:
         cursor = (
-            self._changes.find({"plan_id": plan_id}, {"_id": 0})
+            self._changes.find({"plan_id": plan_id, "seq": {"$gte": start}}, {"_id": 0})
             .sort("seq", ASCENDING)
             .batch_size(batch_size)
         )

@@ -31,6 +31,9 @@ class SequenceRun(_Frozen):
     plan_digest: str | None = None
     # When the current plan was handed to the guard: a validate sent before cannot be about it.
     planned_at: datetime | None = None
+    # Changes of the current plan written so far, recorded after each batch: an apply taken up
+    # again after a crash goes on from there instead of writing its first batches again.
+    written: int | None = None
     applied: AppliedCounts | None = None
     threshold: ThresholdHit | None = None
     # Kept across restarts: a later plan with the same digest (the same changes) is written on

@@ -96,6 +96,7 @@ def _running(sequence: SequenceRun, phase: Phase) -> SequenceRun:
             "planned": None,
             "plan_digest": None,
             "planned_at": None,
+            "written": None,
             "applied": None,
             "threshold": None,
             "reason": None,
@@ -247,6 +248,13 @@ def on_blocked(
     )
     moved = run.with_sequence(sequence).model_copy(update={"status": JobStatus.THRESHOLD})
     return Moved(moved)
+
+
+def on_batch_written(run: Run, index: int, plan_id: str, written: int) -> TransitionResult:
+    """A batch of the plan is written: remember how far the apply got."""
+    if not run.is_applying(index, plan_id):
+        return Unchanged(f"plan {plan_id} of sequence {index} is not being applied")
+    return Moved(run.with_sequence(run.sequence(index).model_copy(update={"written": written})))
 
 
 def on_completed(

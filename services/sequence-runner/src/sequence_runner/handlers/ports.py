@@ -56,8 +56,10 @@ class RunRepository(Protocol):
 class PlanRepository(Protocol):
     async def save(self, plan: StoredPlan, changes: Sequence[PlannedChange]) -> None: ...
 
-    def changes(self, plan_id: str, batch_size: int) -> AsyncIterator[list[PlannedChange]]:
-        """The plan's changes in order, batch by batch."""
+    def changes(
+        self, plan_id: str, batch_size: int, start: int = 0
+    ) -> AsyncIterator[list[PlannedChange]]:
+        """The plan's changes in order from seq `start`, batch by batch."""
         ...
 
     async def delete(self, plan_id: str) -> None: ...

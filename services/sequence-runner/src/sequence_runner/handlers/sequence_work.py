@@ -5,6 +5,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from functools import partial
 from typing import Any, Literal
 from uuid import uuid4
 
@@ -18,7 +19,13 @@ from sequence_runner.domain.plan_digest import plan_digest
 from sequence_runner.domain.planner import plan
 from sequence_runner.domain.records import Plan, PlanError, SourceEntry
 from sequence_runner.domain.run import Run
-from sequence_runner.domain.transitions import Moved, on_completed, on_failed, on_planned
+from sequence_runner.domain.transitions import (
+    Moved,
+    on_batch_written,
+    on_completed,
+    on_failed,
+    on_planned,
+)
 from sequence_runner.handlers.engine_options import EngineOptions
 from sequence_runner.handlers.ports import (
     Connectors,
@@ -161,11 +168,13 @@ class SequenceWork:
         assert planned is not None
         total = planned.create + planned.update + planned.delete
         progress = self._progress(run.job_id, index, "applying")
-        done = 0
+        # Taken up again after a crash: what was recorded as written is not written again.
+        done = sequence.written or 0
         try:
             target = self.connectors.target(run.sequence_definition(index))
             await target.prepare()
-            async for batch in self.plans.changes(plan_id, self.options.apply_batch_size):
+            batches = self.plans.changes(plan_id, self.options.apply_batch_size, start=done)
+            async for batch in batches:
                 # Read back in order, each change once, no more than were checked.
                 seqs = [change.seq for change in batch]
                 if seqs != list(range(done, done + len(batch))) or done + len(batch) > total:
@@ -186,6 +195,15 @@ class SequenceWork:
                     return
                 await target.apply(batch)
                 done += len(batch)
+                recorded = await self.store.step(
+                    run.job_id,
+                    partial(on_batch_written, index=index, plan_id=plan_id, written=done),
+                )
+                if not isinstance(recorded, Moved):
+                    logger.warning(
+                        "plan %s of sequence %s is no longer applied here", plan_id, index
+                    )
+                    return
                 await progress.tick(done, total)
         except ConnectorError as error:
             await self.fail(run, index, str(error))
