@@ -34,6 +34,8 @@ class WorkScheduler:
         self._slots = asyncio.Semaphore(options.max_parallel_jobs)
         self._closing = False
         self._resumes: set[asyncio.TimerHandle] = set()
+        # Jobs waiting for a target another job plans or writes.
+        self._waiting: set[str] = set()
 
     def kick(self, job_id: str) -> None:
         """Make sure the run's pending work (outbox, planning, applying) gets done."""
@@ -89,9 +91,14 @@ class WorkScheduler:
         for attempt in range(retries + 1):
             try:
                 await self._work_through(job_id)
+                self._waiting.discard(job_id)
                 return
             except TargetBusyError as busy:
-                logger.info("%s; job %s waits its turn", busy, job_id)
+                # Said once per wait, not at every look (each second, maybe for long: a guard
+                # that is away keeps the other job deciding).
+                level = logging.DEBUG if job_id in self._waiting else logging.INFO
+                logger.log(level, "%s; job %s waits its turn", busy, job_id)
+                self._waiting.add(job_id)
                 self._resume_later(job_id, self.options.target_wait_seconds)
                 return
             except Exception as error:
