@@ -98,7 +98,13 @@ class Seeder:
         """
         reasons: list[str] = []
         for _ in range(attempts):
-            answer = await self.client.post(f"/api/v1/jobs/{job_id}/{path}")
+            body: dict[str, Any] = {}
+            if path.endswith("validate"):
+                # A validate names the plan it approves, as the console does.
+                shown = await self.job(job_id)
+                blocked = [s for s in shown["sequences"] if s["status"] == "THRESHOLD"]
+                body = {"json": {"plan_id": blocked[0]["plan_id"]}} if blocked else {}
+            answer = await self.client.post(f"/api/v1/jobs/{job_id}/{path}", **body)
             assert answer.status_code == 202, answer.text
             command_id = answer.json()["command_id"]
 

@@ -174,3 +174,32 @@ async def test_malformed_messages_go_to_the_dead_letter_topics_and_the_engine_mo
         inputs={"accounts": [{"uid": "a"}]},
     )
     await engine.events.wait_for(job_id, JobCompleted)
+
+
+async def test_a_failure_reason_too_large_to_publish_is_bounded_and_the_job_can_restart(
+    engine: EngineRig, unique_name: str
+) -> None:
+    """Issue 8, defect 4: a duplicated 1.2 MB key made SequenceFailed larger than the broker
+    takes; it never left the outbox and the job stayed RUNNING for every reader."""
+    huge = "k" * 1_200_000
+    path = f"{unique_name}.jsonl"
+    engine.write(path, f'{{"uid": "{huge}"}}\n{{"uid": "{huge}"}}\n')
+    job_id = await engine.submit(
+        definition(sequence("people", {"type": "jsonl", "path": path}, collection=unique_name))
+    )
+    (failed,) = await engine.events.wait_for(job_id, JobFailed, timeout=60)
+    reason = failed.data.reason
+    assert len(reason.encode()) <= 2048
+    assert reason.startswith(f"{path}: duplicate key uid='kkkk")
+    assert "1199800 more characters" in reason
+    assert reason.endswith("at lines 1 and 2")
+    (sequence_failed,) = engine.events.events(job_id, SequenceFailed)
+    assert sequence_failed.data.reason == reason
+    run = await engine.run(job_id)
+    assert (run["status"], run["outbox"]) == ("FAILED", [])
+    assert run["sequences"][0]["reason"] == reason
+
+    engine.write(path, '{"uid": "a"}\n')
+    await engine.publish_command(restart(job_id))
+    await engine.events.wait_for(job_id, JobCompleted)
+    assert set(await engine.records(unique_name)) == {"a"}

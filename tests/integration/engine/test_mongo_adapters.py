@@ -10,8 +10,10 @@ from pymongo import AsyncMongoClient
 from sequence_runner.adapters.connectors.mongo_target import MongoTargetConnector, RetryPolicy
 from sequence_runner.adapters.mongo_plans import MongoPlanRepository
 from sequence_runner.adapters.mongo_runs import MongoRunRepository
+from sequence_runner.adapters.mongo_target_claims import MongoTargetClaims
+from sequence_runner.domain.plan_digest import plan_digest
 from sequence_runner.domain.planner import plan
-from sequence_runner.domain.records import PlannedChange, SourceRecord
+from sequence_runner.domain.records import PlannedChange, SourceEntry
 from sequence_runner.domain.transitions import start
 from sequence_runner.handlers.ports import StoredPlan
 
@@ -65,6 +67,7 @@ async def test_a_plan_is_read_back_in_order_batch_by_batch(
         attempt=1,
         counts=PlanCounts(create=2500, update=0, delete=0, unchanged=0, target_size=0),
         created_at=datetime.now(UTC),
+        digest=plan_digest(changes),
     )
     await plans.save(plan, list(reversed(changes)))
     batches = [batch async for batch in plans.changes("p1", 1000)]
@@ -73,6 +76,7 @@ async def test_a_plan_is_read_back_in_order_batch_by_batch(
     stored = await mongo_client[unique_name]["plans"].find_one({"_id": "p1"})
     assert stored is not None
     assert stored["counts"]["create"] == 2500
+    assert stored["digest"] == plan_digest(changes)
     await plans.delete("p1")
     assert await mongo_client[unique_name]["plan_changes"].count_documents({}) == 0
 
@@ -131,8 +135,8 @@ async def test_records_the_planner_knows_by_their_id_are_written_as_planned(
     await target.prepare()
     planned = plan(
         [
-            SourceRecord(2, {"uid": "u1", "mail": "new"}),
-            SourceRecord(3, {"uid": "u2", "mail": "b"}),
+            SourceEntry(2, {"uid": "u1", "mail": "new"}),
+            SourceEntry(3, {"uid": "u2", "mail": "b"}),
         ],
         [record async for record in target.read_all()],
         "uid",
@@ -146,7 +150,9 @@ async def test_records_the_planner_knows_by_their_id_are_written_as_planned(
     ]
     # Stored and read back as the apply reads it.
     plans = MongoPlanRepository(mongo_client[unique_name])
-    stored = StoredPlan("p1", "j1", 0, 1, planned.counts, datetime.now(UTC))
+    stored = StoredPlan(
+        "p1", "j1", 0, 1, planned.counts, datetime.now(UTC), plan_digest(planned.changes)
+    )
     await plans.save(stored, planned.changes)
     (read_back,) = [batch async for batch in plans.changes("p1", 100)]
     assert read_back == list(planned.changes)
@@ -156,3 +162,16 @@ async def test_records_the_planner_knows_by_their_id_are_written_as_planned(
         {"_id": "keep", "uid": "u2", "mail": "b"},
         {"_id": "u1", "uid": "u1", "mail": "new"},
     ]
+
+
+async def test_a_target_is_claimed_by_one_job_at_a_time(
+    mongo_client: AsyncMongoClient[dict[str, Any]], unique_name: str
+) -> None:
+    claims = MongoTargetClaims(mongo_client[unique_name])
+    assert await claims.claim("people", "job-a") is None
+    assert await claims.claim("people", "job-a") is None  # its own claim, again
+    assert await claims.claim("people", "job-b") == "job-a"
+    await claims.release("people", "job-b")  # not the holder: changes nothing
+    assert await claims.claim("people", "job-b") == "job-a"
+    await claims.release("people", "job-a")
+    assert await claims.claim("people", "job-b") is None

@@ -129,10 +129,11 @@ async def test_a_plan_grown_past_its_approval_stops_at_threshold_again(
     await engine.publish_command(restart(job_id))
     blocks = await engine.events.wait_for(job_id, SequenceBlocked, count=2)
     again = blocks[-1].data
-    assert again.above_approval is True
+    # Not the plan that was approved (another record): decided as a first plan is.
+    assert engine.events.events(job_id, SequencePlanned)[-1].data.approval is None
     assert (again.threshold.limit, again.threshold.limit_value, again.threshold.actual) == (
-        "approved",
-        5,
+        "count",
+        3,
         6,
     )
     await run_status(engine, job_id, "THRESHOLD")
@@ -183,9 +184,9 @@ async def test_validating_a_plan_the_job_is_not_blocked_on_is_rejected(
 async def test_validate_and_cancel_back_to_back_exactly_one_wins(
     engine: EngineRig, unique_name: str
 ) -> None:
-    job_id, _ = await blocked_job(engine, unique_name)
+    job_id, plan_id = await blocked_job(engine, unique_name)
     # Both operators saw the job at THRESHOLD.
-    await engine.publish_command(validate(job_id, expected=JobStatus.THRESHOLD))
+    await engine.publish_command(validate(job_id, plan_id, expected=JobStatus.THRESHOLD))
     await engine.publish_command(cancel(job_id, expected=JobStatus.THRESHOLD))
     (rejected,) = await engine.events.wait_for(job_id, CommandRejected)
     assert rejected.data.command == "CancelJob"

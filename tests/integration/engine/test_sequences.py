@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 from provisioning_common.events import (
     JobCompleted,
+    JobFailed,
     JobStarted,
     SequenceBlocked,
     SequenceCompleted,
@@ -279,3 +280,87 @@ async def test_a_percent_limit_does_not_stop_a_first_load(
     )
     await engine.events.wait_for(job_id, JobCompleted)
     assert await engine.target[unique_name].count_documents({}) == 20
+
+
+async def test_a_blocked_plan_leaves_the_target_repository_untouched(
+    engine: EngineRig, unique_name: str
+) -> None:
+    """Issue 8, suspected: planning created the target collection and its unique index even
+    when the plan was then blocked: a write while blocked."""
+    engine.write(f"{unique_name}.csv", csv_text("uid,mail", ["u1,a", "u2,b", "u3,c"]))
+    job_id = await engine.submit(
+        definition(
+            sequence(
+                "people",
+                {"type": "csv", "path": f"{unique_name}.csv"},
+                collection=unique_name,
+                thresholds={"create": {"count": 3}},
+            )
+        )
+    )
+    await engine.events.wait_for(job_id, SequenceBlocked)
+    await status_of(engine, job_id, "THRESHOLD")
+    assert unique_name not in await engine.target.list_collection_names()
+
+
+async def test_the_unique_key_index_is_there_once_a_plan_is_written(
+    engine: EngineRig, unique_name: str
+) -> None:
+    job_id = await engine.submit(
+        definition(sequence("people", {"type": "inline"}, collection=unique_name)),
+        inputs={"people": [{"uid": "u1"}]},
+    )
+    await engine.events.wait_for(job_id, JobCompleted)
+    indexes = await engine.target[unique_name].index_information()
+    assert indexes["uid_unique"]["unique"] is True
+
+
+async def test_a_new_key_that_is_the_id_of_another_record_fails_before_anything_is_written(
+    engine: EngineRig, unique_name: str
+) -> None:
+    """Issue 8, suspected: a source key equal to the `_id` of a target record that has another
+    key attribute was planned as a create, and collided with that record halfway through the
+    apply (the other records of the batch written, the sequence failed)."""
+    await engine.target[unique_name].insert_one({"_id": "u3", "uid": "x9", "mail": "x9@x"})
+    engine.write(f"{unique_name}.csv", csv_text("uid,mail", [f"u{i},u{i}@x" for i in range(6)]))
+    job_id = await engine.submit(
+        definition(
+            sequence(
+                "people",
+                {"type": "csv", "path": f"{unique_name}.csv"},
+                collection=unique_name,
+                thresholds={"create": {"count": 100}},
+            )
+        )
+    )
+    (failed,) = await engine.events.wait_for(job_id, JobFailed)
+    assert failed.data.reason == (
+        f"{unique_name}.csv: uid='u3' is new, but the target record with uid='x9' has _id "
+        "'u3', which the new record would be stored under; give one of them another key"
+    )
+    assert engine.events.events(job_id, SequencePlanned) == []
+    assert await engine.target[unique_name].count_documents({}) == 1
+
+
+async def test_two_jobs_on_one_target_are_planned_and_written_one_after_the_other(
+    engine: EngineRig, unique_name: str
+) -> None:
+    """Issue 8, suspected: two jobs could plan and write one target collection at once, each
+    planned against a target the other was changing. One after the other, the second sees what
+    the first wrote: 100 people are created once, and found unchanged by the other job."""
+    engine.write(f"{unique_name}.csv", csv_text("uid,mail", [f"u{i},u{i}@x" for i in range(100)]))
+    people = sequence(
+        "people",
+        {"type": "csv", "path": f"{unique_name}.csv"},
+        collection=unique_name,
+        thresholds={"create": {"count": 1000}},
+    )
+    first = await engine.submit(definition(people))
+    second = await engine.submit(definition(people))
+    await engine.events.wait_for(first, JobCompleted)
+    await engine.events.wait_for(second, JobCompleted)
+    planned = [
+        engine.events.events(job_id, SequencePlanned)[0].data.counts for job_id in (first, second)
+    ]
+    assert sorted((c.create, c.unchanged) for c in planned) == [(0, 100), (100, 0)]
+    assert await engine.target[unique_name].count_documents({}) == 100

@@ -63,7 +63,8 @@ def hit(actual: int = 12) -> ThresholdHit:
 
 def validate_command(
     command_id: str = "c-validate",
-    plan_id: str | None = None,
+    # The plan the transition tests block on; the engine tests pass the one they planned.
+    plan_id: str | None = "p1",
     job_id: str = JOB_ID,
     expected_status: JobStatus | None = None,
 ) -> ValidateThreshold:

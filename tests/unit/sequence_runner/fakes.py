@@ -12,9 +12,9 @@ from sequence_runner.adapters.connectors.base import (
     TargetConnector,
     TargetError,
 )
-from sequence_runner.domain.records import PlannedChange, SourceRecord
+from sequence_runner.domain.records import PlannedChange, SourceEntry
 from sequence_runner.domain.run import Run
-from sequence_runner.handlers.ports import StoredPlan, StoredRun
+from sequence_runner.handlers.ports import StoredPlan, StoredRun, UnpublishableEventError
 
 
 @dataclass
@@ -76,8 +76,10 @@ class FakePlans:
     async def save(self, plan: StoredPlan, changes: Sequence[PlannedChange]) -> None:
         self.plans[plan.plan_id] = (plan, list(changes))
 
-    async def changes(self, plan_id: str, batch_size: int) -> AsyncIterator[list[PlannedChange]]:
-        changes = self.plans[plan_id][1]
+    async def changes(
+        self, plan_id: str, batch_size: int, start: int = 0
+    ) -> AsyncIterator[list[PlannedChange]]:
+        changes = [change for change in self.plans[plan_id][1] if change.seq >= start]
         for start in range(0, len(changes), batch_size):
             yield changes[start : start + batch_size]
 
@@ -85,16 +87,38 @@ class FakePlans:
         self.plans.pop(plan_id, None)
 
 
+class FakeClaims:
+    def __init__(self) -> None:
+        self.holders: dict[str, str] = {}
+
+    async def claim(self, target: str, job_id: str) -> str | None:
+        holder = self.holders.setdefault(target, job_id)
+        return None if holder == job_id else holder
+
+    async def release(self, target: str, job_id: str) -> None:
+        if self.holders.get(target) == job_id:
+            del self.holders[target]
+
+
 class FakePublisher:
     def __init__(self) -> None:
         self.published: list[Envelope] = []
         self.failures_left = 0
+        # Events whose JSON is longer than this are refused, as a broker refuses a too large one.
+        self.max_bytes: int | None = None
+        self.set_aside_events: list[tuple[Envelope, str]] = []
 
     async def publish(self, event: Envelope) -> None:
         if self.failures_left:
             self.failures_left -= 1
             raise ConnectionError("broker away")
+        size = len(event.model_dump_json())
+        if self.max_bytes is not None and size > self.max_bytes:
+            raise UnpublishableEventError(f"{event.type} {event.id} refused: {size} bytes")
         self.published.append(event)
+
+    async def set_aside(self, event: Envelope, reason: str) -> None:
+        self.set_aside_events.append((event, reason))
 
     def of_type(self, kind: type[Envelope]) -> list[Any]:
         return [e for e in self.published if isinstance(e, kind)]
@@ -108,11 +132,11 @@ class FakeSource:
         self._records = records
         self.shown_as = f"{name}.fake"
 
-    async def read(self) -> AsyncIterator[SourceRecord]:
+    async def read(self) -> AsyncIterator[SourceEntry]:
         if isinstance(self._records, SourceError):
             raise self._records
         for line, fields in enumerate(self._records, start=2):
-            yield SourceRecord(line=line, fields=fields)
+            yield SourceEntry(line=line, fields=fields)
 
 
 class FakeTarget:

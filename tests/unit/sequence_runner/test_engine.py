@@ -21,6 +21,7 @@ from provisioning_common.events import (
     SequencePlanned,
     SequenceProgress,
     SequenceReleased,
+    SequenceReleasedData,
     SequenceStarted,
 )
 from provisioning_common.statuses import JobStatus, SequenceStatus
@@ -35,7 +36,7 @@ from sequence_runner.domain.transitions import (
     on_released,
     validate,
 )
-from sequence_runner.handlers import engine as engine_module
+from sequence_runner.handlers import sequence_work
 from sequence_runner.handlers.engine import DecisionPendingError, Engine, EngineOptions
 from sequence_runner.handlers.messages import COMMAND_HANDLERS, EVENT_HANDLERS, handle
 from sequence_runner.handlers.ports import StoredPlan
@@ -52,6 +53,7 @@ from tests.unit.sequence_runner.builders import (
     validate_command,
 )
 from tests.unit.sequence_runner.fakes import (
+    FakeClaims,
     FakeConnectors,
     FakePlans,
     FakePublisher,
@@ -84,6 +86,10 @@ class World:
                 decision = decide(planned)
                 self.publisher.published.append(decision)
                 await handle(EVENT_HANDLERS, decision, self.engine)
+
+    def current_plan(self, index: int = 0) -> str | None:
+        """The plan the sequence was last planned with: what an operator's screen shows."""
+        return self.runs.rows[JOB_ID].run.sequence(index).plan_id
 
     def status(self) -> tuple[JobStatus, list[str]]:
         run = self.runs.rows[JOB_ID].run
@@ -169,7 +175,7 @@ async def test_validate_then_restart_writes_the_approved_plan(world: World) -> N
     created = job_created(definition(sequence("people", thresholds={"create": {"count": 3}})))
     await handle(EVENT_HANDLERS, created, world.engine)
     await world.settle()
-    await handle(COMMAND_HANDLERS, validate_command(), world.engine)
+    await handle(COMMAND_HANDLERS, validate_command(plan_id=world.current_plan()), world.engine)
     await world.settle()
     assert world.status() == (JobStatus.VALIDATED, ["VALIDATED"])
     assert world.connectors.targets["people"].writes == []
@@ -184,15 +190,32 @@ async def test_a_plan_grown_past_its_approval_stops_again(world: World) -> None:
     created = job_created(definition(sequence("people", thresholds={"create": {"count": 3}})))
     await handle(EVENT_HANDLERS, created, world.engine)
     await world.settle()
-    await handle(COMMAND_HANDLERS, validate_command(), world.engine)
+    await handle(COMMAND_HANDLERS, validate_command(plan_id=world.current_plan()), world.engine)
     world.connectors.sources["people"] = [*PEOPLE, {"uid": "u9"}]
     await handle(COMMAND_HANDLERS, restart_command(), world.engine)
     await world.settle()
     assert world.status() == (JobStatus.THRESHOLD, ["THRESHOLD"])
     blocked = world.publisher.of_type(SequenceBlocked)[-1]
-    assert blocked.data.above_approval is True
-    assert blocked.data.threshold.limit == "approved"
+    assert (blocked.data.threshold.limit, blocked.data.threshold.actual) == ("count", 4)
     assert world.connectors.targets["people"].writes == []
+
+
+async def test_an_approval_writes_no_other_records_than_it_approved(world: World) -> None:
+    """Issue 8, defect 6: approved 3 records, the source then gave 3 others. Same counts, but
+    nobody saw these: the plan stops at its threshold again and nothing is written."""
+    created = job_created(definition(sequence("people", thresholds={"create": {"count": 3}})))
+    await handle(EVENT_HANDLERS, created, world.engine)
+    await world.settle()
+    await handle(COMMAND_HANDLERS, validate_command(plan_id=world.current_plan()), world.engine)
+    world.connectors.sources["people"] = [{"uid": f"other{i}"} for i in range(3)]
+    await handle(COMMAND_HANDLERS, restart_command(), world.engine)
+    await world.settle()
+    assert world.status() == (JobStatus.THRESHOLD, ["THRESHOLD"])
+    assert world.publisher.of_type(SequenceReleased) == []
+    assert world.connectors.targets["people"].writes == []
+    first, again = world.publisher.of_type(SequencePlanned)
+    assert first.data.digest != again.data.digest
+    assert world.plans.plans[again.data.plan_id][0].digest == again.data.digest
 
 
 async def test_a_source_error_fails_the_sequence_and_the_job(world: World) -> None:
@@ -253,7 +276,7 @@ async def test_validate_and_cancel_racing_exactly_one_wins(world: World) -> None
     await handle(EVENT_HANDLERS, created, world.engine)
     await world.settle()
     seen = JobStatus.THRESHOLD
-    validating = validate_command(expected_status=seen)
+    validating = validate_command(plan_id=world.current_plan(), expected_status=seen)
     canceling = cancel_command(expected_status=seen)
     outcomes = await asyncio.gather(
         world.engine.decide(validating, lambda run, now: validate(run, validating, now)),
@@ -282,9 +305,8 @@ async def test_a_transition_is_evaluated_again_on_the_newer_run_after_a_conflict
             row.run, row.version = canceled.run, row.version + 1
 
     world.runs.before_save = another_writer_cancels_first
-    outcome = await world.engine.decide(
-        validate_command(), lambda run, now: validate(run, validate_command(), now)
-    )
+    command = validate_command(plan_id=world.current_plan())
+    outcome = await world.engine.decide(command, lambda run, now: validate(run, command, now))
     assert isinstance(outcome, Rejected)
     assert "is CANCELED" in outcome.reason
 
@@ -388,7 +410,7 @@ async def test_a_command_that_overtakes_the_guards_decision_waits_for_it(world: 
     await handle(EVENT_HANDLERS, created, world.engine)
     await world.engine.idle()  # planned; the guard's decision not handled yet
     assert world.status() == (JobStatus.RUNNING, ["RUNNING"])
-    early = validate_command(expected_status=JobStatus.THRESHOLD)
+    early = validate_command(plan_id=world.current_plan(), expected_status=JobStatus.THRESHOLD)
     with pytest.raises(DecisionPendingError):
         await handle(COMMAND_HANDLERS, early, world.engine)
     assert world.publisher.of_type(CommandRejected) == []
@@ -418,9 +440,9 @@ async def test_a_validate_that_waited_for_a_newer_plan_does_not_approve_it(world
     await handle(EVENT_HANDLERS, created, world.engine)
     await world.settle()
     assert world.status() == (JobStatus.THRESHOLD, ["THRESHOLD"])
-    seen_by_b = validate_command(expected_status=JobStatus.THRESHOLD).model_copy(
-        update={"time": utcnow() - timedelta(seconds=1)}
-    )
+    seen_by_b = validate_command(
+        plan_id=world.current_plan(), expected_status=JobStatus.THRESHOLD
+    ).model_copy(update={"time": utcnow() - timedelta(seconds=1)})
     await handle(COMMAND_HANDLERS, restart_command(), world.engine)
     world.connectors.sources["people"] = [{"uid": f"u{i}"} for i in range(50)]
     await world.engine.idle()  # planned again; not decided yet
@@ -431,7 +453,8 @@ async def test_a_validate_that_waited_for_a_newer_plan_does_not_approve_it(world
     assert world.status() == (JobStatus.THRESHOLD, ["THRESHOLD"])
     assert world.runs.rows[JOB_ID].run.sequence(0).approval is None
     (rejected,) = world.publisher.of_type(CommandRejected)
-    assert "made after the command was sent" in rejected.data.reason
+    assert f"blocked on plan {world.current_plan()} (50 creations" in rejected.data.reason
+    assert rejected.data.current_plan_id == world.current_plan()
 
 
 async def test_errors_planning_a_source_name_the_source(world: World) -> None:
@@ -455,7 +478,7 @@ async def test_a_plan_is_computed_off_the_event_loop(
         threads.append(threading.get_ident())
         return planner.plan(*args, **kwargs)
 
-    monkeypatch.setattr(engine_module, "plan", recording_plan)
+    monkeypatch.setattr(sequence_work, "plan", recording_plan)
     await handle(EVENT_HANDLERS, two_sequences(), world.engine)
     await world.settle()
     assert world.status()[0] is JobStatus.COMPLETED
@@ -534,3 +557,144 @@ async def test_a_stored_plan_that_is_not_the_checked_one_is_not_written(world: W
     await world.settle()
     assert world.status() == (JobStatus.FAILED, ["FAILED"])
     assert "not the plan that was checked" in world.publisher.of_type(JobFailed)[-1].data.reason
+
+
+async def test_a_broker_away_after_a_sequence_completed_does_not_fail_the_next_one() -> None:
+    """Issue 8, suspected: the publish of SequenceCompleted raises (the broker away) and keeps
+    raising past the work's retries. Sequence 1 was never planned: nothing about it failed."""
+    runs, plans = FakeRuns(), FakePlans()
+
+    class BrokerGoesAway(FakePublisher):
+        away = False
+        came_back = False
+
+        async def publish(self, event: Any) -> None:
+            if isinstance(event, SequenceCompleted) and not self.came_back:
+                self.away = True
+            if self.away:
+                raise ConnectionError("broker away")
+            await super().publish(event)
+
+    publisher = BrokerGoesAway()
+    connectors = FakeConnectors(sources={"people": PEOPLE, "groups": GROUPS})
+    engine = Engine(
+        runs,
+        plans,
+        publisher,
+        connectors,
+        EngineOptions(work_retries=1, work_retry_backoff_seconds=0, work_resume_seconds=0.05),
+    )
+    world = World(engine, runs, plans, publisher, connectors)
+    await handle(EVENT_HANDLERS, two_sequences(), engine)
+    await world.settle()
+    assert world.status() == (JobStatus.RUNNING, ["COMPLETED", "RUNNING"])
+    assert runs.rows[JOB_ID].run.sequence(1).phase == "planning"
+    assert [e.type for e in runs.rows[JOB_ID].outbox] == [
+        "provisioning.SequenceCompleted",
+        "provisioning.SequenceStarted",
+    ]
+    publisher.away, publisher.came_back = False, True  # the job is looked at again by itself
+    await asyncio.sleep(0.2)
+    await world.settle()
+    assert world.status() == (JobStatus.COMPLETED, ["COMPLETED", "COMPLETED"])
+    assert publisher.of_type(SequenceFailed) == []
+    await engine.close()
+
+
+async def test_a_decision_from_another_producer_than_the_guard_is_ignored(world: World) -> None:
+    """Issue 8, suspected: the runner applied a SequenceReleased from any producer."""
+    created = job_created(definition(sequence("people", thresholds={"create": {"count": 3}})))
+    await handle(EVENT_HANDLERS, created, world.engine)
+    await world.engine.idle()  # planned, 3 creations: the guard would block it
+    (planned,) = world.publisher.of_type(SequencePlanned)
+    forged = SequenceReleased(
+        source="/somebody/else",
+        subject=JOB_ID,
+        data=SequenceReleasedData(
+            index=0, plan_id=planned.data.plan_id, reason="within_thresholds"
+        ),
+    )
+    await handle(EVENT_HANDLERS, forged, world.engine)
+    await world.engine.idle()
+    assert world.runs.rows[JOB_ID].run.sequence(0).phase == "deciding"
+    assert world.connectors.targets["people"].writes == []
+    await world.settle()  # the guard's own decision
+    assert world.status() == (JobStatus.THRESHOLD, ["THRESHOLD"])
+
+
+def claiming_world() -> tuple[World, FakeClaims]:
+    runs, plans, publisher, claims = FakeRuns(), FakePlans(), FakePublisher(), FakeClaims()
+    connectors = FakeConnectors(sources={"people": PEOPLE})
+    engine = Engine(
+        runs,
+        plans,
+        publisher,
+        connectors,
+        EngineOptions(target_wait_seconds=0.01),
+        claims=claims,
+    )
+    return World(engine, runs, plans, publisher, connectors), claims
+
+
+async def test_a_job_waits_while_another_plans_or_writes_its_target() -> None:
+    world, claims = claiming_world()
+    people = definition(sequence("people", thresholds={"create": {"count": 10}}))
+    await handle(EVENT_HANDLERS, job_created(people, job_id="job-a"), world.engine)
+    await world.engine.idle()  # job a planned: deciding, it holds the target
+    await handle(EVENT_HANDLERS, job_created(people, job_id="job-b"), world.engine)
+    await asyncio.sleep(0.05)
+    assert [p.subject for p in world.publisher.of_type(SequencePlanned)] == ["job-a"]
+    await world.settle()  # a is released and written; then b plans against what a wrote
+    await asyncio.sleep(0.05)
+    await world.settle()
+    planned = {p.subject: p.data.counts for p in world.publisher.of_type(SequencePlanned)}
+    assert (planned["job-a"].create, planned["job-b"].create) == (3, 0)
+    assert planned["job-b"].unchanged == 3
+    assert claims.holders == {}
+    await world.engine.close()
+
+
+async def test_a_blocked_job_does_not_keep_its_target_from_others() -> None:
+    world, claims = claiming_world()
+    blocking = definition(sequence("people", thresholds={"create": {"count": 3}}))
+    await handle(EVENT_HANDLERS, job_created(blocking, job_id="job-a"), world.engine)
+    await world.settle()
+    assert world.runs.rows["job-a"].run.status is JobStatus.THRESHOLD
+    assert list(claims.holders.values()) == ["job-a"]  # given up lazily: a stale claim
+    passing = definition(sequence("people", thresholds={"create": {"count": 10}}))
+    await handle(EVENT_HANDLERS, job_created(passing, job_id="job-b"), world.engine)
+    await world.settle()
+    assert world.runs.rows["job-b"].run.status is JobStatus.COMPLETED
+    await world.engine.close()
+
+
+async def test_an_apply_taken_up_again_writes_only_what_was_not_written(world: World) -> None:
+    """Issue 8, suspected: after a crash the stored plan was applied again from its first
+    change, writing its first batches a second time over whatever the target holds by then.
+    Each written batch is recorded on the run; the apply goes on from there."""
+
+    class Crashing(FakeTarget):
+        batches = 0
+
+        async def apply(self, changes: Any) -> None:
+            self.batches += 1
+            if self.batches == 2:
+                raise asyncio.CancelledError  # the process dies while writing batch 2
+            await super().apply(changes)
+
+    target = Crashing("uid")
+    world.connectors.targets["people"] = target
+    world.connectors.sources["people"] = [{"uid": f"u{i}"} for i in range(5)]
+    created = job_created(definition(sequence("people", thresholds={"create": {"count": 10}})))
+    await handle(EVENT_HANDLERS, created, world.engine)
+    await world.settle()
+    assert world.runs.rows[JOB_ID].run.sequence(0).phase == "applying"
+    assert [c.key for c in target.writes] == ["u0", "u1"]
+    # Someone changes a record the plan wrote before the runner comes back.
+    target.records["u0"]["mail"] = "by-hand@x"
+
+    world.engine.kick(JOB_ID)  # what a restarted runner does for a RUNNING job
+    await world.settle()
+    assert world.status() == (JobStatus.COMPLETED, ["COMPLETED"])
+    assert [c.key for c in target.writes] == ["u0", "u1", "u2", "u3", "u4"]
+    assert target.records["u0"]["mail"] == "by-hand@x"

@@ -4,11 +4,11 @@ from typing import Any
 
 import pytest
 from sequence_runner.domain.planner import plan
-from sequence_runner.domain.records import PlanError, SourceRecord
+from sequence_runner.domain.records import PlanError, SourceEntry
 
 
-def source(*rows: dict[str, Any]) -> list[SourceRecord]:
-    return [SourceRecord(line=i + 2, fields=row) for i, row in enumerate(rows)]
+def source(*rows: dict[str, Any]) -> list[SourceEntry]:
+    return [SourceEntry(line=i + 2, fields=row) for i, row in enumerate(rows)]
 
 
 MAPPING = {"uid": "employee_id", "mail": "email"}

@@ -8,10 +8,10 @@ from sequence_runner.adapters.connectors.csv_source import CsvSourceConnector
 from sequence_runner.adapters.connectors.files import resolve_in_data_folder
 from sequence_runner.adapters.connectors.inline_source import InlineSourceConnector
 from sequence_runner.adapters.connectors.jsonl_source import JsonlSourceConnector
-from sequence_runner.domain.records import SourceRecord
+from sequence_runner.domain.records import SourceEntry
 
 
-async def read(source: SourceConnector) -> list[SourceRecord]:
+async def read(source: SourceConnector) -> list[SourceEntry]:
     return [record async for record in source.read()]
 
 
@@ -24,8 +24,8 @@ def csv_file(tmp_path: Path, text: str) -> CsvSourceConnector:
 async def test_csv_rows_become_records_with_their_line_numbers(tmp_path: Path) -> None:
     source = csv_file(tmp_path, '\ufeffid,name\n1,Ann\n\n2,"Bo, Jr"\n')
     assert await read(source) == [
-        SourceRecord(line=2, fields={"id": "1", "name": "Ann"}),
-        SourceRecord(line=4, fields={"id": "2", "name": "Bo, Jr"}),
+        SourceEntry(line=2, fields={"id": "1", "name": "Ann"}),
+        SourceEntry(line=4, fields={"id": "2", "name": "Bo, Jr"}),
     ]
 
 
@@ -75,7 +75,7 @@ async def test_text_after_a_closing_quote_is_refused(tmp_path: Path) -> None:
 
 async def test_blank_lines_before_the_header_are_skipped(tmp_path: Path) -> None:
     source = csv_file(tmp_path, "\n\nid,name\n1,Ann\n")
-    assert await read(source) == [SourceRecord(line=4, fields={"id": "1", "name": "Ann"})]
+    assert await read(source) == [SourceEntry(line=4, fields={"id": "1", "name": "Ann"})]
 
 
 async def test_a_bad_row_after_many_good_ones_is_found(tmp_path: Path) -> None:
@@ -106,8 +106,8 @@ async def test_jsonl_lines_become_records(tmp_path: Path) -> None:
     path = tmp_path / "p.jsonl"
     path.write_text('{"id": 1, "tags": ["a"]}\n\n{"id": 2}\n', encoding="utf-8")
     assert await read(JsonlSourceConnector(path, "p.jsonl")) == [
-        SourceRecord(line=1, fields={"id": 1, "tags": ["a"]}),
-        SourceRecord(line=3, fields={"id": 2}),
+        SourceEntry(line=1, fields={"id": 1, "tags": ["a"]}),
+        SourceEntry(line=3, fields={"id": 2}),
     ]
 
 

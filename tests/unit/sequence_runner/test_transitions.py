@@ -1,7 +1,6 @@
 """The run's transitions: the job and sequence state machines, and the events each step emits."""
 
 from collections.abc import Callable
-from datetime import timedelta
 
 import pytest
 from provisioning_common.events import (
@@ -21,8 +20,8 @@ from sequence_runner.domain.run import Run
 from sequence_runner.domain.transitions import (
     RUNNER_SOURCE,
     Moved,
-    Outcome,
     Rejected,
+    TransitionResult,
     Unchanged,
     cancel,
     on_blocked,
@@ -50,7 +49,7 @@ from tests.unit.sequence_runner.builders import (
 APPLIED = AppliedCounts(create=1, update=0, delete=0)
 
 
-def moved(outcome: Outcome) -> Moved:
+def moved(outcome: TransitionResult) -> Moved:
     assert isinstance(outcome, Moved), outcome
     return outcome
 
@@ -63,8 +62,11 @@ def started() -> Run:
     return start(job_created(), NOW).run
 
 
-def planned(run: Run, index: int = 0, plan_id: str = "p1", **planned_counts: int) -> Run:
-    return moved(on_planned(run, index, run.attempt, plan_id, counts(**planned_counts), NOW)).run
+def planned(
+    run: Run, index: int = 0, plan_id: str = "p1", digest: str = "d1", **planned_counts: int
+) -> Run:
+    outcome = on_planned(run, index, run.attempt, plan_id, counts(**planned_counts), NOW, digest)
+    return moved(outcome).run
 
 
 def blocked(run: Run | None = None, index: int = 0, plan_id: str = "p1") -> Run:
@@ -188,8 +190,30 @@ def test_validation_records_the_approval_and_runs_nothing() -> None:
 
 def test_validating_another_plan_than_the_blocked_one_is_rejected() -> None:
     outcome = validate(blocked(), validate_command(plan_id="old"), NOW)
+    assert outcome == Rejected(
+        f"job {JOB_ID} is blocked on plan p1 (0 creations, 0 modifications, 12 deletions); the "
+        "validate is for plan old; look at the current plan and validate it",
+        current_plan_id="p1",
+        current_counts=counts(delete=12),
+    )
+    event = rejection(JOB_ID, validate_command(plan_id="old"), outcome, NOW)
+    assert (event.data.current_plan_id, event.data.current_counts) == ("p1", counts(delete=12))
+
+
+def test_a_validate_that_names_no_plan_is_rejected_with_the_current_plan() -> None:
+    """Without a plan id the runner cannot tell which counts the operator saw: the job may have
+    been planned again (a restart by someone else) since the screen they decided on."""
+    outcome = validate(blocked(), validate_command(plan_id=None), NOW)
     assert isinstance(outcome, Rejected)
-    assert "blocked on plan p1, not on plan old" in outcome.reason
+    assert "the validate names no plan" in outcome.reason
+    assert outcome.current_plan_id == "p1"
+
+
+def test_the_approval_records_the_digest_of_the_plan_validated() -> None:
+    result = moved(validate(blocked(), validate_command(), NOW))
+    approval = result.run.sequence(0).approval
+    assert approval is not None
+    assert (approval.plan_id, approval.digest) == ("p1", "d1")
 
 
 @pytest.mark.parametrize(
@@ -260,11 +284,26 @@ def test_restart_after_validation_plans_the_sequence_again_with_its_approval() -
     assert (job_started.data.attempt, job_started.data.restarted_by) == (2, "carol")
     assert isinstance(sequence_started, SequenceStarted)
     assert (sequence_started.data.index, sequence_started.data.attempt) == (1, 2)
-    replanned = moved(on_planned(result.run, 1, 2, "p9", counts(delete=12), NOW))
+    replanned = moved(on_planned(result.run, 1, 2, "p9", counts(delete=12), NOW, "d1"))
     (event,) = replanned.events
     assert isinstance(event, SequencePlanned)
     assert event.data.approval is not None
     assert event.data.approval.delete == 12
+    assert event.data.digest == "d1"
+
+
+def test_a_plan_with_other_changes_than_were_approved_goes_to_the_guard_without_approval() -> None:
+    """Same counts, other records (the source changed after the approval): the approval does
+    not cover them, so the guard decides on the thresholds alone."""
+    run = moved(validate(blocked(), validate_command(), NOW)).run
+    run = moved(restart(run, restart_command(), NOW)).run
+    replanned = moved(on_planned(run, 0, 2, "p9", counts(delete=12), NOW, "d-other"))
+    (event,) = replanned.events
+    assert isinstance(event, SequencePlanned)
+    assert event.data.approval is None
+    assert event.data.digest == "d-other"
+    # The approval is kept: a plan of the approved changes, later, is still covered by it.
+    assert replanned.run.sequence(0).approval is not None
 
 
 def test_restart_of_a_failed_job_resumes_at_the_failed_sequence() -> None:
@@ -307,21 +346,6 @@ def test_a_command_sent_for_a_state_the_job_has_left_is_rejected() -> None:
         "look at the job again before deciding"
     )
     assert isinstance(cancel(run, cancel_command(expected_status=JobStatus.VALIDATED), NOW), Moved)
-
-
-def test_a_validate_sent_before_the_blocked_plan_was_made_is_rejected() -> None:
-    """Without a plan id, a validate approves the blocked plan: one sent before that plan existed
-    answers an earlier one (say, before another operator restarted the job), whose counts may
-    be far smaller."""
-    earlier = validate_command().model_copy(update={"time": NOW - timedelta(seconds=5)})
-    outcome = validate(blocked(), earlier, NOW)
-    assert isinstance(outcome, Rejected)
-    assert "blocked on plan p1, made after the command was sent" in outcome.reason
-    later = validate_command().model_copy(update={"time": NOW + timedelta(seconds=5)})
-    assert isinstance(validate(blocked(), later, NOW), Moved)
-    # Naming the plan says which counts the operator saw, whatever the clocks say.
-    named = earlier.model_copy(update={"data": earlier.data.model_copy(update={"plan_id": "p1"})})
-    assert isinstance(validate(blocked(), named, NOW), Moved)
 
 
 def test_a_new_plan_forgets_when_the_previous_one_was_made() -> None:

@@ -1,13 +1,77 @@
 """Events on provisioning.job-events, past tense, keyed and subjected by job id."""
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, TypeAdapter
+from pydantic import AfterValidator, Field, TypeAdapter
 
 from provisioning_common.definitions import Action, JobDefinition, Thresholds
 from provisioning_common.envelope import Envelope, Payload
 from provisioning_common.requests import Origin
+
+# The producer of the threshold decisions (SequenceReleased, SequenceBlocked): the runner acts
+# on no decision from another source.
+THRESHOLD_GUARD_SOURCE = "/provisioning/threshold-guard"
+
+# ---- bounded text ----------------------------------------------------------------------------
+
+# A reason is read by people and carried in every event about a failure: it must never make an
+# event too large for the broker (a duplicated 1.2 MB key once did, and the job looked RUNNING
+# for ever). The start says what went wrong, the end where (the lines), so the middle is cut.
+REASON_LIMIT_BYTES = 2048
+# A value from a source or target quoted in a reason ('uid=...'): enough to recognise it.
+QUOTED_VALUE_LIMIT = 200
+_REASON_TAIL_BYTES = 256
+# A run of text in single or double quotes longer than a quoted value may be, as repr() quotes.
+# Without "…": a value already shortened is not shortened again when the event is read back.
+_LONG = QUOTED_VALUE_LIMIT + 1
+_QUOTED = re.compile(rf"'[^'\n…]{{{_LONG},}}'|\"[^\"\n…]{{{_LONG},}}\"")
+
+
+def shortened(text: str, limit: int = QUOTED_VALUE_LIMIT) -> str:
+    """`text` cut to `limit` characters, saying how many more there were."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [{len(text) - limit} more characters]"
+
+
+def quoted(value: Any, limit: int = QUOTED_VALUE_LIMIT) -> str:
+    """repr(value) for a reason, at most about `limit` characters of it."""
+    text = repr(value)
+    if len(text) <= limit + 2:
+        return text
+    return text[0] + shortened(text[1:-1], limit) + text[-1]
+
+
+def quoted_text(text: str) -> str:
+    """A quoted run ('...' or "...") with what is between the quotes shortened."""
+    return text[0] + shortened(text[1:-1]) + text[-1]
+
+
+def _utf8_head(text: str, size: int) -> str:
+    return text.encode()[:size].decode(errors="ignore")
+
+
+def _utf8_tail(text: str, size: int) -> str:
+    return text.encode()[-size:].decode(errors="ignore")
+
+
+def bounded_reason(reason: str, limit_bytes: int = REASON_LIMIT_BYTES) -> str:
+    """A reason fit for an event: each quoted value shortened, the whole at most `limit_bytes`
+    in UTF-8, its start and its end kept around a marker of what was cut."""
+    reason = _QUOTED.sub(lambda found: quoted_text(found.group(0)), reason)
+    if len(reason.encode()) <= limit_bytes:
+        return reason
+    tail = _utf8_tail(reason, _REASON_TAIL_BYTES)
+    marker = f" … [{len(reason)} characters in all, cut] … "
+    head = _utf8_head(reason, limit_bytes - len(marker.encode()) - len(tail.encode()))
+    return head + marker + tail
+
+
+# Every reason in an event is bounded when the event is made (and when one is read).
+Reason = Annotated[str, AfterValidator(bounded_reason)]
+
 
 # ---- payload pieces -------------------------------------------------------------------------
 
@@ -43,7 +107,7 @@ class ThresholdHit(Payload):
 
 
 class Approval(Payload):
-    """The counts an operator saw and approved at a threshold."""
+    """The plan an operator saw and approved at a threshold: its counts and its content."""
 
     create: int = Field(ge=0)
     update: int = Field(ge=0)
@@ -51,6 +115,11 @@ class Approval(Payload):
     validated_by: str
     validated_at: datetime
     plan_id: str
+    digest: str | None = Field(
+        default=None,
+        description="Digest of the approved plan's changes (action, key, values written). A "
+        "later plan is written on this approval only if its digest is the same.",
+    )
 
 
 # ---- payloads ---------------------------------------------------------------------------------
@@ -69,7 +138,7 @@ class JobRejectedData(Payload):
     definition_id: str | None = None
     origin: Origin
     requested_by: str | None = None
-    reason: str
+    reason: Reason
 
 
 class JobStartedData(Payload):
@@ -90,7 +159,12 @@ class SequencePlannedData(Payload):
     counts: PlanCounts
     thresholds: Thresholds
     approval: Approval | None = Field(
-        default=None, description="Present on a restart after validation."
+        default=None,
+        description="Present on a restart after validation, when this plan makes exactly the "
+        "changes that were approved (same digest).",
+    )
+    digest: str | None = Field(
+        default=None, description="Digest of the plan's changes (action, key, values written)."
     )
 
 
@@ -125,7 +199,7 @@ class SequenceCompletedData(Payload):
 
 class SequenceFailedData(Payload):
     index: int = Field(ge=0)
-    reason: str
+    reason: Reason
 
 
 class ThresholdValidatedData(Payload):
@@ -144,7 +218,14 @@ class CommandRejectedData(Payload):
     command_id: str
     command: str
     requested_by: str
-    reason: str
+    reason: Reason
+    current_plan_id: str | None = Field(
+        default=None,
+        description="The plan the job waits on now, when a validate named another one (or none).",
+    )
+    current_counts: PlanCounts | None = Field(
+        default=None, description="The counts of that current plan, for the operator to look at."
+    )
 
 
 class JobCompletedData(Payload):
@@ -153,7 +234,7 @@ class JobCompletedData(Payload):
 
 class JobFailedData(Payload):
     index: int | None = None
-    reason: str
+    reason: Reason
 
 
 class JobCanceledData(Payload):
@@ -291,3 +372,22 @@ JOB_EVENT_ADAPTER: TypeAdapter[JobEvent] = TypeAdapter(JobEvent)
 def parse_job_event(raw: bytes | str) -> JobEvent:
     """Parse one message of provisioning.job-events; raises pydantic.ValidationError."""
     return JOB_EVENT_ADAPTER.validate_json(raw)
+
+
+def _shrunk(value: Any) -> Any:
+    if isinstance(value, str):
+        return shortened(value)
+    if isinstance(value, list):
+        return [_shrunk(item) for item in value]
+    if isinstance(value, dict):
+        return {name: _shrunk(item) for name, item in value.items()}
+    return value
+
+
+def bounded_event(event: Envelope) -> JobEvent:
+    """A copy of `event` with every text in its data shortened to QUOTED_VALUE_LIMIT characters:
+    what can still be told when the broker refuses the event as it is. Same id, type and job;
+    raises pydantic.ValidationError if the shortened data no longer makes that event."""
+    dumped = event.model_dump(mode="json")
+    dumped["data"] = _shrunk(dumped.get("data", {}))
+    return JOB_EVENT_ADAPTER.validate_python(dumped)

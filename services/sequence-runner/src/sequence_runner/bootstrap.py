@@ -16,6 +16,7 @@ from sequence_runner.adapters.connectors.registry import ConnectorRegistry
 from sequence_runner.adapters.kafka import KafkaEventPublisher
 from sequence_runner.adapters.mongo_plans import MongoPlanRepository
 from sequence_runner.adapters.mongo_runs import MongoRunRepository
+from sequence_runner.adapters.mongo_target_claims import MongoTargetClaims
 from sequence_runner.entrypoints.consumers import GROUP, subscribe_runner
 from sequence_runner.handlers.engine import Engine, EngineOptions
 from sequence_runner.settings import RunnerSettings
@@ -69,6 +70,7 @@ def build_components(settings: RunnerSettings) -> RunnerComponents:
             apply_batch_size=settings.apply_batch_size,
             max_parallel_jobs=settings.max_parallel_jobs,
         ),
+        claims=MongoTargetClaims(database),
     )
     subscribe_runner(broker, settings.kafka, engine)
     return RunnerComponents(broker=broker, mongo=mongo, runs=runs, plans=plans, engine=engine)

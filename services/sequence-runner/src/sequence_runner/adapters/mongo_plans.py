@@ -59,13 +59,16 @@ class MongoPlanRepository:
                 "index": plan.index,
                 "attempt": plan.attempt,
                 "counts": plan.counts.model_dump(),
+                "digest": plan.digest,
                 "created_at": plan.created_at,
             }
         )
 
-    async def changes(self, plan_id: str, batch_size: int) -> AsyncIterator[list[PlannedChange]]:
+    async def changes(
+        self, plan_id: str, batch_size: int, start: int = 0
+    ) -> AsyncIterator[list[PlannedChange]]:
         cursor = (
-            self._changes.find({"plan_id": plan_id}, {"_id": 0})
+            self._changes.find({"plan_id": plan_id, "seq": {"$gte": start}}, {"_id": 0})
             .sort("seq", ASCENDING)
             .batch_size(batch_size)
         )

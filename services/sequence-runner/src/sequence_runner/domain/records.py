@@ -11,11 +11,18 @@ Key = str | int
 
 
 @dataclass(frozen=True)
-class SourceRecord:
-    """One record of a source: its line (or position) for error messages, and its fields."""
+class SourceEntry:
+    """One record of a source: its line (or position) for error messages, and its fields.
+
+    Not named `SourceRecord`: job-api has one, the Kafka record a message came from."""
 
     line: int
     fields: dict[str, Any]
+
+
+# The former name, until the planner and the connectors (changed on other branches) use
+# SourceEntry; remove it then.
+SourceRecord = SourceEntry
 
 
 @dataclass(frozen=True)

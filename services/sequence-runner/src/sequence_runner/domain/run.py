@@ -27,11 +27,17 @@ class SequenceRun(_Frozen):
     phase: Phase | None = None
     plan_id: str | None = None
     planned: PlanCounts | None = None
+    # plan_digest() of the current plan's changes: what validating it approves.
+    plan_digest: str | None = None
     # When the current plan was handed to the guard: a validate sent before cannot be about it.
     planned_at: datetime | None = None
+    # Changes of the current plan written so far, recorded after each batch: an apply taken up
+    # again after a crash goes on from there instead of writing its first batches again.
+    written: int | None = None
     applied: AppliedCounts | None = None
     threshold: ThresholdHit | None = None
-    # Kept across restarts: it approves counts, whichever plan later shows them.
+    # Kept across restarts: a later plan with the same digest (the same changes) is written on
+    # it, up to the approved counts; any other plan is decided as if there were no approval.
     approval: Approval | None = None
     reason: str | None = None
 

@@ -8,6 +8,7 @@ from typing import Any
 from provisioning_common.commands import CancelJob, JobCommand, RestartJob, ValidateThreshold
 from provisioning_common.envelope import Envelope
 from provisioning_common.events import (
+    THRESHOLD_GUARD_SOURCE,
     AppliedCounts,
     Approval,
     CommandRejected,
@@ -34,6 +35,7 @@ from provisioning_common.events import (
     ThresholdHit,
     ThresholdValidated,
     ThresholdValidatedData,
+    bounded_reason,
 )
 from provisioning_common.statuses import (
     RESTARTABLE_JOB_STATUSES,
@@ -43,6 +45,7 @@ from provisioning_common.statuses import (
     sequence_can_move,
 )
 
+from sequence_runner.domain.plan_digest import approval_covers
 from sequence_runner.domain.run import Phase, Run, SequenceRun
 
 RUNNER_SOURCE = "/provisioning/sequence-runner"
@@ -58,9 +61,14 @@ class Moved:
 
 @dataclass(frozen=True)
 class Rejected:
-    """A command that does not fit the job's state; `reason` is meant for the operator."""
+    """A command that does not fit the job's state; `reason` is meant for the operator.
+
+    A validate refused because the job waits on another plan (or because it named none) also
+    carries that plan's id and counts, so the answer says what there is to look at."""
 
     reason: str
+    current_plan_id: str | None = None
+    current_counts: PlanCounts | None = None
 
 
 @dataclass(frozen=True)
@@ -70,7 +78,8 @@ class Unchanged:
     why: str
 
 
-Outcome = Moved | Rejected | Unchanged
+# What a transition gives: not named `Outcome`, which job-api's audit entries use.
+TransitionResult = Moved | Rejected | Unchanged
 
 
 def _about(run: Run, now: datetime) -> dict[str, Any]:
@@ -85,7 +94,9 @@ def _running(sequence: SequenceRun, phase: Phase) -> SequenceRun:
             "phase": phase,
             "plan_id": None,
             "planned": None,
+            "plan_digest": None,
             "planned_at": None,
+            "written": None,
             "applied": None,
             "threshold": None,
             "reason": None,
@@ -106,7 +117,11 @@ def command_name(command: JobCommand) -> str:
     return command.type.removeprefix("provisioning.")
 
 
-def rejection(job_id: str, command: JobCommand, reason: str, now: datetime) -> CommandRejected:
+def rejection(
+    job_id: str, command: JobCommand, refusal: Rejected | str, now: datetime
+) -> CommandRejected:
+    if isinstance(refusal, str):
+        refusal = Rejected(refusal)
     return CommandRejected(
         source=RUNNER_SOURCE,
         subject=job_id,
@@ -115,7 +130,9 @@ def rejection(job_id: str, command: JobCommand, reason: str, now: datetime) -> C
             command_id=command.data.command_id,
             command=command_name(command),
             requested_by=command.data.requested_by,
-            reason=reason,
+            reason=refusal.reason,
+            current_plan_id=refusal.current_plan_id,
+            current_counts=refusal.current_counts,
         ),
     )
 
@@ -151,14 +168,30 @@ def start(created: JobCreated, now: datetime) -> Moved:
 
 
 def on_planned(
-    run: Run, index: int, attempt: int, plan_id: str, counts: PlanCounts, now: datetime
-) -> Outcome:
-    """The plan is stored: hand it to the guard with the thresholds and any approval."""
+    run: Run,
+    index: int,
+    attempt: int,
+    plan_id: str,
+    counts: PlanCounts,
+    now: datetime,
+    digest: str | None = None,
+) -> TransitionResult:
+    """The plan is stored: hand it to the guard with the thresholds, and with the approval if
+    the operator approved these very changes (the same digest)."""
     if not _in_phase(run, index, "planning", attempt):
         return Unchanged(f"sequence {index} is no longer being planned in attempt {attempt}")
     sequence = run.sequence(index).model_copy(
-        update={"phase": "deciding", "plan_id": plan_id, "planned": counts, "planned_at": now}
+        update={
+            "phase": "deciding",
+            "plan_id": plan_id,
+            "planned": counts,
+            "plan_digest": digest,
+            "planned_at": now,
+        }
     )
+    # Other changes than were approved (the source changed after the approval) are decided
+    # as a first plan is: an approval of 30 records never writes 30 others.
+    approval = sequence.approval if approval_covers(sequence.approval, digest) else None
     moved = run.with_sequence(sequence)
     return Moved(
         moved,
@@ -171,7 +204,8 @@ def on_planned(
                     plan_id=plan_id,
                     counts=counts,
                     thresholds=run.sequence_definition(index).thresholds,
-                    approval=sequence.approval,
+                    approval=approval,
+                    digest=digest,
                 ),
             ),
         ),
@@ -182,15 +216,31 @@ def _deciding_on(run: Run, index: int, plan_id: str) -> bool:
     return _in_phase(run, index, "deciding") and run.sequence(index).plan_id == plan_id
 
 
-def on_released(run: Run, index: int, plan_id: str) -> Outcome:
+def _not_from_guard(source: str) -> Unchanged | None:
+    # Anyone who can produce on job-events could otherwise release a plan (the topic's ACLs
+    # are the real barrier; this keeps a misconfigured or test producer from writing).
+    if source != THRESHOLD_GUARD_SOURCE:
+        return Unchanged(f"a threshold decision from {source!r}, not from the threshold guard")
+    return None
+
+
+def on_released(
+    run: Run, index: int, plan_id: str, source: str = THRESHOLD_GUARD_SOURCE
+) -> TransitionResult:
     """The guard released the plan: apply it. The guard's event is the record of it."""
+    if ignored := _not_from_guard(source):
+        return ignored
     if not _deciding_on(run, index, plan_id):
         return Unchanged(f"plan {plan_id} of sequence {index} is not awaiting a decision")
     return Moved(run.with_sequence(run.sequence(index).model_copy(update={"phase": "applying"})))
 
 
-def on_blocked(run: Run, index: int, plan_id: str, hit: ThresholdHit) -> Outcome:
+def on_blocked(
+    run: Run, index: int, plan_id: str, hit: ThresholdHit, source: str = THRESHOLD_GUARD_SOURCE
+) -> TransitionResult:
     """The guard blocked the plan: nothing is written and the job waits for an operator."""
+    if ignored := _not_from_guard(source):
+        return ignored
     if not _deciding_on(run, index, plan_id):
         return Unchanged(f"plan {plan_id} of sequence {index} is not awaiting a decision")
     sequence = run.sequence(index).model_copy(
@@ -200,9 +250,16 @@ def on_blocked(run: Run, index: int, plan_id: str, hit: ThresholdHit) -> Outcome
     return Moved(moved)
 
 
+def on_batch_written(run: Run, index: int, plan_id: str, written: int) -> TransitionResult:
+    """A batch of the plan is written: remember how far the apply got."""
+    if not run.is_applying(index, plan_id):
+        return Unchanged(f"plan {plan_id} of sequence {index} is not being applied")
+    return Moved(run.with_sequence(run.sequence(index).model_copy(update={"written": written})))
+
+
 def on_completed(
     run: Run, index: int, plan_id: str, applied: AppliedCounts, now: datetime
-) -> Outcome:
+) -> TransitionResult:
     """The plan is written: start the next sequence, or complete the job."""
     if not _in_phase(run, index, "applying") or run.sequence(index).plan_id != plan_id:
         return Unchanged(f"plan {plan_id} of sequence {index} is not being applied")
@@ -234,8 +291,10 @@ def on_completed(
     return Moved(moved, tuple(events))
 
 
-def on_failed(run: Run, index: int, attempt: int, reason: str, now: datetime) -> Outcome:
+def on_failed(run: Run, index: int, attempt: int, reason: str, now: datetime) -> TransitionResult:
     """The sequence could not be planned or applied: it and the job are FAILED."""
+    # Bounded here too, not only in the events: the run shows the same reason as they do.
+    reason = bounded_reason(reason)
     if run.status is not JobStatus.RUNNING or run.attempt != attempt:
         return Unchanged(f"attempt {attempt} of the job is over")
     sequence = run.sequence(index)
@@ -284,8 +343,12 @@ def _job_is(run: Run, allowed: Sequence[JobStatus], verb: str) -> Rejected:
     )
 
 
-def validate(run: Run, command: ValidateThreshold, now: datetime) -> Outcome:
-    """Approve the counts of the blocked plan; nothing runs until a restart."""
+def _described(counts: PlanCounts) -> str:
+    return f"{counts.create} creations, {counts.update} modifications, {counts.delete} deletions"
+
+
+def validate(run: Run, command: ValidateThreshold, now: datetime) -> TransitionResult:
+    """Approve the blocked plan the command names; nothing runs until a restart."""
     if handled := _already_handled(run, command):
         return handled
     blocked = run.awaiting_decision()
@@ -296,21 +359,20 @@ def validate(run: Run, command: ValidateThreshold, now: datetime) -> Outcome:
         or not sequence_can_move(blocked.status, SequenceStatus.VALIDATED)
     ):
         return _job_is(run, [JobStatus.THRESHOLD], "validated")
-    wanted_plan = command.data.plan_id
-    if wanted_plan is not None and wanted_plan != blocked.plan_id:
-        return Rejected(
-            f"job {run.job_id} is blocked on plan {blocked.plan_id}, not on plan {wanted_plan}; "
-            "look at the current plan and validate again"
-        )
-    if wanted_plan is None and blocked.planned_at is not None and command.time < blocked.planned_at:
-        # Sent for an earlier plan (the job was restarted and planned again meanwhile): the
-        # operator has not seen these counts, so the command cannot approve them.
-        return Rejected(
-            f"job {run.job_id} is blocked on plan {blocked.plan_id}, made after the command was "
-            "sent; look at the current plan and validate again"
-        )
     assert blocked.planned is not None
     assert blocked.plan_id is not None
+    wanted_plan = command.data.plan_id
+    if wanted_plan != blocked.plan_id:
+        # The operator approves the plan they looked at, and only that one: the job may have
+        # been planned again meanwhile (a restart by someone else) with other, larger counts.
+        asked = "names no plan" if wanted_plan is None else f"is for plan {wanted_plan}"
+        return Rejected(
+            f"job {run.job_id} is blocked on plan {blocked.plan_id} "
+            f"({_described(blocked.planned)}); the validate {asked}; look at the current plan "
+            "and validate it",
+            current_plan_id=blocked.plan_id,
+            current_counts=blocked.planned,
+        )
     approval = Approval(
         create=blocked.planned.create,
         update=blocked.planned.update,
@@ -318,6 +380,7 @@ def validate(run: Run, command: ValidateThreshold, now: datetime) -> Outcome:
         validated_by=command.data.requested_by,
         validated_at=now,
         plan_id=blocked.plan_id,
+        digest=blocked.plan_digest,
     )
     validated = blocked.model_copy(
         update={"status": SequenceStatus.VALIDATED, "approval": approval}
@@ -340,7 +403,7 @@ def validate(run: Run, command: ValidateThreshold, now: datetime) -> Outcome:
     )
 
 
-def cancel(run: Run, command: CancelJob, now: datetime) -> Outcome:
+def cancel(run: Run, command: CancelJob, now: datetime) -> TransitionResult:
     """Cancel the blocked sequence and every later one; the job ends CANCELED."""
     if handled := _already_handled(run, command):
         return handled
@@ -380,7 +443,7 @@ def cancel(run: Run, command: CancelJob, now: datetime) -> Outcome:
     return Moved(moved, tuple(events))
 
 
-def restart(run: Run, command: RestartJob, now: datetime) -> Outcome:
+def restart(run: Run, command: RestartJob, now: datetime) -> TransitionResult:
     """Plan again the first sequence that is not completed; completed ones are not re-run."""
     if handled := _already_handled(run, command):
         return handled

@@ -17,13 +17,16 @@ async def start_job(event: JobCreated, engine: Engine) -> None:
 
 async def apply_released_plan(event: SequenceReleased, engine: Engine) -> None:
     data = event.data
-    await engine.step(event.subject, lambda run: on_released(run, data.index, data.plan_id))
+    await engine.step(
+        event.subject, lambda run: on_released(run, data.index, data.plan_id, event.source)
+    )
 
 
 async def stop_at_threshold(event: SequenceBlocked, engine: Engine) -> None:
     data = event.data
     await engine.step(
-        event.subject, lambda run: on_blocked(run, data.index, data.plan_id, data.threshold)
+        event.subject,
+        lambda run: on_blocked(run, data.index, data.plan_id, data.threshold, event.source),
     )
 
 

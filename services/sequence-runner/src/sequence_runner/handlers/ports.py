@@ -30,6 +30,8 @@ class StoredPlan:
     attempt: int
     counts: PlanCounts
     created_at: datetime
+    # plan_digest() of its changes: what an approval of this plan covers.
+    digest: str
 
 
 class RunRepository(Protocol):
@@ -54,15 +56,42 @@ class RunRepository(Protocol):
 class PlanRepository(Protocol):
     async def save(self, plan: StoredPlan, changes: Sequence[PlannedChange]) -> None: ...
 
-    def changes(self, plan_id: str, batch_size: int) -> AsyncIterator[list[PlannedChange]]:
-        """The plan's changes in order, batch by batch."""
+    def changes(
+        self, plan_id: str, batch_size: int, start: int = 0
+    ) -> AsyncIterator[list[PlannedChange]]:
+        """The plan's changes in order from seq `start`, batch by batch."""
         ...
 
     async def delete(self, plan_id: str) -> None: ...
 
 
+class UnpublishableEventError(Exception):
+    """The broker refuses this very event (too large, malformed): sending it again can never
+    succeed. Any other error from `publish` is taken as transient (the broker away)."""
+
+
+class TargetClaims(Protocol):
+    """Which job plans and writes a target repository now: one at a time, so that no job is
+    planned against a target another job is changing."""
+
+    async def claim(self, target: str, job_id: str) -> str | None:
+        """Claim `target` for the job; None once it holds it, else the job that does."""
+        ...
+
+    async def release(self, target: str, job_id: str) -> None:
+        """Give the target up, if `job_id` holds it."""
+        ...
+
+
 class EventPublisher(Protocol):
-    async def publish(self, event: Envelope) -> None: ...
+    async def publish(self, event: Envelope) -> None:
+        """Raises UnpublishableEventError when the broker refuses the event itself."""
+        ...
+
+    async def set_aside(self, event: Envelope, reason: str) -> None:
+        """Keep (a bounded copy of) an event that could not be published on the dead-letter
+        topic, with the reason, so it is not lost from sight."""
+        ...
 
 
 class Connectors(Protocol):

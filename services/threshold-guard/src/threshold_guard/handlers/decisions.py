@@ -6,6 +6,7 @@ from uuid import NAMESPACE_URL, uuid5
 
 from provisioning_common.envelope import Envelope
 from provisioning_common.events import (
+    THRESHOLD_GUARD_SOURCE,
     JobEvent,
     SequenceBlocked,
     SequenceBlockedData,
@@ -17,7 +18,7 @@ from provisioning_common.events import (
 from threshold_guard.domain.rule import Blocked, evaluate
 from threshold_guard.handlers.ports import EventPublisher
 
-GUARD_SOURCE = "/provisioning/threshold-guard"
+GUARD_SOURCE = THRESHOLD_GUARD_SOURCE
 _DECISION_NAMESPACE = uuid5(NAMESPACE_URL, "urn:provisioning:threshold-decision")
 
 

@@ -1,0 +1,156 @@
+"""The runner's background work: each run's pending outbox, planning and applying, one task per
+job, a bounded number at once, retried, and taken up again later when it cannot finish now."""
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from functools import partial
+
+from provisioning_common.logs import current_job_id
+
+from sequence_runner.domain.transitions import on_failed
+from sequence_runner.handlers.engine_options import EngineOptions
+from sequence_runner.handlers.run_store import OutboxNotSentError, RunStore
+from sequence_runner.handlers.sequence_work import SequenceWork, TargetBusyError
+
+logger = logging.getLogger(__name__)
+
+
+class WorkScheduler:
+    def __init__(
+        self,
+        store: RunStore,
+        work: SequenceWork,
+        options: EngineOptions,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.store = store
+        self.work = work
+        self.options = options
+        self._now = clock
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._again: set[str] = set()
+        self._slots = asyncio.Semaphore(options.max_parallel_jobs)
+        self._closing = False
+        self._resumes: set[asyncio.TimerHandle] = set()
+        # Jobs waiting for a target another job plans or writes.
+        self._waiting: set[str] = set()
+
+    def kick(self, job_id: str) -> None:
+        """Make sure the run's pending work (outbox, planning, applying) gets done."""
+        if self._closing:
+            return
+        if job_id in self._tasks:
+            # Looked at again once the current pass ends: the state may have moved meanwhile.
+            self._again.add(job_id)
+            return
+        task = asyncio.create_task(self._work_on(job_id), name=f"run-{job_id}")
+        self._tasks[job_id] = task
+        task.add_done_callback(partial(self._done, job_id))
+
+    async def resume_pending(self) -> int:
+        """At start: take up every run a previous process left with work or unsent events."""
+        job_ids = await self.store.runs.with_pending_work()
+        for job_id in job_ids:
+            self.kick(job_id)
+        return len(job_ids)
+
+    async def idle(self) -> None:
+        """Wait until no run has work in progress (for tests and orderly shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Stop working; interrupted planning or applying is taken up again at the next start."""
+        self._closing = True
+        for handle in self._resumes:
+            handle.cancel()
+        for task in self._tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    def _done(self, job_id: str, task: asyncio.Task[None]) -> None:
+        self._tasks.pop(job_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("work on job %s stopped", job_id, exc_info=task.exception())
+        if job_id in self._again:
+            self._again.discard(job_id)
+            self.kick(job_id)
+
+    async def _work_on(self, job_id: str) -> None:
+        async with self._slots:
+            token = current_job_id.set(job_id)
+            try:
+                await self._work_with_retries(job_id)
+            finally:
+                current_job_id.reset(token)
+
+    async def _work_with_retries(self, job_id: str) -> None:
+        retries = self.options.work_retries
+        for attempt in range(retries + 1):
+            try:
+                await self._work_through(job_id)
+                self._waiting.discard(job_id)
+                return
+            except TargetBusyError as busy:
+                # Said once per wait, not at every look (each second, maybe for long: a guard
+                # that is away keeps the other job deciding).
+                level = logging.DEBUG if job_id in self._waiting else logging.INFO
+                logger.log(level, "%s; job %s waits its turn", busy, job_id)
+                self._waiting.add(job_id)
+                self._resume_later(job_id, self.options.target_wait_seconds)
+                return
+            except Exception as error:
+                if attempt == retries:
+                    logger.exception("giving up on job %s after %s retries", job_id, retries)
+                    if not isinstance(error, OutboxNotSentError):
+                        # An unsent event is no failure of the work: the sequence the run
+                        # moved on to has not even started.
+                        await self._give_up(job_id, error)
+                    self._resume_later(job_id)
+                    return
+                logger.warning("work on job %s failed; retrying", job_id, exc_info=True)
+                await asyncio.sleep(self.options.work_retry_backoff_seconds * 2**attempt)
+
+    def _resume_later(self, job_id: str, delay: float | None = None) -> None:
+        """Kick the job again later: what it could not do now is still to be done."""
+
+        def resume() -> None:
+            self._resumes.discard(handle)
+            self.kick(job_id)
+
+        wait = self.options.work_resume_seconds if delay is None else delay
+        handle = asyncio.get_running_loop().call_later(wait, resume)
+        self._resumes.add(handle)
+
+    async def _give_up(self, job_id: str, error: Exception) -> None:
+        try:
+            stored = await self.store.load(job_id)
+            work = stored.run.pending_work() if stored else None
+            if stored is None or work is None:
+                return
+            index, phase = work
+            reason = f"the sequence runner could not finish {phase} this sequence: {error}"
+            attempt = stored.run.attempt
+            await self.store.step(
+                job_id, lambda run: on_failed(run, index, attempt, reason, self._now())
+            )
+        except Exception:
+            logger.exception("job %s could not be marked failed; it resumes at next start", job_id)
+
+    async def _work_through(self, job_id: str) -> None:
+        while True:
+            stored = await self.store.load(job_id)
+            if stored is None:
+                return
+            if stored.outbox:
+                await self.store.flush(job_id)
+            work = stored.run.pending_work()
+            if work is None:
+                return
+            index, phase = work
+            if phase == "planning":
+                await self.work.plan(stored.run, index)
+            else:
+                await self.work.apply(stored.run, index)

@@ -1,0 +1,257 @@
+"""Planning and applying one sequence: read source and target, store the plan, write it."""
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from functools import partial
+from typing import Any, Literal
+from uuid import uuid4
+
+from provisioning_common.definitions import SequenceDefinition
+from provisioning_common.events import AppliedCounts
+from provisioning_common.statuses import JobStatus, SequenceStatus
+
+from sequence_runner.adapters.connectors.base import ConnectorError
+from sequence_runner.domain.plan_checks import check_creates_have_free_ids
+from sequence_runner.domain.plan_digest import plan_digest
+from sequence_runner.domain.planner import plan
+from sequence_runner.domain.records import Plan, PlanError, SourceEntry
+from sequence_runner.domain.run import Run
+from sequence_runner.domain.transitions import (
+    Moved,
+    on_batch_written,
+    on_completed,
+    on_failed,
+    on_planned,
+)
+from sequence_runner.handlers.engine_options import EngineOptions
+from sequence_runner.handlers.ports import (
+    Connectors,
+    PlanRepository,
+    StoredPlan,
+    TargetClaims,
+)
+from sequence_runner.handlers.progress import ProgressReporter
+from sequence_runner.handlers.run_store import RunStore
+
+logger = logging.getLogger(__name__)
+
+
+class TargetBusyError(RuntimeError):
+    """Another job plans or writes the target: this one waits its turn, it has not failed."""
+
+
+def target_identity(definition: SequenceDefinition) -> str:
+    """The target repository a sequence writes, as its definition names it."""
+    return definition.target.model_dump_json()
+
+
+class SequenceWork:
+    """The work a run in phase `planning` or `applying` asks for, done once per call."""
+
+    def __init__(
+        self,
+        store: RunStore,
+        plans: PlanRepository,
+        connectors: Connectors,
+        options: EngineOptions,
+        clock: Callable[[], datetime],
+        monotonic: Callable[[], float] = time.monotonic,
+        claims: TargetClaims | None = None,
+    ) -> None:
+        self.store = store
+        self.plans = plans
+        self.connectors = connectors
+        self.options = options
+        self.claims = claims
+        self._now = clock
+        self._monotonic = monotonic
+
+    async def fail(self, run: Run, index: int, reason: str) -> None:
+        logger.warning("sequence %s failed: %s", index, reason)
+        await self.store.step(
+            run.job_id, lambda current: on_failed(current, index, run.attempt, reason, self._now())
+        )
+        await self._release_target(run, index)
+
+    async def _claim_target(self, run: Run, index: int) -> None:
+        """Hold the target from planning until the plan is written (or blocked, or failed):
+        a plan computed while another job changes the target would be checked against a
+        target that is no longer there when it is written."""
+        if self.claims is None:
+            return
+        target = target_identity(run.sequence_definition(index))
+        holder = await self.claims.claim(target, run.job_id)
+        if holder is not None and not await self._works_on(holder, target):
+            # Its job moved on (blocked, failed, canceled, or its runner crashed) without giving
+            # the target up: the claim is stale.
+            await self.claims.release(target, holder)
+            holder = await self.claims.claim(target, run.job_id)
+        if holder is not None:
+            raise TargetBusyError(f"job {holder} is planning or writing the same target")
+
+    async def _works_on(self, job_id: str, target: str) -> bool:
+        stored = await self.store.load(job_id)
+        if stored is None or stored.run.status is not JobStatus.RUNNING:
+            return False
+        return any(
+            sequence.status is SequenceStatus.RUNNING
+            and target_identity(stored.run.sequence_definition(sequence.index)) == target
+            for sequence in stored.run.sequences
+        )
+
+    async def _release_target(self, run: Run, index: int) -> None:
+        if self.claims is not None:
+            await self.claims.release(target_identity(run.sequence_definition(index)), run.job_id)
+
+    async def plan(self, run: Run, index: int) -> None:
+        await self._claim_target(run, index)
+        definition = run.sequence_definition(index)
+        progress = self._progress(run.job_id, index, "planning")
+        records: list[SourceEntry] = []
+        try:
+            target = self.connectors.target(definition)
+            # Not prepared here: preparing creates the collection and its index, a write that
+            # a plan about to be blocked must not make. The apply prepares it.
+            target_records = [record async for record in target.read_all()]
+            source = self.connectors.source(definition, run.inputs.get(definition.name))
+            async for record in source.read():
+                records.append(record)
+                await progress.tick(len(records))
+            # Seconds of CPU for a large source: in a thread, so the consumers keep their
+            # heartbeats and the other jobs keep moving.
+            result = await asyncio.to_thread(
+                _checked_plan,
+                records,
+                target_records,
+                definition.key,
+                definition.mapping,
+                definition.delete_missing,
+                source.shown_as,
+            )
+        except (ConnectorError, PlanError) as error:
+            await self.fail(run, index, str(error))
+            return
+        await progress.finish(len(records), len(records))
+        plan_id = str(uuid4())
+        digest = await asyncio.to_thread(plan_digest, result.changes)
+        await self.plans.save(
+            StoredPlan(
+                plan_id=plan_id,
+                job_id=run.job_id,
+                index=index,
+                attempt=run.attempt,
+                counts=result.counts,
+                created_at=self._now(),
+                digest=digest,
+            ),
+            result.changes,
+        )
+        outcome = await self.store.step(
+            run.job_id,
+            lambda current: on_planned(
+                current, index, run.attempt, plan_id, result.counts, self._now(), digest
+            ),
+        )
+        if not isinstance(outcome, Moved):
+            # The run moved on while we planned (a restart, another runner): nobody needs it.
+            await self.plans.delete(plan_id)
+        else:
+            logger.info("sequence %s planned: %s", index, result.counts.model_dump())
+
+    async def apply(self, run: Run, index: int) -> None:
+        sequence = run.sequence(index)
+        plan_id, planned = sequence.plan_id, sequence.planned
+        assert plan_id is not None
+        assert planned is not None
+        total = planned.create + planned.update + planned.delete
+        progress = self._progress(run.job_id, index, "applying")
+        # Taken up again after a crash: what was recorded as written is not written again.
+        done = sequence.written or 0
+        try:
+            target = self.connectors.target(run.sequence_definition(index))
+            await target.prepare()
+            batches = self.plans.changes(plan_id, self.options.apply_batch_size, start=done)
+            async for batch in batches:
+                # Read back in order, each change once, no more than were checked.
+                seqs = [change.seq for change in batch]
+                if seqs != list(range(done, done + len(batch))) or done + len(batch) > total:
+                    await self.fail(
+                        run,
+                        index,
+                        f"the stored plan {plan_id} is not the plan that was checked ({total} "
+                        f"changes): read back, changes {done} to {done + len(batch) - 1} are "
+                        f"seq {_span(seqs)}",
+                    )
+                    return
+                if not await self._still_applying(run.job_id, index, plan_id):
+                    # Another runner process took the job over and moved it on; writing the
+                    # rest of this plan now could overwrite what it has written since.
+                    logger.warning(
+                        "plan %s of sequence %s is no longer applied here", plan_id, index
+                    )
+                    return
+                await target.apply(batch)
+                done += len(batch)
+                recorded = await self.store.step(
+                    run.job_id,
+                    partial(on_batch_written, index=index, plan_id=plan_id, written=done),
+                )
+                if not isinstance(recorded, Moved):
+                    logger.warning(
+                        "plan %s of sequence %s is no longer applied here", plan_id, index
+                    )
+                    return
+                await progress.tick(done, total)
+        except ConnectorError as error:
+            await self.fail(run, index, str(error))
+            return
+        if done != total:
+            await self.fail(
+                run, index, f"the stored plan {plan_id} holds {done} changes, {total} were planned"
+            )
+            return
+        await progress.finish(done, total)
+        applied = AppliedCounts(create=planned.create, update=planned.update, delete=planned.delete)
+        await self.store.step(
+            run.job_id,
+            lambda current: on_completed(current, index, plan_id, applied, self._now()),
+        )
+        await self._release_target(run, index)
+        logger.info("sequence %s applied: %s", index, applied.model_dump())
+
+    async def _still_applying(self, job_id: str, index: int, plan_id: str) -> bool:
+        stored = await self.store.load(job_id)
+        return stored is not None and stored.run.is_applying(index, plan_id)
+
+    def _progress(
+        self, job_id: str, index: int, phase: Literal["planning", "applying"]
+    ) -> ProgressReporter:
+        return ProgressReporter(
+            self.store.publisher,
+            job_id=job_id,
+            index=index,
+            phase=phase,
+            interval_seconds=self.options.progress_interval_seconds,
+            monotonic=self._monotonic,
+        )
+
+
+def _checked_plan(
+    records: list[SourceEntry],
+    target_records: list[dict[str, Any]],
+    key: str,
+    mapping: Mapping[str, str] | None,
+    delete_missing: bool,
+    source_name: str,
+) -> Plan:
+    result = plan(records, target_records, key, mapping, delete_missing, source_name)
+    check_creates_have_free_ids(result, target_records, key, source_name)
+    return result
+
+
+def _span(seqs: list[int]) -> str:
+    shown = ", ".join(str(seq) for seq in seqs[:5])
+    return f"{shown}, …" if len(seqs) > 5 else shown

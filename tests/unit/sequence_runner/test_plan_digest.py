@@ -1,0 +1,50 @@
+"""The digest of a plan's changes: what an approval covers."""
+
+from datetime import UTC, datetime
+
+from provisioning_common.events import Approval
+from sequence_runner.domain.plan_digest import approval_covers, plan_digest
+from sequence_runner.domain.records import PlannedChange
+
+
+def create(seq: int, key: str | int, **after: object) -> PlannedChange:
+    return PlannedChange(seq=seq, action="create", key=key, before=None, after=dict(after))
+
+
+def approval(digest: str | None) -> Approval:
+    return Approval(
+        create=2,
+        update=0,
+        delete=0,
+        validated_by="alice",
+        validated_at=datetime(2026, 3, 1, tzinfo=UTC),
+        plan_id="p1",
+        digest=digest,
+    )
+
+
+def test_the_same_changes_in_another_order_have_the_same_digest() -> None:
+    one = [create(0, "a", uid="a", mail="a@x"), create(1, "b", uid="b")]
+    other = [create(0, "b", uid="b"), create(1, "a", mail="a@x", uid="a")]
+    assert plan_digest(one) == plan_digest(other)
+    assert plan_digest(one).startswith("sha256:")
+
+
+def test_another_record_value_action_or_value_type_changes_the_digest() -> None:
+    base = plan_digest([create(0, "a", uid="a", n=1)])
+    assert plan_digest([create(0, "c", uid="c", n=1)]) != base
+    assert plan_digest([create(0, "a", uid="a", n=2)]) != base
+    assert plan_digest([create(0, "a", uid="a", n="1")]) != base
+    assert plan_digest([create(0, "a", uid="a", n=True)]) != base
+    update = PlannedChange(seq=0, action="update", key="a", before={}, after={"uid": "a", "n": 1})
+    assert plan_digest([update]) != base
+    assert plan_digest([]) != base
+
+
+def test_an_approval_covers_only_the_plan_with_its_digest() -> None:
+    digest = plan_digest([create(0, "a", uid="a")])
+    assert approval_covers(approval(digest), digest)
+    assert not approval_covers(approval(digest), plan_digest([create(0, "b", uid="b")]))
+    assert not approval_covers(approval(None), digest)  # given before digests were recorded
+    assert not approval_covers(None, digest)
+    assert not approval_covers(approval(digest), None)
