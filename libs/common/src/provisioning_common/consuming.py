@@ -9,7 +9,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from faststream import AckPolicy
 from faststream.exceptions import NackMessage
@@ -126,16 +126,20 @@ def subscribe_topic(
         )
         tries.forget(at)
 
-    subscriber = broker.subscriber(
-        topic,
-        group_id=group_id,
-        auto_offset_reset="earliest",
-        # NACK_ON_ERROR, not ACK: ACK commits even when the handler raised, losing the message.
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        decoder=raw_body,
-        title=title,
-        description=description,
-        **options,
+    # Named by hand: with **options mypy cannot pick the overload faststream's call matches.
+    subscriber = cast(
+        "DefaultSubscriber",
+        broker.subscriber(
+            topic,
+            group_id=group_id,
+            auto_offset_reset="earliest",
+            # NACK_ON_ERROR, not ACK: ACK commits even when the handler raised, losing the message.
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            decoder=raw_body,
+            title=title,
+            description=description,
+            **options,
+        ),
     )
 
     @subscriber

@@ -44,7 +44,9 @@ class RetryPolicy:
 
     def delay(self, failures: int) -> float:
         """The pause after the `failures`-th failure in a row (1 for the first)."""
-        return min(self.first_delay_seconds * 2.0 ** max(failures - 1, 0), self.max_delay_seconds)
+        # The exponent capped: after a long outage 2.0 ** failures would overflow a float.
+        doublings = min(max(failures - 1, 0), 64)
+        return min(self.first_delay_seconds * 2.0**doublings, self.max_delay_seconds)
 
 
 @dataclass
