@@ -36,8 +36,12 @@ def test_outages_are_transient(error: Exception) -> None:
 
 @pytest.mark.parametrize(
     "error",
-    [TypeError("naive vs aware"), OverflowError("date"), WriteError("too large", code=10334)]
-    + [MessageSizeTooLargeError()],
+    [
+        TypeError("naive vs aware"),
+        OverflowError("date"),
+        WriteError("too large", code=10334),
+        MessageSizeTooLargeError(),
+    ],
 )
 def test_bugs_and_refusals_are_not(error: Exception) -> None:
     assert not is_transient(error)

@@ -52,7 +52,7 @@ async def test_an_apply_completes_while_progress_publishing_hangs() -> None:
 
 
 async def test_the_newest_progress_goes_out_once_the_broker_answers_again() -> None:
-    release = asyncio.Event()
+    release, both_sent = asyncio.Event(), asyncio.Event()
     sent: list[int] = []
 
     class SlowBroker(FakePublisher):
@@ -60,6 +60,8 @@ async def test_the_newest_progress_goes_out_once_the_broker_answers_again() -> N
             await release.wait()
             assert isinstance(event, SequenceProgress)
             sent.append(event.data.done)
+            if len(sent) == 2:
+                both_sent.set()
 
     clock = iter(float(i) for i in range(100))
     reporter = ProgressReporter(
@@ -75,7 +77,6 @@ async def test_the_newest_progress_goes_out_once_the_broker_answers_again() -> N
         await reporter.tick(done * 10, 50)
     release.set()
     async with asyncio.timeout(5):
-        while len(sent) < 2:
-            await asyncio.sleep(0.01)
+        await both_sent.wait()
     # The first one was in flight; of the four offered meanwhile only the newest is kept.
     assert sent == [10, 50]
