@@ -34,4 +34,4 @@ def test_the_runner_and_the_projector_log_through_it() -> None:
     from sequence_runner import bootstrap
 
     for module in (main, projector, bootstrap):
-        assert module.redacted_uri is redacted_uri  # type: ignore[attr-defined]
+        assert module.redacted_uri is redacted_uri

@@ -3,7 +3,7 @@
 import asyncio
 
 from provisioning_common.envelope import Envelope
-from provisioning_common.events import SequenceProgress
+from provisioning_common.events import SequencePlanned, SequenceProgress
 from provisioning_common.statuses import JobStatus
 from sequence_runner.handlers.engine import Engine, EngineOptions
 from sequence_runner.handlers.messages import EVENT_HANDLERS, handle
@@ -42,7 +42,7 @@ async def test_an_apply_completes_while_progress_publishing_hangs() -> None:
     await handle(EVENT_HANDLERS, job_created(definition(sequence("people"))), engine)
     async with asyncio.timeout(10):
         await engine.idle()
-        (planned,) = [e for e in publisher.published if e.type == "provisioning.SequencePlanned"]
+        (planned,) = publisher.of_type(SequencePlanned)
         await handle(EVENT_HANDLERS, decide(planned), engine)
         await engine.idle()
     assert runs.rows[JOB_ID].run.status is JobStatus.COMPLETED
