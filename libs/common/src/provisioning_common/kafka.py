@@ -34,8 +34,9 @@ async def publish_envelope(broker: KafkaBroker, topic: str, message: Envelope) -
         message.model_dump_json().encode(),
         topic=topic,
         key=message.subject.encode(),
-        # ce_type and ce_id too, as the binding allows: a consumer can route without parsing.
-        headers={"content-type": CLOUDEVENTS_JSON, "ce_type": message.type, "ce_id": message.id},
+        # The content type alone: no ce_* headers, which the binding allows in structured mode
+        # but which the CloudEvents SDK's from_kafka() takes as the sign of binary mode.
+        headers={"content-type": CLOUDEVENTS_JSON},
     )
 
 
