@@ -47,3 +47,21 @@ def test_the_services_own_lines_are_never_held_back() -> None:
         ours.removeHandler(handler)
         ours.propagate = True
     assert len(out.getvalue().splitlines()) == 5
+
+
+def test_faststreams_consumer_errors_are_rate_limited_under_the_services_broker_logger() -> None:
+    clock = [0.0]
+    handler, out = _handler(clock)
+    broker_log = logging.getLogger("sequence_runner.broker")
+    broker_log.addHandler(handler)
+    broker_log.propagate = False
+    try:
+        for _ in range(12):  # faststream's consumer loop: one every 5 s for a minute
+            clock[0] += 5
+            broker_log.error("Kafka error occurred", exc_info=ConnectionError("broker away"))
+    finally:
+        broker_log.removeHandler(handler)
+        broker_log.propagate = True
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert len(lines) == 2
+    assert {line["level"] for line in lines} == {"WARNING"}

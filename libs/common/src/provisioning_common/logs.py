@@ -39,6 +39,8 @@ class JsonFormatter(logging.Formatter):
 # "Unable connect to node with id 1", "Failed fetch messages from 1", "Unable to update metadata"
 # ... ten lines a second from every service for the length of an outage.
 _CLIENT_LOGGERS = ("aiokafka", "faststream")
+# faststream logs its consumer's errors through the broker's logger, which each service names.
+_FASTSTREAM_OUTAGE = "Kafka error occurred"
 # Those that only say the broker is away: WARNING, since the clients wait it out by themselves.
 _OUTAGE_TEMPLATES = (
     "Unable connect to",
@@ -48,7 +50,7 @@ _OUTAGE_TEMPLATES = (
     "Heartbeat",
     "Group Coordinator Request failed",
     "OffsetCommit failed",
-    "Kafka error occurred",
+    _FASTSTREAM_OUTAGE,
 )
 
 
@@ -65,9 +67,9 @@ class RepeatedClientLogFilter(logging.Filter):
         self._seen: dict[tuple[str, str], tuple[float, int]] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not record.name.startswith(_CLIENT_LOGGERS):
-            return True
         template = str(record.msg)
+        if not (record.name.startswith(_CLIENT_LOGGERS) or template == _FASTSTREAM_OUTAGE):
+            return True
         if record.levelno >= logging.ERROR and template.startswith(_OUTAGE_TEMPLATES):
             record.levelno, record.levelname = logging.WARNING, "WARNING"
         key = (record.name, template)
