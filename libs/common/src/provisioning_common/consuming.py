@@ -169,7 +169,7 @@ def subscribe_topic(
         except expected_waits as waiting:
             waited, first = tries.waited(at)
             if waited >= max_wait_seconds:
-                await dead_letter(body, at, f"still waiting after {waited:.0f}s: {waiting}")
+                await dead_letter(body, at, f"still waiting after {waited:.1f}s: {waiting}")
                 return
             if first:
                 logger.info("%s; redelivered every %ss", waiting, WAIT_PAUSE_SECONDS)
