@@ -86,7 +86,7 @@ class SlowTarget:
 
 class Connectors(ConnectorRegistry):
     def target(self, sequence: Any) -> TargetConnector:
-        return SlowTarget(super().target(sequence))  # type: ignore[return-value]
+        return SlowTarget(super().target(sequence))
 
 
 class Recording(KafkaEventPublisher):
