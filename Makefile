@@ -9,7 +9,7 @@ UV := .tools/bin/uv
 VENV_STAMP := .venv/.synced
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: help venv browser run test lint format infra-up infra-down infra-status infra-logs bench screenshots clean
+.PHONY: help venv browser run test test-unit lint format infra-up infra-down infra-status infra-logs bench screenshots clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -34,6 +34,11 @@ run: venv ## start Kafka, MongoDB and every service, load the demo; Ctrl-C stops
 
 test: venv browser ## lint, type-check and run every test tier on their own broker and database
 	scripts/test.sh
+
+test-unit: venv ## the unit tests alone: no broker, no database, a few seconds
+	@# Without the schemathesis and hypothesis plugins: seconds of imports no unit test needs.
+	PROVISIONING_TESTS_WITHOUT_INFRA=1 .venv/bin/pytest -p no:cacheprovider -p no:schemathesis \
+	  -p no:hypothesispytest -q tests/unit
 
 lint: venv ## ruff check, ruff format --check, mypy --strict
 	.venv/bin/ruff check .

@@ -3,6 +3,10 @@
 Where they come from, in order: KAFKA_BOOTSTRAP_SERVERS / MONGO_URI when set; testcontainers
 when a Docker engine answers; otherwise scripts/infra.sh on the test ports. Nothing is ever
 skipped for a missing service: a broker that cannot be had fails the run.
+
+Every fixture here is lazy: nothing starts until a test asks for it, so `make test-unit` runs
+tests/unit with no broker and no database. It sets PROVISIONING_TESTS_WITHOUT_INFRA=1, and a
+unit test that asks for infrastructure then fails at once, saying which, instead of starting it.
 """
 
 import os
@@ -81,6 +85,12 @@ def _from_local_scripts(stack: ExitStack) -> Infra:
 
 @pytest.fixture(scope="session")
 def infra() -> Iterator[Infra]:
+    if os.environ.get("PROVISIONING_TESTS_WITHOUT_INFRA") == "1":
+        pytest.fail(
+            "this test needs the broker or the database, and this run has none (make "
+            "test-unit): move it to tests/integration, or fake the port it uses",
+            pytrace=False,
+        )
     kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     mongo = os.environ.get("MONGO_URI")
     with ExitStack() as stack:

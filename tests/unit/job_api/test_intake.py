@@ -12,7 +12,6 @@ from job_api.domain.intake import (
     validation_reason,
 )
 from job_api.domain.projection import fold
-from job_api.entrypoints.projector import redacted_uri, retrying
 from job_api.handlers.intake import DuplicateRequest, intake_raw_request, submit_job_request
 from job_api.handlers.projection import project_raw_event
 from provisioning_common.definitions import JobDefinition
@@ -28,7 +27,6 @@ from provisioning_common.events import (
 from provisioning_common.identifiers import is_job_id, job_id_for_request
 from provisioning_common.requests import JobRequest
 from pydantic import ValidationError
-from pymongo.errors import AutoReconnect, WriteError
 
 from tests.unit.job_api.test_projection import two_sequence_definition
 
@@ -330,31 +328,3 @@ async def test_the_projector_dead_letters_what_is_not_a_job_event() -> None:
         started.model_dump_json().encode(), source=source, store=store, dead_letters=dead
     )
     assert store.folded == [(parse_job_event(started.model_dump_json()), 1, 9)]
-
-
-async def test_the_projector_waits_out_the_database_and_gives_up_on_other_failures() -> None:
-    calls: list[int] = []
-
-    async def flaky() -> str:
-        calls.append(1)
-        if len(calls) < 3:
-            raise AutoReconnect("connection refused")
-        return "folded"
-
-    assert await retrying(flaky, what="p:0", first_delay=0.001) == "folded"
-    assert len(calls) == 3
-
-    refused: list[int] = []
-
-    async def refusing() -> None:
-        refused.append(1)
-        raise WriteError("document too large", code=10334)
-
-    with pytest.raises(WriteError):
-        await retrying(refusing, what="p:1", first_delay=0.001)
-    assert len(refused) == 5
-
-
-def test_logged_mongo_uris_carry_no_password() -> None:
-    assert redacted_uri("mongodb://ops:s3cret@db:27017/x") == "mongodb://ops:***@db:27017/x"
-    assert redacted_uri("mongodb://127.0.0.1:27017") == "mongodb://127.0.0.1:27017"

@@ -1,32 +1,196 @@
-"""The one way our services consume a topic of envelopes: raw bytes in, our own parser, the
-malformed to the dead-letter topic, the offset committed only after the handler succeeded."""
+"""The one way our services consume a topic: raw bytes in, our own parser, the malformed and the
+unprocessable to the dead-letter topic with the reason, and the offset committed only after the
+handler succeeded. Every consumer of the system (the intake, the projector, the runner's two and
+the guard's) is one `subscribe_topic` call."""
 
 import asyncio
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
 from faststream import AckPolicy
+from faststream.exceptions import NackMessage
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.subscriber.usecase import DefaultSubscriber
 from faststream.message import StreamMessage
 from pydantic import ValidationError
 
 from provisioning_common.envelope import Envelope
 from provisioning_common.kafka import send_to_dead_letter
 from provisioning_common.logs import current_job_id
+from provisioning_common.retrying import Attempts, RetryPolicy, describe
 
 logger = logging.getLogger(__name__)
 
+M = TypeVar("M")
 E = TypeVar("E", bound=Envelope)
 
-# A failed handler is retried by redelivery; the pause keeps an outage from spinning.
-RETRY_PAUSE_SECONDS = 1.0
+# A "not yet" (expected wait) is redelivered after this pause, without counting as a failure.
+WAIT_PAUSE_SECONDS = 1.0
+# ... but not for ever: a message still waiting after this long is dead-lettered. The runner
+# stops its own waits sooner (30 s by the command's time); this bounds the case its clock can't.
+MAX_WAIT_SECONDS = 120.0
+# Failing messages remembered at once (one per stalled partition in practice).
+_MAX_TRACKED = 1000
+
+
+@dataclass(frozen=True)
+class Received:
+    """Where a consumed message came from: its dead letter names it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
 
 
 async def raw_body(message: StreamMessage[Any]) -> Any:
     """Hand the handler the bytes as they came, so a malformed message reaches our own parser."""
     return message.body
+
+
+class _Tries:
+    """The failures and waits of the messages being retried, by position, across redeliveries."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self._policy = policy
+        self._attempts: OrderedDict[tuple[str, int, int], Attempts] = OrderedDict()
+        self._waits: OrderedDict[tuple[str, int, int], float] = OrderedDict()
+
+    def attempts(self, at: Received) -> Attempts:
+        key = (at.topic, at.partition, at.offset)
+        found = self._attempts.get(key)
+        if found is None:
+            found = Attempts(f"{at.topic}:{at.partition}:{at.offset}", self._policy, logger)
+            self._attempts[key] = found
+            while len(self._attempts) > _MAX_TRACKED:
+                self._attempts.popitem(last=False)
+        return found
+
+    def waited(self, at: Received) -> tuple[float, bool]:
+        """Seconds this message has waited so far, and whether this is its first wait."""
+        key = (at.topic, at.partition, at.offset)
+        now = time.monotonic()
+        first = self._waits.setdefault(key, now)
+        while len(self._waits) > _MAX_TRACKED:
+            self._waits.popitem(last=False)
+        return now - first, first == now
+
+    def forget(self, at: Received) -> None:
+        key = (at.topic, at.partition, at.offset)
+        self._attempts.pop(key, None)
+        self._waits.pop(key, None)
+
+
+def subscribe_topic(
+    broker: KafkaBroker,
+    *,
+    topic: str,
+    group_id: str,
+    parse: Callable[[bytes], M],
+    handle: Callable[[M, Received], Awaitable[bool]],
+    title: str,
+    description: str,
+    subject: Callable[[M], str | None] = lambda _: None,
+    policy: RetryPolicy | None = None,
+    expected_waits: tuple[type[Exception], ...] = (),
+    max_wait_seconds: float = MAX_WAIT_SECONDS,
+    **options: Any,
+) -> DefaultSubscriber:
+    """Subscribe `handle` to `topic`; it returns whether the message meant something to it.
+
+    - `parse` raising (a ValidationError, say): the message is dead-lettered at once.
+    - `handle` raising a transient error (database or broker away): the message is redelivered
+      after a back-off, for as long as it takes.
+    - `handle` raising anything else: redelivered after a back-off, and dead-lettered with the
+      reason after `policy.give_up_after` failures; the consumer then moves on.
+    - `handle` raising one of `expected_waits` ("not yet"): redelivered every second, without
+      a traceback, for at most `max_wait_seconds`, then dead-lettered.
+    `options` go to faststream's subscriber (e.g. max_partition_fetch_bytes).
+    """
+    tries = _Tries(policy or RetryPolicy())
+
+    async def dead_letter(body: bytes, at: Received, reason: str) -> None:
+        await send_to_dead_letter(
+            broker,
+            topic=topic,
+            raw=body,
+            key=at.key,
+            partition=at.partition,
+            offset=at.offset,
+            reason=reason,
+        )
+        tries.forget(at)
+
+    # Named by hand: with **options mypy cannot pick the overload faststream's call matches.
+    subscriber = cast(
+        "DefaultSubscriber",
+        broker.subscriber(
+            topic,
+            group_id=group_id,
+            auto_offset_reset="earliest",
+            # NACK_ON_ERROR, not ACK: ACK commits even when the handler raised, losing the message.
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            decoder=raw_body,
+            title=title,
+            description=description,
+            **options,
+        ),
+    )
+
+    @subscriber
+    async def on_message(body: bytes, message: KafkaMessage) -> None:
+        record = message.raw_message
+        if isinstance(record, tuple):  # pragma: no cover - the subscriber is not a batch one
+            raise TypeError("batch messages are not expected")
+        at = Received(record.topic, record.partition, record.offset, record.key)
+        try:
+            parsed = parse(body)
+        except ValidationError as error:
+            await dead_letter(body, at, str(error))
+            return
+        except Exception as error:
+            # Not a transient failure: parsing the same bytes again fails the same way.
+            await dead_letter(body, at, f"could not be parsed: {describe(error)}")
+            return
+        token = current_job_id.set(subject(parsed))
+        try:
+            await _handle_once(parsed, body, at)
+        finally:
+            current_job_id.reset(token)
+
+    async def _handle_once(parsed: M, body: bytes, at: Received) -> None:
+        try:
+            handled = await handle(parsed, at)
+        except expected_waits as waiting:
+            waited, first = tries.waited(at)
+            if waited >= max_wait_seconds:
+                await dead_letter(body, at, f"still waiting after {waited:.1f}s: {waiting}")
+                return
+            if first:
+                logger.info("%s; redelivered every %ss", waiting, WAIT_PAUSE_SECONDS)
+            await asyncio.sleep(WAIT_PAUSE_SECONDS)
+            # NackMessage: seek back without faststream logging the error a second time.
+            raise NackMessage() from waiting
+        except Exception as error:
+            delay = tries.attempts(at).failed(error)
+            if delay is None:
+                await dead_letter(body, at, f"could not be handled: {tries.attempts(at).reason}")
+                return
+            await asyncio.sleep(delay)
+            raise NackMessage() from error
+        attempts = tries.attempts(at)
+        if attempts.failures:
+            logger.info("%s handled after %d failures", attempts.what, attempts.failures)
+        tries.forget(at)
+        if handled:
+            logger.info("handled %s (offset %s)", _kind(parsed), at.offset)
+
+    return subscriber
 
 
 def subscribe_envelopes(
@@ -38,52 +202,30 @@ def subscribe_envelopes(
     handle: Callable[[E], Awaitable[bool]],
     title: str,
     description: str,
+    policy: RetryPolicy | None = None,
     expected_waits: tuple[type[Exception], ...] = (),
-) -> None:
-    """Subscribe `handle` to `topic`; it returns whether the message meant something to it.
+) -> DefaultSubscriber:
+    """`subscribe_topic` for a topic of CloudEvents envelopes (job events, commands)."""
 
-    `expected_waits` are errors that mean "not yet" rather than "broken": the message is
-    redelivered after the pause like any failure, but logged without a stack trace.
-    """
+    async def on_envelope(envelope: E, _: Received) -> bool:
+        return await handle(envelope)
 
-    @broker.subscriber(
-        topic,
+    return subscribe_topic(
+        broker,
+        topic=topic,
         group_id=group_id,
-        auto_offset_reset="earliest",
-        # NACK_ON_ERROR, not ACK: ACK commits even when the handler raised, losing the message.
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        decoder=raw_body,
+        parse=parse,
+        handle=on_envelope,
+        subject=lambda envelope: envelope.subject,
         title=title,
         description=description,
+        policy=policy,
+        expected_waits=expected_waits,
     )
-    async def on_message(body: bytes, message: KafkaMessage) -> None:
-        record = message.raw_message
-        if isinstance(record, tuple):  # pragma: no cover - the subscriber is not a batch one
-            raise TypeError("batch messages are not expected")
-        try:
-            parsed = parse(body)
-        except (ValidationError, ValueError) as error:
-            await send_to_dead_letter(
-                broker,
-                topic=topic,
-                raw=body,
-                key=record.key,
-                partition=record.partition,
-                offset=record.offset,
-                reason=str(error),
-            )
-            return
-        token = current_job_id.set(parsed.subject)
-        try:
-            if await handle(parsed):
-                logger.info("handled %s (offset %s)", parsed.type, record.offset)
-        except expected_waits as waiting:
-            logger.info("%s; redelivered in %ss", waiting, RETRY_PAUSE_SECONDS)
-            await asyncio.sleep(RETRY_PAUSE_SECONDS)
-            raise
-        except Exception:
-            logger.exception("handling %s failed; it will be redelivered", parsed.type)
-            await asyncio.sleep(RETRY_PAUSE_SECONDS)
-            raise
-        finally:
-            current_job_id.reset(token)
+
+
+def _kind(parsed: object) -> str:
+    return parsed.type if isinstance(parsed, Envelope) else type(parsed).__name__
+
+
+__all__ = ["Received", "RetryPolicy", "describe", "subscribe_envelopes", "subscribe_topic"]

@@ -1,13 +1,12 @@
 """Events on provisioning.job-events, past tense, keyed and subjected by job id."""
 
 import re
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, TypeAdapter
 
 from provisioning_common.definitions import Action, JobDefinition, Thresholds
-from provisioning_common.envelope import Envelope, Payload
+from provisioning_common.envelope import Envelope, Payload, UtcTime
 from provisioning_common.requests import Origin
 
 # The producer of the threshold decisions (SequenceReleased, SequenceBlocked): the runner acts
@@ -113,7 +112,7 @@ class Approval(Payload):
     update: int = Field(ge=0)
     delete: int = Field(ge=0)
     validated_by: str
-    validated_at: datetime
+    validated_at: UtcTime
     plan_id: str
     digest: str | None = Field(
         default=None,

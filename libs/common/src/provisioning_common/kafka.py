@@ -12,6 +12,13 @@ from provisioning_common.topics import dead_letter_topic
 
 logger = logging.getLogger(__name__)
 
+# The Kafka binding of CloudEvents, structured mode: the content type is the event format's.
+CLOUDEVENTS_JSON = "application/cloudevents+json; charset=UTF-8"
+# A dead letter keeps at most this much of the message: the dead-letter topic has the same
+# size limit as the topic the message came from, and an oversized one must still be kept.
+MAX_DEAD_LETTER_BYTES = 900_000
+MAX_DEAD_LETTER_REASON = 4000
+
 
 def build_broker(settings: KafkaSettings, **extra: Any) -> KafkaBroker:
     """One broker per service; nothing connects until the app starts it."""
@@ -24,10 +31,12 @@ async def publish_envelope(broker: KafkaBroker, topic: str, message: Envelope) -
     Returns the broker's acknowledgement: the partition and offset the message was written at.
     """
     return await broker.publish(
-        message.model_dump(mode="json"),
+        message.model_dump_json().encode(),
         topic=topic,
         key=message.subject.encode(),
-        headers={"ce_type": message.type, "ce_id": message.id, "content-type": "application/json"},
+        # The content type alone: no ce_* headers, which the binding allows in structured mode
+        # but which the CloudEvents SDK's from_kafka() takes as the sign of binary mode.
+        headers={"content-type": CLOUDEVENTS_JSON},
     )
 
 
@@ -41,9 +50,15 @@ async def send_to_dead_letter(
     offset: int | None,
     reason: str,
 ) -> None:
-    """Keep the malformed message and say why, so the consumer can move on and lose nothing."""
+    """Keep the message the consumer could not handle and say why, so it can move on and lose
+    nothing."""
+    if len(raw) > MAX_DEAD_LETTER_BYTES:
+        raw = raw[:MAX_DEAD_LETTER_BYTES]
+        reason = f"{reason} (kept its first {MAX_DEAD_LETTER_BYTES} bytes)"
+    if len(reason) > MAX_DEAD_LETTER_REASON:
+        reason = f"{reason[: MAX_DEAD_LETTER_REASON - 1]}…"
     logger.warning(
-        "malformed message on %s partition=%s offset=%s sent to %s: %s",
+        "message on %s partition=%s offset=%s sent to %s: %s",
         topic,
         partition,
         offset,
@@ -55,7 +70,7 @@ async def send_to_dead_letter(
         topic=dead_letter_topic(topic),
         key=key,
         headers={
-            "dlq_reason": reason[:4000],
+            "dlq_reason": reason,
             "dlq_topic": topic,
             "dlq_partition": str(partition),
             "dlq_offset": str(offset),

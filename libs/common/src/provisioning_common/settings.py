@@ -6,6 +6,8 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pymongo import AsyncMongoClient
 
+from provisioning_common.retrying import RetryPolicy
+
 
 class KafkaSettings(BaseSettings):
     """Read from KAFKA_* variables, so one variable points every service at a cluster."""
@@ -37,6 +39,15 @@ class KafkaSettings(BaseSettings):
     request_timeout_ms: int = Field(
         default=30_000, ge=1000, description="How long a request to a broker may take."
     )
+    consumer_give_up_after: int = Field(
+        default=5,
+        ge=1,
+        description="Failures of one message's handler (other than the database or the broker "
+        "being away, which are waited out) before it is dead-lettered and the consumer moves on.",
+    )
+    consumer_max_backoff_seconds: float = Field(
+        default=30.0, gt=0, description="Longest pause between two tries of one message."
+    )
 
     def topic(self, name: str) -> str:
         """The real name of one of the topics in provisioning_common.topics."""
@@ -45,6 +56,13 @@ class KafkaSettings(BaseSettings):
     def group_id(self, service: str) -> str:
         """The consumer group of a service, e.g. group_id("sequence-runner")."""
         return f"{service}{self.consumer_group_suffix}"
+
+    def consumer_retry_policy(self) -> RetryPolicy:
+        """How every consumer of the system retries a message its handler failed on."""
+        return RetryPolicy(
+            give_up_after=self.consumer_give_up_after,
+            max_delay_seconds=self.consumer_max_backoff_seconds,
+        )
 
     def to_faststream_params(self) -> dict[str, Any]:
         """Keyword arguments of faststream's KafkaBroker: idempotent producer, acks from all ISR."""

@@ -1,13 +1,13 @@
 """Composition root of the sequence runner: every client and repository, built from settings."""
 
 import logging
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from provisioning_common.kafka import build_broker
+from provisioning_common.redaction import redacted_uri
 from provisioning_common.topics import JOB_COMMANDS, JOB_EVENTS, ensure_topics
 from pymongo import AsyncMongoClient
 
@@ -22,10 +22,6 @@ from sequence_runner.handlers.engine import Engine, EngineOptions
 from sequence_runner.settings import RunnerSettings
 
 logger = logging.getLogger("sequence_runner")
-
-
-def without_credentials(uri: str) -> str:
-    return re.sub(r"//[^@/]*@", "//***@", uri)
 
 
 @dataclass(frozen=True)
@@ -87,7 +83,7 @@ def app_factory(settings: RunnerSettings) -> FastStream:
             settings.kafka.topic(JOB_EVENTS),
             settings.kafka.topic(JOB_COMMANDS),
             settings.kafka.group_id(GROUP),
-            without_credentials(settings.mongo.uri),
+            redacted_uri(settings.mongo.uri),
             settings.mongo.database,
             settings.target_db,
             settings.data_dir.resolve(),

@@ -4,11 +4,11 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
-from urllib.parse import urlsplit, urlunsplit
 
 import uvicorn
 from fastapi import FastAPI
 from provisioning_common.logs import configure_logging
+from provisioning_common.redaction import redacted_uri
 from provisioning_common.topics import ensure_topics
 
 from job_api.api import api_keys, audit, definitions, jobs, me, session, system
@@ -18,7 +18,7 @@ from job_api.api.errors import add_error_handlers
 from job_api.api.limits import BodySizeLimitMiddleware
 from job_api.bootstrap import JobApiServices, build_services
 from job_api.console import router as console_router
-from job_api.entrypoints.intake import build_intake_subscriber
+from job_api.entrypoints.job_requests import build_intake_subscriber
 from job_api.metrics import MetricsMiddleware
 from job_api.settings import JobApiSettings
 
@@ -30,16 +30,6 @@ def _version() -> str:
         return version("job-api")
     except PackageNotFoundError:  # pragma: no cover - run from a source tree without metadata
         return "0.0.0"
-
-
-def _without_credentials(uri: str) -> str:
-    parts = urlsplit(uri)
-    if parts.password is None and parts.username is None:
-        return uri
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
 def _lifespan(
@@ -68,7 +58,7 @@ def _lifespan(
             settings.port,
             settings.kafka.bootstrap_servers,
             settings.kafka.topic_prefix,
-            _without_credentials(settings.mongo.uri),
+            redacted_uri(settings.mongo.uri),
             settings.mongo.database,
         )
         try:

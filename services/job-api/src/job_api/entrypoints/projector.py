@@ -3,34 +3,27 @@
 import argparse
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar, cast
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
 
-from aiokafka import ConsumerRecord
-from faststream import AckPolicy, FastStream
+from faststream import FastStream
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
+from provisioning_common.consuming import Received, subscribe_topic
 from provisioning_common.kafka import build_broker
 from provisioning_common.logs import configure_logging
+from provisioning_common.redaction import redacted_uri
 from provisioning_common.topics import JOB_EVENTS, ensure_topics
-from pymongo.errors import ConnectionFailure, PyMongoError
 
 from job_api.adapters.job_events import KafkaJobEvents, SourceRecord
-from job_api.adapters.job_instances import JobInstanceStore, ProjectionConflictError
+from job_api.adapters.job_instances import JobInstanceStore
 from job_api.handlers.projection import project_raw_event
 from job_api.settings import JobApiSettings
 
 SERVICE = "job-api-projector"
 PROJECTOR_GROUP = "job-api-projector"
-# A failure that is not the database being away (a document MongoDB refuses) is retried this
-# many times, then the event is dead-lettered so that the job's later events are not held up.
-_ATTEMPTS_BEFORE_DEAD_LETTER = 5
-_MAX_BACKOFF_SECONDS = 5.0
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 def broker_factory(settings: JobApiSettings) -> KafkaBroker:
@@ -49,20 +42,11 @@ def app_factory(settings: JobApiSettings) -> FastStream:
     topic = settings.kafka.topic(JOB_EVENTS)
     app = FastStream(broker, logger=logger)
 
-    async def on_job_event(message: KafkaMessage) -> None:
-        record = cast("ConsumerRecord[bytes | None, bytes | None]", message.raw_message)
-        source = SourceRecord(
-            topic=record.topic, partition=record.partition, offset=record.offset, key=record.key
-        )
-        raw = record.value or b""
-
-        async def fold_it() -> None:
-            await project_raw_event(raw, source=source, store=store, dead_letters=events)
-
-        try:
-            await retrying(fold_it, what=f"{record.topic}:{record.partition}:{record.offset}")
-        except (PyMongoError, ProjectionConflictError) as error:
-            await events.dead_letter(raw, source=source, reason=f"could not be projected: {error}")
+    async def fold(raw: bytes, at: Received) -> bool:
+        source = SourceRecord(topic=at.topic, partition=at.partition, offset=at.offset, key=at.key)
+        # A message that is not a job event is dead-lettered by the handler, with its reasons.
+        await project_raw_event(raw, source=source, store=store, dead_letters=events)
+        return False  # the fold logs what it did itself
 
     @app.on_startup
     async def subscribe() -> None:
@@ -80,16 +64,19 @@ def app_factory(settings: JobApiSettings) -> FastStream:
         else:
             group = await store.projector_group(base_group)
         await store.ensure_indexes()
-        # Commit after the write: NACK on an error seeks back, so nothing is skipped.
-        subscriber = broker.subscriber(
-            topic,
+        # The database away is waited out; an event that fails otherwise (a document MongoDB
+        # refuses, one the fold cannot take) is dead-lettered after a few tries, so the job's
+        # later events are not held up behind it.
+        subscribe_topic(
+            broker,
+            topic=topic,
             group_id=group,
-            auto_offset_reset="earliest",
-            ack_policy=AckPolicy.NACK_ON_ERROR,
+            parse=bytes,
+            handle=fold,
             title=f"{SERVICE}:{topic}",
             description="Folds every job event into its job instance document.",
+            policy=settings.kafka.consumer_retry_policy(),
         )
-        subscriber(on_job_event)
         logger.info(
             "%s started: kafka %s, topic %s, group %s; mongo %s, database %s",
             SERVICE,
@@ -106,36 +93,6 @@ def app_factory(settings: JobApiSettings) -> FastStream:
         logger.info("%s stopped", SERVICE)
 
     return app
-
-
-async def retrying(
-    operation: Callable[[], Awaitable[T]], *, what: str, first_delay: float = 0.2
-) -> T:
-    """Wait out the database (retried until it answers); other failures a few times."""
-    failures = 0
-    delay = first_delay
-    while True:
-        try:
-            return await operation()
-        except ConnectionFailure as error:
-            logger.warning("MongoDB unavailable while projecting %s, retrying: %s", what, error)
-        except (PyMongoError, ProjectionConflictError) as error:
-            failures += 1
-            if failures >= _ATTEMPTS_BEFORE_DEAD_LETTER:
-                raise
-            logger.warning("projecting %s failed (attempt %d): %s", what, failures, error)
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, _MAX_BACKOFF_SECONDS)
-
-
-def redacted_uri(uri: str) -> str:
-    """The URI without its password, for logs."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -150,8 +150,3 @@ async def _reject_malformed(
         return rejected
     finally:
         current_job_id.reset(token)
-
-
-# The intake's message table: the requests topic carries one message type, the plain JSON
-# job request, so every message goes to intake_raw_request.
-HANDLERS = {JobRequest: intake_raw_request}

@@ -28,6 +28,7 @@ def subscribe_runner(broker: KafkaBroker, kafka: KafkaSettings, engine: Engine) 
         handle=on_event,
         title=f"{GROUP}:{kafka.topic(JOB_EVENTS)}",
         description="Starts jobs and applies or stops planned sequences on the guard's word.",
+        policy=kafka.consumer_retry_policy(),
     )
     subscribe_envelopes(
         broker,
@@ -37,6 +38,9 @@ def subscribe_runner(broker: KafkaBroker, kafka: KafkaSettings, engine: Engine) 
         handle=on_command,
         title=f"{GROUP}:{kafka.topic(JOB_COMMANDS)}",
         description="Validates, cancels and restarts jobs for operators.",
-        # A command can overtake the guard's decision it answers (another topic): wait for it.
+        policy=kafka.consumer_retry_policy(),
+        # A command can overtake the guard's decision it answers (another topic): wait for it,
+        # for at most the engine's decision_wait_seconds (by the command's time), and in any
+        # case no longer than the subscriber's MAX_WAIT_SECONDS (by our clock).
         expected_waits=(DecisionPendingError,),
     )

@@ -8,6 +8,7 @@ from datetime import datetime
 from functools import partial
 
 from provisioning_common.logs import current_job_id
+from provisioning_common.retrying import GaveUpError, RetryPolicy, retrying
 
 from sequence_runner.domain.transitions import on_failed
 from sequence_runner.handlers.engine_options import EngineOptions
@@ -87,31 +88,36 @@ class WorkScheduler:
                 current_job_id.reset(token)
 
     async def _work_with_retries(self, job_id: str) -> None:
-        retries = self.options.work_retries
-        for attempt in range(retries + 1):
+        async def work() -> bool:
             try:
                 await self._work_through(job_id)
-                self._waiting.discard(job_id)
-                return
             except TargetBusyError as busy:
-                # Said once per wait, not at every look (each second, maybe for long: a guard
-                # that is away keeps the other job deciding).
+                # Not a failure: another job holds the target. Said once per wait, not at
+                # every look (each second, maybe for long: a guard that is away keeps the
+                # other job deciding).
                 level = logging.DEBUG if job_id in self._waiting else logging.INFO
                 logger.log(level, "%s; job %s waits its turn", busy, job_id)
                 self._waiting.add(job_id)
                 self._resume_later(job_id, self.options.target_wait_seconds)
-                return
-            except Exception as error:
-                if attempt == retries:
-                    logger.exception("giving up on job %s after %s retries", job_id, retries)
-                    if not isinstance(error, OutboxNotSentError):
-                        # An unsent event is no failure of the work: the sequence the run
-                        # moved on to has not even started.
-                        await self._give_up(job_id, error)
-                    self._resume_later(job_id)
-                    return
-                logger.warning("work on job %s failed; retrying", job_id, exc_info=True)
-                await asyncio.sleep(self.options.work_retry_backoff_seconds * 2**attempt)
+                return False
+            return True
+
+        attempts = self.options.work_retries + 1
+        policy = RetryPolicy(
+            first_delay_seconds=self.options.work_retry_backoff_seconds,
+            give_up_after=attempts,
+            transient_give_up_after=attempts,
+        )
+        try:
+            if await retrying(work, what=f"work on job {job_id}", policy=policy, logger=logger):
+                self._waiting.discard(job_id)
+        except GaveUpError as gave_up:
+            error = gave_up.__cause__
+            if isinstance(error, Exception) and not isinstance(error, OutboxNotSentError):
+                # An unsent event is no failure of the work: the sequence the run moved on
+                # to has not even started.
+                await self._give_up(job_id, error)
+            self._resume_later(job_id)
 
     def _resume_later(self, job_id: str, delay: float | None = None) -> None:
         """Kick the job again later: what it could not do now is still to be done."""

@@ -26,4 +26,5 @@ def subscribe_to_job_events(
         handle=on_event,
         title="threshold-guard:job-events",
         description="Releases or blocks every planned sequence.",
+        policy=kafka.consumer_retry_policy(),
     )

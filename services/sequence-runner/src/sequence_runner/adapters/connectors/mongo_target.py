@@ -1,10 +1,12 @@
 """MongoDB target: one collection of the target repository database, one document per record."""
 
-import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from provisioning_common.retrying import GaveUpError, retrying
+from provisioning_common.retrying import RetryPolicy as BackOff
 from pymongo import ASCENDING, DeleteOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import ConnectionFailure, PyMongoError
@@ -13,6 +15,7 @@ from sequence_runner.adapters.connectors.base import TargetError
 from sequence_runner.domain.records import PlannedChange
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -23,18 +26,27 @@ class RetryPolicy:
 
 async def with_retries(policy: RetryPolicy, what: str, operation: Callable[[], Awaitable[T]]) -> T:
     """Retry what a network blip can fail; anything else fails the sequence at once."""
-    for attempt in range(1, policy.attempts + 1):
-        try:
-            return await operation()
-        except ConnectionFailure as error:
-            if attempt == policy.attempts:
-                raise TargetError(
-                    f"target repository unreachable after {attempt} attempts ({what}): {error}"
-                ) from error
-            await asyncio.sleep(policy.backoff_seconds * 2 ** (attempt - 1))
-        except PyMongoError as error:
+    try:
+        return await retrying(
+            operation,
+            what=f"target repository {what}",
+            policy=BackOff(
+                first_delay_seconds=policy.backoff_seconds,
+                give_up_after=1,
+                transient_give_up_after=policy.attempts,
+            ),
+            logger=logger,
+        )
+    except GaveUpError as gave_up:
+        error = gave_up.__cause__
+        if isinstance(error, ConnectionFailure):
+            raise TargetError(
+                f"target repository unreachable after {policy.attempts} attempts ({what}): {error}"
+            ) from error
+        if isinstance(error, PyMongoError):
             raise TargetError(f"target repository refused the {what}: {error}") from error
-    raise AssertionError("unreachable")  # pragma: no cover - attempts >= 1
+        assert error is not None
+        raise error from None  # not MongoDB's: the caller's to handle, as it came
 
 
 class MongoTargetConnector:

@@ -1,0 +1,144 @@
+"""The shared subscriber's rules, on faststream's in-memory broker (no Kafka): each publish of
+one message there arrives at the same partition and offset, as a redelivery would."""
+
+import pytest
+from faststream.kafka import KafkaBroker, TestKafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from provisioning_common import consuming
+from provisioning_common.consuming import Received, subscribe_topic
+from provisioning_common.retrying import RetryPolicy
+from pymongo.errors import AutoReconnect
+
+TOPIC = "provisioning.job-requests"
+NO_PAUSE = RetryPolicy(first_delay_seconds=0, give_up_after=3)
+
+
+class NotYetError(RuntimeError):
+    pass
+
+
+class Handler:
+    def __init__(self, *errors: Exception) -> None:
+        self.errors = list(errors)
+        self.calls = 0
+
+    async def __call__(self, body: bytes, at: Received) -> bool:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return True
+
+
+@pytest.fixture
+def broker() -> KafkaBroker:
+    return KafkaBroker()
+
+
+def dead_letters(broker: KafkaBroker) -> list[tuple[bytes, dict[str, str]]]:
+    kept: list[tuple[bytes, dict[str, str]]] = []
+
+    @broker.subscriber(f"{TOPIC}.dlq")
+    async def keep(body: bytes, message: KafkaMessage) -> None:
+        kept.append((body, dict(message.headers)))
+
+    return kept
+
+
+def parse_or_refuse(body: bytes) -> bytes:
+    if body == b"not json":
+        raise ValueError("invalid JSON")
+    return body
+
+
+async def test_a_handler_failing_the_same_way_is_dead_lettered_after_the_policys_count(
+    broker: KafkaBroker,
+) -> None:
+    handler = Handler(*(TypeError("can't compare naive and aware") for _ in range(10)))
+    subscribe_topic(
+        broker,
+        topic=TOPIC,
+        group_id="g",
+        parse=bytes,
+        handle=handler,
+        title="t",
+        description="d",
+        policy=NO_PAUSE,
+    )
+    kept = dead_letters(broker)
+    async with TestKafkaBroker(broker) as test_broker:
+        for _ in range(3):  # the first delivery and two redeliveries
+            await test_broker.publish(b"poison", topic=TOPIC)
+    assert handler.calls == 3
+    ((body, headers),) = kept
+    assert body == b"poison"
+    assert headers["dlq_reason"] == (
+        "could not be handled: failed 3 times, last with TypeError: can't compare naive and aware"
+    )
+
+
+async def test_an_outage_is_never_dead_lettered(broker: KafkaBroker) -> None:
+    handler = Handler(*(AutoReconnect("connection refused") for _ in range(8)))
+    subscribe_topic(
+        broker,
+        topic=TOPIC,
+        group_id="g",
+        parse=bytes,
+        handle=handler,
+        title="t",
+        description="d",
+        policy=NO_PAUSE,
+    )
+    kept = dead_letters(broker)
+    async with TestKafkaBroker(broker) as test_broker:
+        for _ in range(9):
+            await test_broker.publish(b"fine", topic=TOPIC)
+    assert handler.calls == 9
+    assert kept == []
+
+
+async def test_a_message_that_does_not_parse_is_dead_lettered_at_once(broker: KafkaBroker) -> None:
+    handler = Handler()
+    subscribe_topic(
+        broker,
+        topic=TOPIC,
+        group_id="g",
+        parse=parse_or_refuse,
+        handle=handler,
+        title="t",
+        description="d",
+        policy=NO_PAUSE,
+    )
+    kept = dead_letters(broker)
+    async with TestKafkaBroker(broker) as test_broker:
+        await test_broker.publish(b"not json", topic=TOPIC)
+    assert handler.calls == 0
+    assert [(body, headers["dlq_reason"]) for body, headers in kept] == [
+        (b"not json", "could not be parsed: ValueError: invalid JSON")
+    ]
+
+
+async def test_a_not_yet_waits_without_failing_but_not_for_ever(
+    broker: KafkaBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(consuming, "WAIT_PAUSE_SECONDS", 0.01)
+    handler = Handler(*(NotYetError("waits for the guard's decision") for _ in range(50)))
+    subscribe_topic(
+        broker,
+        topic=TOPIC,
+        group_id="g",
+        parse=bytes,
+        handle=handler,
+        title="t",
+        description="d",
+        policy=NO_PAUSE,
+        expected_waits=(NotYetError,),
+        max_wait_seconds=0.2,
+    )
+    kept = dead_letters(broker)
+    async with TestKafkaBroker(broker) as test_broker:
+        while not kept:
+            await test_broker.publish(b"command", topic=TOPIC)
+    # Far more deliveries than give_up_after: a wait is not a failure, only the clock ends it.
+    assert handler.calls > NO_PAUSE.give_up_after
+    ((_, headers),) = kept
+    assert headers["dlq_reason"].startswith("still waiting after 0.2s: waits for the guard")
