@@ -4,8 +4,8 @@ import json
 from typing import Any
 
 import pytest
-from job_api.adapters.job_events import EventTooLargeError, Published, SourceRecord
-from job_api.domain.intake import (
+from job_api.adapters.job_events import EventTooLargeError, KafkaPosition, Published
+from job_api.domain.admission import (
     accept_job_request,
     reject_malformed,
     subject_for_raw,
@@ -13,7 +13,7 @@ from job_api.domain.intake import (
 )
 from job_api.domain.projection import fold
 from job_api.entrypoints.projector import redacted_uri, retrying
-from job_api.handlers.intake import DuplicateRequest, intake_raw_request, submit_job_request
+from job_api.handlers.job_requests import DuplicateRequest, intake_raw_request, submit_job_request
 from job_api.handlers.projection import project_raw_event
 from provisioning_common.definitions import JobDefinition
 from provisioning_common.envelope import Envelope
@@ -32,7 +32,7 @@ from pymongo.errors import AutoReconnect, WriteError
 
 from tests.unit.job_api.test_projection import two_sequence_definition
 
-REQUESTS = SourceRecord(topic="provisioning.job-requests", partition=0, offset=12, key=b"k")
+REQUESTS = KafkaPosition(topic="provisioning.job-requests", partition=0, offset=12, key=b"k")
 
 
 def request(**overrides: Any) -> JobRequest:
@@ -76,7 +76,7 @@ class FakeJobInstances:
 class FakeEvents:
     def __init__(self, *, too_large_for: type[Envelope] | None = None) -> None:
         self.published: list[Envelope] = []
-        self.dead: list[tuple[bytes, SourceRecord, str]] = []
+        self.dead: list[tuple[bytes, KafkaPosition, str]] = []
         self.too_large_for = too_large_for
 
     async def publish_event(self, event: Envelope) -> Published:
@@ -85,7 +85,7 @@ class FakeEvents:
         self.published.append(event)
         return Published(partition=2, offset=100 + len(self.published))
 
-    async def dead_letter(self, raw: bytes, *, source: SourceRecord, reason: str) -> None:
+    async def dead_letter(self, raw: bytes, *, source: KafkaPosition, reason: str) -> None:
         self.dead.append((raw, source, reason))
 
 
@@ -316,7 +316,7 @@ async def test_an_oversized_raw_request_is_rejected_before_parsing() -> None:
 
 async def test_the_projector_dead_letters_what_is_not_a_job_event() -> None:
     store, dead = FakeJobInstances(), FakeEvents()
-    source = SourceRecord(topic="provisioning.job-events", partition=1, offset=9, key=b"j")
+    source = KafkaPosition(topic="provisioning.job-events", partition=1, offset=9, key=b"j")
     raw = b'{"type": "provisioning.Nonsense", "subject": "j"}'
 
     assert await project_raw_event(raw, source=source, store=store, dead_letters=dead) is None

@@ -55,7 +55,7 @@ from job_api.api.schemas import (
 )
 from job_api.bootstrap import JobApiServices
 from job_api.domain.projection import stored_time
-from job_api.handlers.intake import DuplicateRequest, submit_job_request
+from job_api.handlers.job_requests import DuplicateRequest, submit_job_request
 
 logger = logging.getLogger(__name__)
 

@@ -10,9 +10,10 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.subscriber.usecase import DefaultSubscriber
 from provisioning_common.topics import JOB_REQUESTS
 
-from job_api.adapters.job_events import KafkaJobEvents, SourceRecord
+from job_api.adapters.job_events import KafkaJobEvents
+from job_api.adapters.job_events import KafkaPosition as SourceRecord
 from job_api.entrypoints.projector import retrying
-from job_api.handlers.intake import (
+from job_api.handlers.job_requests import (
     DefinitionLookup,
     JobEventPublisher,
     JobInstanceIntake,

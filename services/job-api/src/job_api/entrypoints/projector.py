@@ -17,7 +17,8 @@ from provisioning_common.logs import configure_logging
 from provisioning_common.topics import JOB_EVENTS, ensure_topics
 from pymongo.errors import ConnectionFailure, PyMongoError
 
-from job_api.adapters.job_events import KafkaJobEvents, SourceRecord
+from job_api.adapters.job_events import KafkaJobEvents
+from job_api.adapters.job_events import KafkaPosition as SourceRecord
 from job_api.adapters.job_instances import JobInstanceStore, ProjectionConflictError
 from job_api.handlers.projection import project_raw_event
 from job_api.settings import JobApiSettings

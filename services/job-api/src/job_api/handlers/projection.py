@@ -18,8 +18,8 @@ from provisioning_common.events import (
 from provisioning_common.logs import current_job_id
 from pydantic import ValidationError
 
-from job_api.adapters.job_events import SourceRecord
-from job_api.domain.intake import validation_reason
+from job_api.adapters.job_events import KafkaPosition
+from job_api.domain.admission import validation_reason
 from job_api.domain.projection import DELETE, FoldResult
 
 logger = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ class JobInstanceWriter(Protocol):
 
 
 class DeadLetters(Protocol):
-    async def dead_letter(self, raw: bytes, *, source: SourceRecord, reason: str) -> None: ...
+    async def dead_letter(self, raw: bytes, *, source: KafkaPosition, reason: str) -> None: ...
 
 
 async def project_job_event(
@@ -70,7 +70,7 @@ async def project_job_event(
 
 
 async def project_raw_event(
-    raw: bytes, *, source: SourceRecord, store: JobInstanceWriter, dead_letters: DeadLetters
+    raw: bytes, *, source: KafkaPosition, store: JobInstanceWriter, dead_letters: DeadLetters
 ) -> FoldResult:
     """One message as bytes: a message that is not a job event goes to the dead-letter topic."""
     try:

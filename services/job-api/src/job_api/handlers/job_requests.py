@@ -12,8 +12,8 @@ from provisioning_common.logs import current_job_id
 from provisioning_common.requests import JobRequest, Origin
 from pydantic import ValidationError
 
-from job_api.adapters.job_events import EventTooLargeError, Published, SourceRecord
-from job_api.domain.intake import (
+from job_api.adapters.job_events import EventTooLargeError, KafkaPosition, Published
+from job_api.domain.admission import (
     accept_job_request,
     oversized_reason,
     reject_job_request,
@@ -41,7 +41,7 @@ class JobInstanceIntake(Protocol):
 class JobEventPublisher(Protocol):
     async def publish_event(self, event: Envelope) -> Published: ...
 
-    async def dead_letter(self, raw: bytes, *, source: SourceRecord, reason: str) -> None: ...
+    async def dead_letter(self, raw: bytes, *, source: KafkaPosition, reason: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ async def intake_raw_request(
     definitions: DefinitionLookup,
     job_instances: JobInstanceIntake,
     publisher: JobEventPublisher,
-    source: SourceRecord,
+    source: KafkaPosition,
     max_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     origin: Origin = "kafka",
 ) -> IntakeResult:
@@ -140,7 +140,7 @@ async def intake_raw_request(
 
 
 async def _reject_malformed(
-    raw: bytes, reason: str, origin: Origin, publisher: JobEventPublisher, source: SourceRecord
+    raw: bytes, reason: str, origin: Origin, publisher: JobEventPublisher, source: KafkaPosition
 ) -> JobRejected:
     token = current_job_id.set(subject_for_raw(raw))
     try:
