@@ -157,7 +157,7 @@ def sequence_doc(index: int, name: str, status: str, **fields: Any) -> dict[str,
     return {**new_sequence_instance(index, name), "status": status, "attempt": 1, **fields}
 
 
-def threshold_sequence(index: int = 0, plan_id: str = "plan-1") -> dict[str, Any]:
+def threshold_sequence(index: int = 0, plan_id: str | None = "plan-1") -> dict[str, Any]:
     return sequence_doc(
         index,
         "employees",

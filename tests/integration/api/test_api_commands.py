@@ -84,6 +84,68 @@ async def test_validate_passes_on_the_plan_the_operator_looked_at(api: ApiHarnes
     assert wrong.json()["detail"][0]["loc"][-1] == "plan"
 
 
+async def test_validate_without_a_plan_id_names_the_plan_the_job_instance_is_blocked_on(
+    api: ApiHarness,
+) -> None:
+    # Without a plan id the runner would approve whatever plan the job is blocked on when the
+    # command arrives: a re-plan after someone else's restart that this operator never saw.
+    (job_id,) = await insert_jobs(
+        api, job_doc(status="THRESHOLD", sequences=[threshold_sequence(plan_id="plan-seen")])
+    )
+    response = await api.client.post(
+        f"/api/v1/jobs/{job_id}/threshold/validate", headers=api.auth("operator")
+    )
+    assert response.status_code == 202, response.text
+    (published,) = await messages_about(
+        api.kafka, api.kafka.topic(JOB_COMMANDS), job_id, until=lambda found: len(found) >= 1
+    )
+    assert published["type"] == "provisioning.ValidateThreshold"
+    assert published["data"]["plan_id"] == "plan-seen"
+
+
+async def test_validate_is_refused_when_the_job_instance_names_no_blocked_plan(
+    api: ApiHarness,
+) -> None:
+    (job_id,) = await insert_jobs(
+        api, job_doc(status="THRESHOLD", sequences=[threshold_sequence(plan_id=None)])
+    )
+    response = await api.client.post(
+        f"/api/v1/jobs/{job_id}/threshold/validate", headers=api.auth("operator")
+    )
+    assert response.status_code == 409, response.text
+    assert "no blocked plan" in response.json()["detail"]
+    await assert_only_a_cancel_follows(api, job_id)
+
+
+async def test_validate_of_another_plan_than_the_blocked_one_is_refused_naming_it(
+    api: ApiHarness,
+) -> None:
+    (job_id,) = await insert_jobs(api, a_job("THRESHOLD"))
+    response = await api.client.post(
+        f"/api/v1/jobs/{job_id}/threshold/validate",
+        json={"plan_id": "plan-0"},
+        headers=api.auth("operator"),
+    )
+    assert response.status_code == 409, response.text
+    assert response.json()["detail"] == (
+        f"job {job_id} is blocked on plan plan-1, not on plan plan-0; "
+        "look at the current plan and validate again"
+    )
+    await assert_only_a_cancel_follows(api, job_id)
+
+
+async def assert_only_a_cancel_follows(api: ApiHarness, job_id: str) -> None:
+    """Nothing was published before: a cancel sent now is the first command about the job."""
+    cancel = await api.client.post(
+        f"/api/v1/jobs/{job_id}/threshold/cancel", headers=api.auth("operator")
+    )
+    assert cancel.status_code == 202, cancel.text
+    commands = await messages_about(
+        api.kafka, api.kafka.topic(JOB_COMMANDS), job_id, until=lambda found: len(found) >= 1
+    )
+    assert [c["type"] for c in commands] == ["provisioning.CancelJob"]
+
+
 @pytest.mark.parametrize("command", [*COMMANDS, "archive", "unarchive"])
 async def test_unknown_and_malformed_job_ids(api: ApiHarness, command: str) -> None:
     missing = await api.client.post(

@@ -7,14 +7,9 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Response, status
-from provisioning_common.envelope import utcnow
 from provisioning_common.events import JobCreated
-from provisioning_common.logs import current_job_id
 from provisioning_common.requests import JobRequest
 from provisioning_common.statuses import (
-    AWAITING_DECISION_JOB_STATUSES,
-    FINISHED_JOB_STATUSES,
-    RESTARTABLE_JOB_STATUSES,
     JobStatus,
 )
 from pydantic import BeforeValidator
@@ -54,7 +49,7 @@ from job_api.api.schemas import (
     ValidateThresholdCreate,
 )
 from job_api.bootstrap import JobApiServices
-from job_api.domain.projection import stored_time
+from job_api.handlers import job_actions
 from job_api.handlers.job_requests import DuplicateRequest, submit_job_request
 
 logger = logging.getLogger(__name__)
@@ -318,25 +313,17 @@ async def submit_job(
     raise HTTPException(status_code=422, detail=result.data.reason)
 
 
-async def _decidable(
-    services: JobApiServices, job_id: str, allowed: frozenset[JobStatus], verb: str
-) -> dict[str, Any]:
-    """The job instance, when its projected status allows `verb`; else 404 or 409."""
-    doc = await _job_instance(services.db, job_id)
-    current = doc["status"]
-    if current not in allowed:
-        wanted = " or ".join(sorted(allowed))
-        raise HTTPException(
-            status_code=409,
-            detail=f"job {job_id} is {current}: only a job at {wanted} can be {verb}",
-        )
-    return doc
-
-
-def _changed_meanwhile(job_id: str) -> HTTPException:
-    return HTTPException(
-        status_code=409, detail=f"job {job_id} changed while this call ran; read it and retry"
-    )
+@contextmanager
+def _http_errors() -> Iterator[None]:
+    """The handlers' refusals as HTTP answers (the audit records them as such)."""
+    try:
+        yield
+    except job_actions.JobNotFoundError as error:
+        raise HTTPException(status_code=404, detail=str(error)) from None
+    except job_actions.ActionRefusedError as error:
+        raise HTTPException(status_code=409, detail=str(error)) from None
+    except job_actions.NotPublishedError as error:
+        raise HTTPException(status_code=503, detail=str(error)) from None
 
 
 def _accepted(
@@ -361,14 +348,15 @@ async def validate_threshold(
     body: Annotated[ValidateThresholdCreate | None, Body()] = None,
 ) -> CommandAcceptedPublic:
     """Approve the planned counts of the sequence blocked at its threshold; nothing runs yet."""
-    key = str(job_id)
-    with _about(key):
-        doc = await _decidable(services, key, frozenset({JobStatus.THRESHOLD}), "validated")
-        plan_id = body.plan_id if body is not None else None
-        command_id = await services.commands.validate_threshold(
-            key, audit.principal.name, plan_id, expected_status=JobStatus(doc["status"])
+    with _http_errors():
+        command_id = await job_actions.validate_threshold(
+            str(job_id),
+            audit.principal.name,
+            body.plan_id if body is not None else None,
+            job_instances=services.job_instances,
+            commands=services.commands,
         )
-        return _accepted(audit, services, command_id, "ValidateThreshold")
+    return _accepted(audit, services, command_id, "ValidateThreshold")
 
 
 @router.post(
@@ -381,13 +369,14 @@ async def cancel_job(
     audit: CancelAudit, services: ServicesDep, job_id: JobId
 ) -> CommandAcceptedPublic:
     """Cancel the blocked sequence and every later one; the job ends CANCELED."""
-    key = str(job_id)
-    with _about(key):
-        doc = await _decidable(services, key, AWAITING_DECISION_JOB_STATUSES, "canceled")
-        command_id = await services.commands.cancel_job(
-            key, audit.principal.name, expected_status=JobStatus(doc["status"])
+    with _http_errors():
+        command_id = await job_actions.cancel_job(
+            str(job_id),
+            audit.principal.name,
+            job_instances=services.job_instances,
+            commands=services.commands,
         )
-        return _accepted(audit, services, command_id, "CancelJob")
+    return _accepted(audit, services, command_id, "CancelJob")
 
 
 @router.post(
@@ -400,39 +389,29 @@ async def restart_job(
     audit: RestartAudit, services: ServicesDep, job_id: JobId
 ) -> CommandAcceptedPublic:
     """Run the job again from its first sequence that is not completed."""
-    key = str(job_id)
-    with _about(key):
-        doc = await _decidable(services, key, RESTARTABLE_JOB_STATUSES, "restarted")
-        command_id = await services.commands.restart_job(
-            key, audit.principal.name, expected_status=JobStatus(doc["status"])
+    with _http_errors():
+        command_id = await job_actions.restart_job(
+            str(job_id),
+            audit.principal.name,
+            job_instances=services.job_instances,
+            commands=services.commands,
         )
-        return _accepted(audit, services, command_id, "RestartJob")
+    return _accepted(audit, services, command_id, "RestartJob")
 
 
 async def _set_archived(
     audit: AuditRecorder, services: JobApiServices, job_id: str, archived: bool
 ) -> JobInstancePublic:
-    verb = "archived" if archived else "unarchived"
-    with _about(job_id):
-        before = await _decidable(services, job_id, FINISHED_JOB_STATUSES, verb)
-        at = stored_time(utcnow())
-        by = audit.principal.name
-        # Conditional on the status, so a job restarted meanwhile is refused, not archived.
-        if not await services.job_instances.set_archived(job_id, archived, by, at):
-            await _decidable(services, job_id, FINISHED_JOB_STATUSES, verb)
-            raise _changed_meanwhile(job_id)
-        try:
-            await services.commands.job_archived(job_id, by, archived=archived, at=at)
-        except Exception:
-            # Without the event the projection and subscribers would disagree: put back what
-            # was (archiving an archived job must not unarchive it).
-            await services.job_instances.restore_archived(before)
-            logger.exception("could not publish JobArchived; %s undone", verb)
-            raise HTTPException(
-                status_code=503, detail="Kafka did not take the change; nothing changed, retry"
-            ) from None
-        services.metrics.commands.labels("JobArchived").inc()
-        return JobInstancePublic.model_validate(await _job_instance(services.db, job_id))
+    with _http_errors():
+        doc = await job_actions.set_archived(
+            job_id,
+            audit.principal.name,
+            archived=archived,
+            job_instances=services.job_instances,
+            commands=services.commands,
+        )
+    services.metrics.commands.labels("JobArchived").inc()
+    return JobInstancePublic.model_validate(doc)
 
 
 @router.post(
@@ -463,30 +442,13 @@ async def unarchive_job(
 )
 async def delete_job(audit: DeleteAudit, services: ServicesDep, job_id: JobId) -> Response:
     """Delete a finished job instance for good."""
-    key = str(job_id)
-    with _about(key):
-        doc = await _decidable(services, key, FINISHED_JOB_STATUSES, "deleted")
-        if not await services.job_instances.delete(key):
-            await _decidable(services, key, FINISHED_JOB_STATUSES, "deleted")
-            raise _changed_meanwhile(key)
-        try:
-            await services.commands.job_deleted(key, audit.principal.name)
-        except Exception:
-            await services.job_instances.insert_if_absent(doc)
-            logger.exception("could not publish JobDeleted; the job instance is restored")
-            raise HTTPException(
-                status_code=503, detail="Kafka did not take the deletion; nothing changed, retry"
-            ) from None
-        services.metrics.commands.labels("JobDeleted").inc()
-        audit.status_code = 204
-        return Response(status_code=204)
-
-
-@contextmanager
-def _about(job_id: str) -> Iterator[None]:
-    """Every log line while acting on one job carries its id."""
-    token = current_job_id.set(job_id)
-    try:
-        yield
-    finally:
-        current_job_id.reset(token)
+    with _http_errors():
+        await job_actions.delete_job(
+            str(job_id),
+            audit.principal.name,
+            job_instances=services.job_instances,
+            commands=services.commands,
+        )
+    services.metrics.commands.labels("JobDeleted").inc()
+    audit.status_code = 204
+    return Response(status_code=204)

@@ -157,6 +157,15 @@ def new_sequence_instance(index: int, name: str) -> dict[str, Any]:
     }
 
 
+def blocked_plan_id(doc: JobInstanceDoc) -> str | None:
+    """The plan of the sequence stopped at its threshold: what a validate approves."""
+    for sequence in doc.get("sequences", []):
+        if sequence.get("status") == SequenceStatus.THRESHOLD.value:
+            plan_id = sequence.get("plan_id")
+            return None if plan_id is None else str(plan_id)
+    return None
+
+
 def _position(partition: int | None, offset: int | None) -> dict[str, int] | None:
     if partition is None or offset is None:
         return None
