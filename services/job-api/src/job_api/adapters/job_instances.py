@@ -209,6 +209,10 @@ class JobInstanceStore:
     async def get(self, job_id: str) -> JobInstanceDoc | None:
         return await self._instances.find_one({"_id": job_id})
 
+    async def tombstone(self, job_id: str) -> dict[str, Any] | None:
+        """What the projector kept of a deleted job instance: who deleted it, and when."""
+        return await self._tombstones.find_one({"_id": job_id})
+
     async def is_in_use(self, definition_id: str) -> bool:
         """True while a job instance of the definition is not finished."""
         found = await self._instances.find_one(

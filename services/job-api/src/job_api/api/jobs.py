@@ -50,7 +50,11 @@ from job_api.api.schemas import (
 )
 from job_api.bootstrap import JobApiServices
 from job_api.handlers import job_actions
-from job_api.handlers.job_requests import DuplicateRequest, submit_job_request
+from job_api.handlers.job_requests import (
+    DuplicateRequest,
+    RequestOfDeletedJob,
+    submit_job_request,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -297,13 +301,18 @@ async def submit_job(
         request,
         origin="api",
         definitions=services.definitions,
-        job_instances=services.job_instances,
+        job_instances=services.intake_records,
         publisher=services.job_events,
     )
     if isinstance(result, DuplicateRequest):
         audit.job_id, audit.status_code = result.job_id, 202
         services.metrics.job_requests.labels("duplicate").inc()
-        return JobSubmittedPublic(id=result.job_id, status=JobStatus(result.status))
+        known = None if result.status is None else JobStatus(result.status)
+        return JobSubmittedPublic(id=result.job_id, status=known)
+    if isinstance(result, RequestOfDeletedJob):
+        audit.job_id = result.rejected.subject
+        services.metrics.job_requests.labels("rejected").inc()
+        raise HTTPException(status_code=409, detail=result.reason)
     audit.job_id = result.subject
     if isinstance(result, JobCreated):
         audit.status_code = 202
@@ -448,6 +457,7 @@ async def delete_job(audit: DeleteAudit, services: ServicesDep, job_id: JobId) -
             audit.principal.name,
             job_instances=services.job_instances,
             commands=services.commands,
+            requests=services.request_ledger,
         )
     services.metrics.commands.labels("JobDeleted").inc()
     audit.status_code = 204

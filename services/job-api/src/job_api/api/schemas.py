@@ -172,7 +172,10 @@ class JobInstancesPublic(PagePublic[JobInstancePublic]):
 
 class JobSubmittedPublic(BaseModel):
     id: str = Field(description="The job id, derived from the request id.")
-    status: JobStatus
+    status: JobStatus | None = Field(
+        description="QUEUED for a new job; for a request id already handled, the job's status, "
+        "null while the read model does not hold it yet (it is being rebuilt)."
+    )
 
 
 class ValidateThresholdCreate(BaseModel):

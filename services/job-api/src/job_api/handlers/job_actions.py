@@ -150,10 +150,23 @@ async def set_archived(
         return after
 
 
+class DeletedRequests(Protocol):
+    async def mark_deleted(self, job_id: str, by: str | None, at: datetime) -> None: ...
+
+
 async def delete_job(
-    job_id: str, by: str, *, job_instances: JobInstances, commands: Commands
+    job_id: str,
+    by: str,
+    *,
+    job_instances: JobInstances,
+    commands: Commands,
+    requests: DeletedRequests,
 ) -> None:
-    """Delete a finished job from the read model, then publish JobDeleted."""
+    """Delete a finished job from the read model, publish JobDeleted, note it in the ledger.
+
+    The request ledger keeps the job's request id: the same request sent again is refused
+    with the deletion as its reason instead of running the job a second time.
+    """
     with about(job_id):
         doc = await _allowing(job_instances, job_id, JobAction.DELETE)
         if not await job_instances.delete(job_id):
@@ -167,6 +180,8 @@ async def delete_job(
             raise NotPublishedError(
                 "Kafka did not take the deletion; nothing changed, retry"
             ) from error
+        # After the event: a crash before this line is caught up from the projector's tombstone.
+        await requests.mark_deleted(job_id, by, stored_time(utcnow()))
 
 
 async def _allowing(job_instances: JobInstances, job_id: str, action: JobAction) -> JobInstanceDoc:
