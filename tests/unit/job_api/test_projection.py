@@ -496,6 +496,19 @@ def test_a_decision_replayed_for_an_old_plan_changes_nothing() -> None:
     assert again["sequences"][0]["threshold"] is None
 
 
+def test_a_block_read_after_the_release_of_the_same_plan_changes_nothing() -> None:
+    """As in the runner, which is applying the plan by then: a decision counts only while its
+    plan waits for one (provisioning_common.decisions)."""
+    job = created()
+    events = completed_job_events(job.subject)
+    released = fold_list([job, *events[:5]])
+    assert released["sequences"][0]["released"] == "within_thresholds"
+    again = folded(released, blocked(job.subject, 5, plan_id="plan-0"), 1, 10_000)
+    assert again["status"] == "RUNNING"
+    assert again["sequences"][0]["status"] == "RUNNING"
+    assert again["sequences"][0]["threshold"] is None
+
+
 def test_cancel_at_threshold_cancels_the_blocked_and_later_sequences() -> None:
     job = created()
     job_id = job.subject

@@ -26,6 +26,7 @@ from provisioning_common.events import (
     SequenceStarted,
     ThresholdValidated,
 )
+from provisioning_common.decisions import decision_counts
 from provisioning_common.statuses import JobStatus, SequenceStatus
 
 JobInstanceDoc = dict[str, Any]
@@ -266,18 +267,17 @@ def _sequence_planned(doc: JobInstanceDoc, event: SequencePlanned) -> None:
 
 
 def _deciding_on(doc: JobInstanceDoc, index: int, plan_id: str) -> dict[str, Any] | None:
-    """The sequence, if it is still waiting for the guard's decision on `plan_id`.
+    """The sequence, if the guard's decision on `plan_id` counts for it (see decision_counts).
 
-    The guard's decisions can come again for old plans (a guard started with a fresh consumer
-    group decides the whole topic anew): like the runner, the read model takes a decision only
-    for the plan it was made on, while that plan awaits it.
+    Until it is released, a planned sequence awaits the decision on its plan, as the
+    runner's sequence in its "deciding" phase does.
     """
     sequence = _sequence(doc, index)
-    if (
-        sequence is None
-        or doc.get("status") != JobStatus.RUNNING.value
-        or sequence.get("status") != SequenceStatus.RUNNING.value
-        or sequence.get("plan_id") != plan_id
+    if sequence is None or not decision_counts(
+        job_status=doc.get("status", ""),
+        sequence_status=sequence.get("status", ""),
+        awaiting_plan_id=sequence.get("plan_id") if sequence.get("released") is None else None,
+        decided_plan_id=plan_id,
     ):
         return None
     return sequence
