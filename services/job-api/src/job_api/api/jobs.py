@@ -48,7 +48,9 @@ from job_api.api.schemas import (
     UnprocessablePublic,
     ValidateThresholdCreate,
 )
+from job_api.auth.principal import Principal
 from job_api.bootstrap import JobApiServices
+from job_api.domain.job_actions import allowed_actions
 from job_api.handlers import job_actions
 from job_api.handlers.job_requests import (
     DuplicateRequest,
@@ -216,13 +218,19 @@ async def list_job_instances(
     services.metrics.jobs_listed.inc(len(found.items))
     services.metrics.job_pages.labels("cursor" if after else "page").inc()
     return JobInstancesPublic(
-        items=[JobInstancePublic.model_validate(doc) for doc in found.items],
+        items=[_public(doc, principal) for doc in found.items],
         page=found.page,
         page_size=found.page_size,
         total=found.total,
         pages=found.pages,
         next_cursor=found.next_cursor,
     )
+
+
+def _public(doc: dict[str, Any], caller: Principal) -> JobInstancePublic:
+    """The job instance as published, with what the caller may do to it now."""
+    offered = allowed_actions(JobStatus(doc["status"]), bool(doc.get("archived")), caller.role)
+    return JobInstancePublic.model_validate({**doc, "allowed_actions": offered})
 
 
 async def _job_instance(db: Any, job_id: str) -> dict[str, Any]:
@@ -235,7 +243,7 @@ async def _job_instance(db: Any, job_id: str) -> dict[str, Any]:
 @router.get("/{job_id}", response_model=JobInstancePublic, responses=_NOT_FOUND)
 async def get_job_instance(principal: CanView, db: DatabaseDep, job_id: JobId) -> JobInstancePublic:
     """One job instance with its sequence instances, counts, threshold and decisions."""
-    return JobInstancePublic.model_validate(await _job_instance(db, str(job_id)))
+    return _public(await _job_instance(db, str(job_id)), principal)
 
 
 @router.get(
@@ -420,7 +428,7 @@ async def _set_archived(
             commands=services.commands,
         )
     services.metrics.commands.labels("JobArchived").inc()
-    return JobInstancePublic.model_validate(doc)
+    return _public(doc, audit.principal)
 
 
 @router.post(

@@ -9,6 +9,7 @@ from provisioning_common.statuses import JobStatus, SequenceStatus
 from pydantic import BaseModel, ConfigDict, Field
 
 from job_api.auth.permissions import Permission, Role
+from job_api.domain.job_actions import JobAction
 
 T = TypeVar("T")
 
@@ -153,6 +154,11 @@ class JobInstancePublic(_Public):
     definition: dict[str, Any] | None = Field(
         default=None,
         description="The definition snapshot the job runs (in GET /jobs/{id}; not in listings).",
+    )
+    allowed_actions: list[JobAction] = Field(
+        default_factory=list,
+        description="What the caller's role may do to the job at its status now (the buttons "
+        "the console shows); the server checks the same rules when the action is sent.",
     )
 
 

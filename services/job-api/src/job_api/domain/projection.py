@@ -5,6 +5,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from provisioning_common.decisions import decision_counts
 from provisioning_common.events import (
     CommandRejected,
     JobArchived,
@@ -26,7 +27,6 @@ from provisioning_common.events import (
     SequenceStarted,
     ThresholdValidated,
 )
-from provisioning_common.decisions import decision_counts
 from provisioning_common.statuses import JobStatus, SequenceStatus
 
 JobInstanceDoc = dict[str, Any]
