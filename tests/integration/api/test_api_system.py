@@ -52,6 +52,38 @@ async def test_openapi_documents_every_route_with_a_summary(api: ApiHarness) -> 
     assert "swagger" in docs.text.lower()
 
 
+async def test_openapi_declares_the_api_key_and_the_console_session_as_security_schemes(
+    api: ApiHarness,
+) -> None:
+    """So that /docs has an Authorize button and clients' generators know how to sign in."""
+    document = (await api.client.get("/openapi.json")).json()
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["ApiKey"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": schemes["ApiKey"]["description"],
+    }
+    assert (schemes["ConsoleSession"]["type"], schemes["ConsoleSession"]["in"]) == (
+        "apiKey",
+        "cookie",
+    )
+    assert schemes["ConsoleSession"]["name"] == "pj_session"
+    either: list[dict[str, list[str]]] = [{"ApiKey": []}, {"ConsoleSession": []}]
+    paths = document["paths"]
+    for path, method in [
+        ("/api/v1/jobs", "get"),
+        ("/api/v1/jobs", "post"),
+        ("/api/v1/jobs/{job_id}", "get"),
+        ("/api/v1/jobs/{job_id}", "delete"),
+        ("/api/v1/jobs/{job_id}/threshold/validate", "post"),
+        ("/api/v1/jobs/{job_id}/restart", "post"),
+        ("/api/v1/jobs/{job_id}/archive", "post"),
+    ]:
+        assert paths[path][method]["security"] == either, (method, path)
+    # Signing in and the health check need no credentials.
+    assert "security" not in paths["/healthz"]["get"]
+
+
 async def test_the_docs_page_loads_swagger_ui_from_job_api_itself(api: ApiHarness) -> None:
     """Operators' networks often reach no CDN: every asset of /docs comes from us."""
     page = (await api.client.get("/docs")).text

@@ -1,6 +1,6 @@
 """Routes of API keys: created (the key shown once), listed and deleted by admins."""
 
-from fastapi import APIRouter, Depends, HTTPException, Response, status
+from fastapi import APIRouter, HTTPException, Response, status
 
 from job_api.api import API_PREFIX
 from job_api.api.bodies import JsonTextRoute
@@ -8,8 +8,8 @@ from job_api.api.deps import (
     ApiKeyCreateAudit,
     ApiKeyDeleteAudit,
     CanManageApiKeys,
+    NoQueryParams,
     ServicesDep,
-    reject_unknown_query_params,
 )
 from job_api.api.schemas import (
     BODY_TOO_LARGE,
@@ -27,7 +27,6 @@ router = APIRouter(
     prefix=f"{API_PREFIX}/api-keys",
     tags=["api keys"],
     route_class=JsonTextRoute,
-    dependencies=[Depends(reject_unknown_query_params)],
     responses={
         401: {"model": ErrorPublic, "description": "No API key, or not a valid one."},
         403: {"model": ErrorPublic, "description": "Only admins manage API keys."},
@@ -56,7 +55,7 @@ def _public(record: ApiKeyRecord) -> ApiKeyPublic:
     },
 )
 async def create_api_key(
-    audit: ApiKeyCreateAudit, services: ServicesDep, body: ApiKeyCreate
+    audit: ApiKeyCreateAudit, services: ServicesDep, body: ApiKeyCreate, params: NoQueryParams
 ) -> ApiKeyCreatedPublic:
     """Create an API key; the answer holds the key itself, shown this once."""
     audit.target = body.name
@@ -69,7 +68,9 @@ async def create_api_key(
 
 
 @router.get("", response_model=ApiKeysPublic)
-async def list_api_keys(principal: CanManageApiKeys, services: ServicesDep) -> ApiKeysPublic:
+async def list_api_keys(
+    principal: CanManageApiKeys, services: ServicesDep, params: NoQueryParams
+) -> ApiKeysPublic:
     """Every API key by name, without the keys themselves (only their hashes are stored)."""
     return ApiKeysPublic(items=[_public(record) for record in await services.api_keys.list()])
 
@@ -83,7 +84,9 @@ async def list_api_keys(principal: CanManageApiKeys, services: ServicesDep) -> A
         409: {"model": ErrorPublic, "description": "It is the last admin key."},
     },
 )
-async def delete_api_key(audit: ApiKeyDeleteAudit, services: ServicesDep, key_id: str) -> Response:
+async def delete_api_key(
+    audit: ApiKeyDeleteAudit, services: ServicesDep, key_id: str, params: NoQueryParams
+) -> Response:
     """Delete an API key; it and the console sessions signed in with it stop working at once."""
     found = await services.api_keys.get(key_id)
     if found is None:

@@ -4,21 +4,19 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Response, status
+from fastapi import APIRouter, Body, HTTPException, Path, Query, Response, status
 from provisioning_common.events import JobCreated
 from provisioning_common.requests import JobRequest
 from provisioning_common.statuses import (
     JobStatus,
 )
-from pydantic import BeforeValidator
 
 from job_api import views
 from job_api.api import API_PREFIX
 from job_api.api.bodies import JsonTextRoute
 from job_api.api.deps import (
-    MAX_PAGE_NUMBER,
     ArchiveAudit,
     AuditRecorder,
     CancelAudit,
@@ -26,15 +24,14 @@ from job_api.api.deps import (
     DatabaseDep,
     DeleteAudit,
     JobId,
-    PageNumber,
-    PageSize,
+    NoQueryParams,
     RestartAudit,
     ServicesDep,
     SubmitAudit,
     UnarchiveAudit,
     ValidateAudit,
-    reject_unknown_query_params,
 )
+from job_api.api.queries import STATUS_NAMES, JobInstancesQuery, PlannedChangesQuery
 from job_api.api.schemas import (
     BODY_TOO_LARGE,
     UNPROCESSABLE,
@@ -64,7 +61,6 @@ router = APIRouter(
     prefix=f"{API_PREFIX}/jobs",
     tags=["job instances"],
     route_class=JsonTextRoute,
-    dependencies=[Depends(reject_unknown_query_params)],
     responses={
         401: {"model": ErrorPublic, "description": "No API key, or not a valid one."},
         403: {"model": ErrorPublic, "description": "The key's role lacks the permission."},
@@ -78,7 +74,6 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
 _CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorPublic, "description": "The job's status does not allow it."},
 }
-_STATUS_NAMES = ", ".join(s.value for s in JobStatus)
 
 
 def _statuses(raw: str | None) -> tuple[JobStatus, ...]:
@@ -95,27 +90,9 @@ def _statuses(raw: str | None) -> tuple[JobStatus, ...]:
             raise HTTPException(
                 status_code=422,
                 detail=f"status: {part.strip()!r} is not a job status; use one or more of "
-                f"{_STATUS_NAMES}, separated by commas",
+                f"{STATUS_NAMES}, separated by commas",
             ) from None
     return tuple(found)
-
-
-def _iso_8601_or_blank(value: Any) -> Any:
-    # Empty is no filter, as in issue 4's URL template (`created_from=&created_to=`). A number
-    # is refused: pydantic reads it as seconds since 1970, so created_from=2026, meant as the
-    # year, would list every job.
-    if not isinstance(value, str):
-        return value
-    if not value.strip():
-        return None
-    try:
-        float(value)
-    except ValueError:
-        return value
-    raise ValueError("give an ISO 8601 date, such as 2026-12-01 or 2026-12-01T07:00:00Z")
-
-
-DateFilter = Annotated[datetime | None, BeforeValidator(_iso_8601_or_blank)]
 
 
 def _unprocessable(detail: str) -> HTTPException:
@@ -142,73 +119,29 @@ async def list_job_instances(
     principal: CanView,
     services: ServicesDep,
     db: DatabaseDep,
-    page: Annotated[
-        int | None,
-        Query(
-            ge=1,
-            le=MAX_PAGE_NUMBER,
-            description=f"Page number, 1 to {MAX_PAGE_NUMBER}; not with cursor (which pages "
-            "at any depth).",
-        ),
-    ] = None,
-    page_size: PageSize = 10,
-    status_filter: Annotated[
-        str | None,
-        Query(
-            alias="status",
-            description=f"Comma-separated statuses: {_STATUS_NAMES}.",
-            examples=["THRESHOLD,VALIDATED"],
-        ),
-    ] = None,
-    definition_id: Annotated[str | None, Query(max_length=64)] = None,
-    created_from: Annotated[
-        DateFilter, Query(description="ISO 8601; created at or after (UTC if no offset).")
-    ] = None,
-    created_to: Annotated[
-        DateFilter, Query(description="ISO 8601; created at or before (UTC if no offset).")
-    ] = None,
-    archived: Annotated[
-        views.Archived, Query(description="false: hide archived (default); true: only; any.")
-    ] = "false",
-    sort: Annotated[
-        str,
-        Query(
-            description="created_at, started_at, ended_at, status or definition_id; a leading "
-            "'-' sorts descending.",
-            # Documented as the list it is; checked by views.Sort, whose 422 says what to send.
-            json_schema_extra={"enum": [*views.SORT_FIELDS, *(f"-{f}" for f in views.SORT_FIELDS)]},
-        ),
-    ] = "-created_at",
-    cursor: Annotated[
-        str | None,
-        Query(
-            max_length=2000,
-            description="next_cursor of the previous page: keyset paging, cost independent of "
-            "depth.",
-        ),
-    ] = None,
+    params: Annotated[JobInstancesQuery, Query()],
 ) -> JobInstancesPublic:
     """A page of job instances, by page number or by cursor, filtered and sorted."""
-    if cursor is not None and page is not None:
+    if params.cursor is not None and params.page is not None:
         raise _unprocessable("give page or cursor, not both: cursor= continues after a page")
     try:
-        order = views.Sort.parse(sort)
-        after = views.Cursor.decode(cursor) if cursor is not None else None
+        order = views.Sort.parse(params.sort)
+        after = views.Cursor.decode(params.cursor) if params.cursor is not None else None
     except ValueError as error:
         raise _unprocessable(str(error)) from None
-    created_from = _utc(created_from, "created_from")
-    created_to = _utc(created_to, "created_to")
+    created_from = _utc(params.created_from, "created_from")
+    created_to = _utc(params.created_to, "created_to")
     if created_from and created_to and created_from > created_to:
         raise _unprocessable("created_from: is after created_to; swap them")
     query = views.JobInstanceQuery(
-        statuses=_statuses(status_filter),
-        definition_id=definition_id or None,  # empty: no filter, as an empty status
+        statuses=_statuses(params.status),
+        definition_id=params.definition_id or None,  # empty: no filter, as an empty status
         created_from=created_from,
         created_to=created_to,
-        archived=archived,
+        archived=params.archived,
         sort=order,
-        page=page or 1,
-        page_size=page_size,
+        page=params.page or 1,
+        page_size=params.page_size,
         cursor=after,
     )
     try:
@@ -241,7 +174,9 @@ async def _job_instance(db: Any, job_id: str) -> dict[str, Any]:
 
 
 @router.get("/{job_id}", response_model=JobInstancePublic, responses=_NOT_FOUND)
-async def get_job_instance(principal: CanView, db: DatabaseDep, job_id: JobId) -> JobInstancePublic:
+async def get_job_instance(
+    principal: CanView, db: DatabaseDep, job_id: JobId, params: NoQueryParams
+) -> JobInstancePublic:
     """One job instance with its sequence instances, counts, threshold and decisions."""
     return _public(await _job_instance(db, str(job_id)), principal)
 
@@ -254,11 +189,7 @@ async def list_planned_changes(
     db: DatabaseDep,
     job_id: JobId,
     index: Annotated[int, Path(ge=0, description="The sequence's position, from 0.")],
-    action: Annotated[
-        Literal["create", "update", "delete"] | None, Query(description="Only this action.")
-    ] = None,
-    page: PageNumber = 1,
-    page_size: PageSize = 10,
+    params: Annotated[PlannedChangesQuery, Query()],
 ) -> PlannedChangesPublic:
     """The planned changes of a sequence, page by page: what an operator checks first."""
     doc = await _job_instance(db, str(job_id))
@@ -274,15 +205,17 @@ async def list_planned_changes(
         items: list[PlannedChangePublic] = []
         total = 0
     else:
-        found = await views.list_planned_changes(db, plan_id, action, page, page_size)
+        found = await views.list_planned_changes(
+            db, plan_id, params.action, params.page, params.page_size
+        )
         items = [PlannedChangePublic.model_validate(change) for change in found.items]
         total = found.total
     return PlannedChangesPublic(
         items=items,
-        page=page,
-        page_size=page_size,
+        page=params.page,
+        page_size=params.page_size,
         total=total,
-        pages=-(-total // page_size),
+        pages=-(-total // params.page_size),
         job_id=str(job_id),
         index=index,
         plan_id=plan_id,
@@ -299,7 +232,7 @@ async def list_planned_changes(
     },
 )
 async def submit_job(
-    audit: SubmitAudit, services: ServicesDep, request: JobRequest
+    audit: SubmitAudit, services: ServicesDep, request: JobRequest, params: NoQueryParams
 ) -> JobSubmittedPublic:
     """Submit a job request, as on provisioning.job-requests; the job is readable at once."""
     if "requested_by" not in request.model_fields_set:
@@ -362,6 +295,7 @@ async def validate_threshold(
     audit: ValidateAudit,
     services: ServicesDep,
     job_id: JobId,
+    params: NoQueryParams,
     body: Annotated[ValidateThresholdCreate | None, Body()] = None,
 ) -> CommandAcceptedPublic:
     """Approve the planned counts of the sequence blocked at its threshold; nothing runs yet."""
@@ -383,7 +317,7 @@ async def validate_threshold(
     responses={**_NOT_FOUND, **_CONFLICT},
 )
 async def cancel_job(
-    audit: CancelAudit, services: ServicesDep, job_id: JobId
+    audit: CancelAudit, services: ServicesDep, job_id: JobId, params: NoQueryParams
 ) -> CommandAcceptedPublic:
     """Cancel the blocked sequence and every later one; the job ends CANCELED."""
     with _http_errors():
@@ -403,7 +337,7 @@ async def cancel_job(
     responses={**_NOT_FOUND, **_CONFLICT},
 )
 async def restart_job(
-    audit: RestartAudit, services: ServicesDep, job_id: JobId
+    audit: RestartAudit, services: ServicesDep, job_id: JobId, params: NoQueryParams
 ) -> CommandAcceptedPublic:
     """Run the job again from its first sequence that is not completed."""
     with _http_errors():
@@ -435,7 +369,7 @@ async def _set_archived(
     "/{job_id}/archive", response_model=JobInstancePublic, responses={**_NOT_FOUND, **_CONFLICT}
 )
 async def archive_job(
-    audit: ArchiveAudit, services: ServicesDep, job_id: JobId
+    audit: ArchiveAudit, services: ServicesDep, job_id: JobId, params: NoQueryParams
 ) -> JobInstancePublic:
     """Hide a finished job instance from the default listing; it stays in the database."""
     return await _set_archived(audit, services, str(job_id), archived=True)
@@ -445,7 +379,7 @@ async def archive_job(
     "/{job_id}/unarchive", response_model=JobInstancePublic, responses={**_NOT_FOUND, **_CONFLICT}
 )
 async def unarchive_job(
-    audit: UnarchiveAudit, services: ServicesDep, job_id: JobId
+    audit: UnarchiveAudit, services: ServicesDep, job_id: JobId, params: NoQueryParams
 ) -> JobInstancePublic:
     """Show an archived job instance in the default listing again."""
     return await _set_archived(audit, services, str(job_id), archived=False)
@@ -457,7 +391,9 @@ async def unarchive_job(
     response_class=Response,
     responses={**_NOT_FOUND, **_CONFLICT},
 )
-async def delete_job(audit: DeleteAudit, services: ServicesDep, job_id: JobId) -> Response:
+async def delete_job(
+    audit: DeleteAudit, services: ServicesDep, job_id: JobId, params: NoQueryParams
+) -> Response:
     """Delete a finished job instance for good."""
     with _http_errors():
         await job_actions.delete_job(
