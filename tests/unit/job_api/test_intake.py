@@ -14,6 +14,7 @@ from job_api.domain.admission import (
     subject_for_raw,
     validation_reason,
 )
+from job_api.domain.job_instance import JobInstance
 from job_api.domain.projection import fold
 from job_api.entrypoints.projector import redacted_uri, retrying
 from job_api.handlers.job_requests import (
@@ -85,18 +86,19 @@ class FakeJobInstances:
     async def forget_request(self, request_id: str) -> None:
         self.ledger.pop(request_id, None)
 
-    async def get(self, job_id: str) -> dict[str, Any] | None:
-        return self.docs.get(job_id)
+    async def get(self, job_id: str) -> JobInstance | None:
+        doc = self.docs.get(job_id)
+        return None if doc is None else JobInstance.from_document(doc)
 
-    async def insert_if_absent(self, doc: dict[str, Any]) -> bool:
-        if doc["_id"] in self.docs:
+    async def insert_if_absent(self, doc: JobInstance) -> bool:
+        if doc.mongo_id in self.docs:
             return False
-        self.docs[doc["_id"]] = doc
+        self.docs[doc.mongo_id] = doc.to_document()
         return True
 
     async def apply_fold(self, event: JobEvent, partition: int | None, offset: int | None) -> Any:
         self.folded.append((event, partition, offset))
-        return fold(self.docs.get(event.subject), event, partition, offset)
+        return fold(await self.get(event.subject), event, partition, offset)
 
 
 class FakeEvents:
@@ -240,7 +242,7 @@ async def test_submit_publishes_job_created_and_stores_the_queued_instance() -> 
     assert doc["status"] == "QUEUED"
     # Folded at the offset the broker gave: the projector will find it already folded.
     assert doc["projection"] == {"partition": 2, "offset": 101}
-    assert doc == fold(None, result, 2, 101)
+    assert JobInstance.from_document(doc) == fold(None, result, 2, 101)
 
 
 async def test_a_duplicate_request_publishes_nothing_and_names_the_job() -> None:

@@ -16,7 +16,8 @@ from pymongo.errors import PyMongoError
 
 from job_api.adapters.job_instances import JobInstanceStore
 from job_api.domain.admission import HandledRequest
-from job_api.domain.projection import JobInstanceDoc, stored_time
+from job_api.domain.job_instance import JobInstance
+from job_api.domain.projection import stored_time
 
 REQUEST_LEDGER_COLLECTION = "request_ledger"
 
@@ -75,10 +76,10 @@ class IntakeRecords:
         self._job_instances = job_instances
         self._ledger = ledger
 
-    async def get(self, job_id: str) -> JobInstanceDoc | None:
+    async def get(self, job_id: str) -> JobInstance | None:
         return await self._job_instances.get(job_id)
 
-    async def insert_if_absent(self, doc: JobInstanceDoc) -> bool:
+    async def insert_if_absent(self, doc: JobInstance) -> bool:
         return await self._job_instances.insert_if_absent(doc)
 
     async def handled_request(self, request_id: str, job_id: str) -> HandledRequest | None:

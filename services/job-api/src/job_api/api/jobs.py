@@ -48,6 +48,7 @@ from job_api.api.schemas import (
 from job_api.auth.principal import Principal
 from job_api.bootstrap import JobApiServices
 from job_api.domain.job_actions import allowed_actions
+from job_api.domain.job_instance import JobInstance, JobInstanceSummary
 from job_api.handlers import job_actions
 from job_api.handlers.job_requests import (
     DuplicateRequest,
@@ -160,13 +161,14 @@ async def list_job_instances(
     )
 
 
-def _public(doc: dict[str, Any], caller: Principal) -> JobInstancePublic:
+def _public(doc: JobInstanceSummary, caller: Principal) -> JobInstancePublic:
     """The job instance as published, with what the caller may do to it now."""
-    offered = allowed_actions(JobStatus(doc["status"]), bool(doc.get("archived")), caller.role)
-    return JobInstancePublic.model_validate({**doc, "allowed_actions": offered})
+    return JobInstancePublic.of(
+        doc, allowed_actions(JobStatus(doc.status), doc.archived, caller.role)
+    )
 
 
-async def _job_instance(db: Any, job_id: str) -> dict[str, Any]:
+async def _job_instance(db: Any, job_id: str) -> JobInstance:
     doc = await views.get_job_instance(db, job_id)
     if doc is None:
         raise HTTPException(status_code=404, detail=f"no job instance with id {job_id}")
@@ -193,14 +195,14 @@ async def list_planned_changes(
 ) -> PlannedChangesPublic:
     """The planned changes of a sequence, page by page: what an operator checks first."""
     doc = await _job_instance(db, str(job_id))
-    sequence = next((s for s in doc.get("sequences", []) if s.get("index") == index), None)
+    sequence = doc.sequence(index)
     if sequence is None:
-        count = len(doc.get("sequences", []))
+        count = len(doc.sequences)
         raise HTTPException(
             status_code=404,
             detail=f"job {job_id} has no sequence {index}; its sequences are 0 to {count - 1}",
         )
-    plan_id = sequence.get("plan_id")
+    plan_id = sequence.plan_id
     if plan_id is None:
         items: list[PlannedChangePublic] = []
         total = 0

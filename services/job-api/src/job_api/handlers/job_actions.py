@@ -17,7 +17,8 @@ from provisioning_common.logs import current_job_id
 from provisioning_common.statuses import JobStatus
 
 from job_api.domain.job_actions import JobAction, refusal
-from job_api.domain.projection import JobInstanceDoc, blocked_plan_id, stored_time
+from job_api.domain.job_instance import JobInstance
+from job_api.domain.projection import stored_time
 
 logger = logging.getLogger(__name__)
 
@@ -36,15 +37,15 @@ class NotPublishedError(Exception):
 
 
 class JobInstances(Protocol):
-    async def get(self, job_id: str) -> JobInstanceDoc | None: ...
+    async def get(self, job_id: str) -> JobInstance | None: ...
 
     async def set_archived(self, job_id: str, archived: bool, by: str, at: datetime) -> bool: ...
 
-    async def restore_archived(self, before: JobInstanceDoc) -> None: ...
+    async def restore_archived(self, before: JobInstance) -> None: ...
 
     async def delete(self, job_id: str) -> bool: ...
 
-    async def insert_if_absent(self, doc: JobInstanceDoc) -> bool: ...
+    async def insert_if_absent(self, doc: JobInstance) -> bool: ...
 
 
 class Commands(Protocol):
@@ -88,10 +89,10 @@ async def validate_threshold(
     """
     with about(job_id):
         doc = await _allowing(job_instances, job_id, JobAction.VALIDATE)
-        plan_id = blocked_plan_id(doc)
+        plan_id = doc.blocked_plan_id()
         if plan_id is None:
             raise ActionRefusedError(
-                f"job {job_id} is {doc['status']} but the read model names no blocked plan to "
+                f"job {job_id} is {doc.status} but the read model names no blocked plan to "
                 "approve yet; read the job again and validate the plan it shows"
             )
         if seen_plan_id is not None and seen_plan_id != plan_id:
@@ -100,7 +101,7 @@ async def validate_threshold(
                 "look at the current plan and validate again"
             )
         return await commands.validate_threshold(
-            job_id, by, plan_id, expected_status=JobStatus(doc["status"])
+            job_id, by, plan_id, expected_status=JobStatus(doc.status)
         )
 
 
@@ -110,7 +111,7 @@ async def cancel_job(
     """Send CancelJob for a job awaiting a decision; the command id."""
     with about(job_id):
         doc = await _allowing(job_instances, job_id, JobAction.CANCEL)
-        return await commands.cancel_job(job_id, by, expected_status=JobStatus(doc["status"]))
+        return await commands.cancel_job(job_id, by, expected_status=JobStatus(doc.status))
 
 
 async def restart_job(
@@ -119,12 +120,12 @@ async def restart_job(
     """Send RestartJob; the command id."""
     with about(job_id):
         doc = await _allowing(job_instances, job_id, JobAction.RESTART)
-        return await commands.restart_job(job_id, by, expected_status=JobStatus(doc["status"]))
+        return await commands.restart_job(job_id, by, expected_status=JobStatus(doc.status))
 
 
 async def set_archived(
     job_id: str, by: str, *, archived: bool, job_instances: JobInstances, commands: Commands
-) -> JobInstanceDoc:
+) -> JobInstance:
     """Archive or unarchive a finished job in the read model, then publish JobArchived."""
     action = JobAction.ARCHIVE if archived else JobAction.UNARCHIVE
     with about(job_id):
@@ -184,12 +185,12 @@ async def delete_job(
         await requests.mark_deleted(job_id, by, stored_time(utcnow()))
 
 
-async def _allowing(job_instances: JobInstances, job_id: str, action: JobAction) -> JobInstanceDoc:
+async def _allowing(job_instances: JobInstances, job_id: str, action: JobAction) -> JobInstance:
     """The job instance, when its status allows `action`."""
     doc = await job_instances.get(job_id)
     if doc is None:
         raise JobNotFoundError(job_id)
-    refused = refusal(job_id, JobStatus(doc["status"]), action)
+    refused = refusal(job_id, JobStatus(doc.status), action)
     if refused is not None:
         raise ActionRefusedError(refused)
     return doc

@@ -3,7 +3,7 @@
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from provisioning_common.definitions import JobDefinition
 from provisioning_common.envelope import Envelope
@@ -23,6 +23,7 @@ from job_api.domain.admission import (
     subject_for_raw,
     validation_reason,
 )
+from job_api.domain.job_instance import JobInstance
 from job_api.domain.projection import fold, stored_time
 
 logger = logging.getLogger(__name__)
@@ -37,9 +38,9 @@ class DefinitionLookup(Protocol):
 class JobInstanceIntake(Protocol):
     """The read model and the request ledger (adapters.request_ledger.IntakeRecords)."""
 
-    async def get(self, job_id: str) -> dict[str, Any] | None: ...
+    async def get(self, job_id: str) -> JobInstance | None: ...
 
-    async def insert_if_absent(self, doc: dict[str, Any]) -> bool: ...
+    async def insert_if_absent(self, doc: JobInstance) -> bool: ...
 
     async def handled_request(self, request_id: str, job_id: str) -> HandledRequest | None: ...
 
@@ -131,7 +132,7 @@ async def submit_job_request(
         if isinstance(result, JobCreated):
             await job_instances.request_published(request.request_id)
             doc = fold(None, result, published.partition, published.offset)
-            assert isinstance(doc, dict)
+            assert isinstance(doc, JobInstance)
             await job_instances.insert_if_absent(doc)
             logger.info(
                 "request %r from %s became job %s (definition %s v%d)",
@@ -159,7 +160,7 @@ async def _duplicate(
     existing = await job_instances.get(job_id)
     logger.info("request %r is job %s already: not created again", request.request_id, job_id)
     return DuplicateRequest(
-        job_id=job_id, status=None if existing is None else str(existing["status"])
+        job_id=job_id, status=None if existing is None else str(existing.status)
     )
 
 

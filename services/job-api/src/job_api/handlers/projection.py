@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from job_api.adapters.job_events import KafkaPosition
 from job_api.domain.admission import validation_reason
+from job_api.domain.job_instance import JobInstance
 from job_api.domain.projection import DELETE, FoldResult
 
 logger = logging.getLogger(__name__)
@@ -55,14 +56,14 @@ async def project_job_event(
         result = await store.apply_fold(event, partition, offset)
         if result is DELETE:
             logger.info("job instance deleted (%s at %s:%s)", event.type, partition, offset)
-        elif isinstance(result, dict):
+        elif isinstance(result, JobInstance):
             logger.log(
                 logging.INFO if isinstance(event, _MILESTONES) else logging.DEBUG,
                 "folded %s at %s:%s: job %s",
                 event.type,
                 partition,
                 offset,
-                result["status"],
+                result.status,
             )
         return result
     finally:
