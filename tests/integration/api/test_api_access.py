@@ -177,6 +177,50 @@ async def test_a_form_sign_in_works_and_a_bad_key_does_not(api: ApiHarness) -> N
         assert "api_key" in missing.json()["detail"]
 
 
+async def sign_in_audit(api: ApiHarness) -> list[dict[str, Any]]:
+    return [
+        entry
+        async for entry in api.db["audit"]
+        .find({"action": "console.sign_in", "outcome": "rejected"})
+        .sort("at", -1)
+    ]
+
+
+async def test_a_sign_in_posted_by_another_site_is_refused_and_audited(api: ApiHarness) -> None:
+    """Login CSRF: another site's form must not sign this browser in with the attacker's key."""
+    async with api.new_client() as browser:
+        for headers in (
+            {"Origin": "https://evil.example"},
+            {"Origin": "null"},  # a sandboxed frame or a file
+            {"Sec-Fetch-Site": "cross-site"},
+        ):
+            refused = await browser.post(
+                "/console/session", data={"api_key": api.keys["operator"]}, headers=headers
+            )
+            assert refused.status_code == 403, (headers, refused.text)
+            assert "another site" in refused.json()["detail"]
+            assert "pj_session" not in browser.cookies
+        newest = (await sign_in_audit(api))[0]
+        assert (newest["status_code"], newest["actor"]) == (403, "unknown")
+        # The console's own page (same origin), and clients that are not browsers, sign in.
+        own = await browser.post(
+            "/console/session",
+            json={"api_key": api.keys["operator"]},
+            headers={"Origin": "http://job-api.test", "Sec-Fetch-Site": "same-origin"},
+        )
+        assert own.status_code == 200, own.text
+
+
+async def test_a_refused_sign_in_is_audited_without_the_key(api: ApiHarness) -> None:
+    async with api.new_client() as browser:
+        refused = await sign_in(browser, "pj_guessed-key-123")
+        assert refused.status_code == 401
+    newest = (await sign_in_audit(api))[0]
+    assert (newest["actor"], newest["status_code"]) == ("unknown", 401)
+    assert "not valid" in newest["reason"]
+    assert "pj_guessed-key-123" not in str(newest)
+
+
 async def test_a_session_call_that_changes_state_needs_the_csrf_token(api: ApiHarness) -> None:
     (job_id,) = await insert_jobs(
         api, job_doc(status="THRESHOLD", sequences=[threshold_sequence()])
