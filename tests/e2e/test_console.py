@@ -70,7 +70,6 @@ class Seeder:
             "request_id": f"console-{secrets.token_hex(8)}",
             "definition_id": definition_id,
             "inputs": inputs or {},
-            "requested_by": "hr-feed",
         }
         answer = await self.client.post("/api/v1/jobs", json=body)
         assert answer.status_code == 202, answer.text

@@ -237,9 +237,16 @@ async def submit_job(
     audit: SubmitAudit, services: ServicesDep, request: JobRequest, params: NoQueryParams
 ) -> JobSubmittedPublic:
     """Submit a job request, as on provisioning.job-requests; the job is readable at once."""
-    if "requested_by" not in request.model_fields_set:
-        # Who called is known here; the body's default "unknown" would hide it.
-        request = request.model_copy(update={"requested_by": audit.principal.name})
+    caller = audit.principal.name
+    if "requested_by" in request.model_fields_set and request.requested_by != caller:
+        # Over HTTP the requester is the authenticated caller: a body naming someone else
+        # (an HR feed, another operator) would put a false name in the job and its audit.
+        raise HTTPException(
+            status_code=422,
+            detail=f"requested_by: over HTTP the requester is the caller, {caller!r}; leave "
+            f"the field out (it named {request.requested_by!r})",
+        )
+    request = request.model_copy(update={"requested_by": caller})
     result = await submit_job_request(
         request,
         origin="api",
