@@ -1,5 +1,6 @@
 """API keys (stored hashed, shown once), /me, and console sessions with their CSRF token."""
 
+import asyncio
 import hashlib
 import uuid
 from typing import Any
@@ -7,7 +8,15 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.api.harness import ApiHarness, insert_jobs, job_doc, threshold_sequence
+from tests.conftest import Infra
+from tests.integration.api.harness import (
+    ApiHarness,
+    harness_settings,
+    insert_jobs,
+    job_doc,
+    running_api,
+    threshold_sequence,
+)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.mongo]
 
@@ -283,3 +292,27 @@ async def test_an_expired_session_is_401(api: ApiHarness) -> None:
             {"$set": {"expires_at": job_doc()["created_at"]}},
         )
         assert (await browser.get("/api/v1/me")).status_code == 401
+
+
+async def test_two_admins_deleting_each_others_keys_at_once_leave_one(infra: Infra) -> None:
+    """Each saw two admin keys and deleted the other's: without a check after the delete,
+    nobody could manage keys any more."""
+    settings = harness_settings(infra, f"api_admins_{uuid.uuid4().hex[:6]}")
+    async with running_api(settings) as api:
+        first = await api.client.get("/api/v1/api-keys", headers=api.auth("admin"))
+        (bootstrap,) = [k for k in first.json()["items"] if k["role"] == "admin"]
+        other = await new_key(api, "admin")
+        for _ in range(5):
+            answers = await asyncio.gather(
+                api.client.delete(f"/api/v1/api-keys/{other['id']}", headers=api.auth("admin")),
+                api.client.delete(
+                    f"/api/v1/api-keys/{bootstrap['id']}", headers=bearer(other["key"])
+                ),
+            )
+            codes = sorted(a.status_code for a in answers)
+            admins = [k async for k in api.db["api_keys"].find({"role": "admin"})]
+            assert admins, codes
+            assert codes in ([204, 409], [409, 409]), [a.text for a in answers]
+            if codes == [204, 409]:
+                return
+        raise AssertionError("the two deletions were refused five times running")

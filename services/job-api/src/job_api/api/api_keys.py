@@ -20,8 +20,7 @@ from job_api.api.schemas import (
     ApiKeysPublic,
     ErrorPublic,
 )
-from job_api.auth.keys import ApiKeyNameTakenError, ApiKeyRecord
-from job_api.auth.permissions import Role
+from job_api.auth.keys import ApiKeyNameTakenError, ApiKeyRecord, LastAdminKeyError
 
 router = APIRouter(
     prefix=f"{API_PREFIX}/api-keys",
@@ -92,15 +91,11 @@ async def delete_api_key(
     if found is None:
         raise HTTPException(status_code=404, detail=f"no API key with id {key_id!r}")
     audit.target = found.name
-    if found.role is Role.ADMIN:
-        admins = [k for k in await services.api_keys.list() if k.role is Role.ADMIN]
-        if len(admins) <= 1:
-            raise HTTPException(
-                status_code=409,
-                detail=f"{found.name!r} is the last admin key: create another admin key first, "
-                "or nobody could manage keys any more",
-            )
-    if await services.api_keys.delete(key_id) is None:
+    try:
+        deleted = await services.api_keys.delete(key_id)
+    except LastAdminKeyError as error:
+        raise HTTPException(status_code=409, detail=str(error)) from None
+    if deleted is None:
         raise HTTPException(status_code=404, detail=f"no API key with id {key_id!r}")
     await services.sessions.delete_for_key(key_id)
     audit.status_code = 204
