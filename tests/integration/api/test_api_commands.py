@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from provisioning_common.statuses import JobStatus
 from provisioning_common.topics import JOB_COMMANDS, JOB_EVENTS
+from pymongo.errors import AutoReconnect
 
 from tests.integration.api.harness import (
     ApiHarness,
@@ -323,3 +324,49 @@ async def test_every_action_offered_is_accepted(api: ApiHarness) -> None:
                     f"/api/v1/jobs/{job_id}/{path}", headers=api.auth("admin")
                 )
             assert answer.status_code in (200, 202, 204), (status, action, answer.text)
+
+
+async def test_an_action_whose_audit_entry_cannot_be_written_does_not_run(
+    api: ApiHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The entry is written before the action: an action that ran without one was unaudited."""
+    (job_id,) = await insert_jobs(api, a_job("THRESHOLD"))
+    audit = api.app.state.services.audit
+
+    async def database_away(entry: object) -> None:
+        raise AutoReconnect("audit collection unreachable")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(audit, "record", database_away)
+        refused = await api.client.post(
+            f"/api/v1/jobs/{job_id}/threshold/validate", headers=api.auth("operator")
+        )
+    assert refused.status_code == 503, refused.text
+    await assert_only_a_cancel_follows(api, job_id)
+
+
+async def test_an_action_whose_end_cannot_be_recorded_stays_in_the_trail_as_pending(
+    api: ApiHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (job_id,) = await insert_jobs(api, a_job("THRESHOLD"))
+    audit = api.app.state.services.audit
+
+    async def database_away(entry: object) -> None:
+        raise AutoReconnect("audit collection unreachable")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(audit, "settle", database_away)
+        accepted = await api.client.post(
+            f"/api/v1/jobs/{job_id}/threshold/validate", headers=api.auth("operator")
+        )
+    assert accepted.status_code == 202, accepted.text
+    (entry,) = [e async for e in api.db["audit"].find({"job_id": job_id})]
+    assert (entry["action"], entry["actor"], entry["outcome"]) == (
+        "validate",
+        "operator-1",
+        "pending",
+    )
+    page = await api.client.get(
+        "/api/v1/audit", params={"job_id": job_id}, headers=api.auth("admin")
+    )
+    assert page.json()["items"][0]["outcome"] == "pending"

@@ -2,6 +2,7 @@
 
 import logging
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -137,9 +138,10 @@ class AuditRecorder:
         self.target = target
         self.command_id: str | None = None
         self.status_code = 200
+        self._pending: AuditEntry | None = None
 
-    async def write(self, outcome: Outcome, status_code: int, reason: str | None) -> None:
-        entry = AuditEntry(
+    def _entry(self, outcome: Outcome, status_code: int, reason: str | None) -> AuditEntry:
+        return AuditEntry(
             actor=self.principal.name,
             role=str(self.principal.role),
             action=self.action,
@@ -150,13 +152,30 @@ class AuditRecorder:
             reason=reason,
             command_id=self.command_id,
         )
+
+    async def begin(self) -> None:
+        """Record the action as pending before it runs: if that fails, it does not run.
+
+        Written after the action, the entry of an action that happened (a command on Kafka)
+        was lost whenever the write failed.
+        """
+        self._pending = self._entry("pending", 0, None)
+        await self.services.audit.record(self._pending)
+
+    async def write(self, outcome: Outcome, status_code: int, reason: str | None) -> None:
+        entry = self._entry(outcome, status_code, reason)
         try:
-            await self.services.audit.record(entry)
+            if self._pending is None:
+                await self.services.audit.record(entry)
+            else:
+                entry = replace(entry, id=self._pending.id, at=self._pending.at)
+                await self.services.audit.settle(entry)
         except Exception:
-            # The action already happened (a command may be on Kafka): answer it, and leave
-            # the failure to write its record where operators look first.
+            # The action already happened (a command may be on Kafka) and its pending entry
+            # says who started it: answer it, and leave the failure where operators look.
             logger.exception(
-                "could not record audit entry %s",
+                "could not record how audit entry %s ended: %s",
+                entry.id,
                 entry.to_document(),
                 extra={"job_id": entry.job_id},
             )
@@ -180,6 +199,7 @@ def audited(
             detail = refusal_message(principal.name, principal.role, permission)
             await recorder.write("rejected", 403, detail)
             raise HTTPException(status_code=403, detail=detail)
+        await recorder.begin()
         try:
             yield recorder
         except HTTPException as error:

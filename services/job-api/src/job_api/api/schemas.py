@@ -166,7 +166,10 @@ class AuditEntryPublic(_Public):
     actor: str = Field(description="The API key name of who acted.")
     role: str | None = None
     action: str
-    outcome: Literal["accepted", "rejected"]
+    outcome: Literal["pending", "accepted", "rejected"] = Field(
+        description="pending until the action has ended: an entry left pending is an action "
+        "whose end could not be recorded (see the job-api log)."
+    )
     status_code: int
     job_id: str | None = None
     target: str | None = Field(default=None, description="The definition or API key acted on.")
