@@ -17,6 +17,7 @@ from job_api.adapters.job_instances import JobInstanceStore
 from job_api.adapters.request_ledger import IntakeRecords, RequestLedger
 from job_api.auth.keys import ApiKeyStore
 from job_api.auth.sessions import SessionStore
+from job_api.handlers.job_actions import JobActions
 from job_api.metrics import ApiMetrics
 from job_api.settings import JobApiSettings
 
@@ -38,6 +39,11 @@ class JobApiServices:
     commands: CommandPublisher
     job_events: KafkaJobEvents
     metrics: ApiMetrics = field(default_factory=ApiMetrics)
+
+    @property
+    def job_actions(self) -> JobActions:
+        """The operator's actions on job instances (handlers/job_actions.py)."""
+        return JobActions(self.job_instances, self.commands, self.request_ledger)
 
     @property
     def intake_records(self) -> IntakeRecords:

@@ -3,7 +3,6 @@
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Response, status
@@ -31,7 +30,7 @@ from job_api.api.deps import (
     UnarchiveAudit,
     ValidateAudit,
 )
-from job_api.api.queries import STATUS_NAMES, JobInstancesQuery, PlannedChangesQuery
+from job_api.api.queries import JobInstancesQuery, PlannedChangesQuery
 from job_api.api.schemas import (
     BODY_TOO_LARGE,
     UNPROCESSABLE,
@@ -77,42 +76,8 @@ _CONFLICT: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _statuses(raw: str | None) -> tuple[JobStatus, ...]:
-    if raw is None:
-        return ()
-    found: list[JobStatus] = []
-    for part in raw.split(","):
-        name = part.strip().upper()
-        if not name:
-            continue
-        try:
-            found.append(JobStatus(name))
-        except ValueError:
-            raise HTTPException(
-                status_code=422,
-                detail=f"status: {part.strip()!r} is not a job status; use one or more of "
-                f"{STATUS_NAMES}, separated by commas",
-            ) from None
-    return tuple(found)
-
-
 def _unprocessable(detail: str) -> HTTPException:
     return HTTPException(status_code=422, detail=detail)
-
-
-def _utc(moment: datetime | None, name: str) -> datetime | None:
-    # A date without an offset is read as UTC, the zone every stored date is in.
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    try:
-        return moment.astimezone(UTC)
-    except OverflowError:
-        raise _unprocessable(
-            f"{name}: {moment.isoformat()} is out of range: in UTC it is not between the years "
-            "1 and 9999"
-        ) from None
 
 
 @router.get("", response_model=JobInstancesPublic)
@@ -123,34 +88,13 @@ async def list_job_instances(
     params: Annotated[JobInstancesQuery, Query()],
 ) -> JobInstancesPublic:
     """A page of job instances, by page number or by cursor, filtered and sorted."""
-    if params.cursor is not None and params.page is not None:
-        raise _unprocessable("give page or cursor, not both: cursor= continues after a page")
     try:
-        order = views.Sort.parse(params.sort)
-        after = views.Cursor.decode(params.cursor) if params.cursor is not None else None
-    except ValueError as error:
-        raise _unprocessable(str(error)) from None
-    created_from = _utc(params.created_from, "created_from")
-    created_to = _utc(params.created_to, "created_to")
-    if created_from and created_to and created_from > created_to:
-        raise _unprocessable("created_from: is after created_to; swap them")
-    query = views.JobInstanceQuery(
-        statuses=_statuses(params.status),
-        definition_id=params.definition_id or None,  # empty: no filter, as an empty status
-        created_from=created_from,
-        created_to=created_to,
-        archived=params.archived,
-        sort=order,
-        page=params.page or 1,
-        page_size=params.page_size,
-        cursor=after,
-    )
-    try:
+        query = params.for_listing()
         found = await views.list_job_instances(db, query)
-    except views.InvalidCursorError as error:
+    except ValueError as error:  # a filter, a sort or a cursor that names nothing
         raise _unprocessable(str(error)) from None
     services.metrics.jobs_listed.inc(len(found.items))
-    services.metrics.job_pages.labels("cursor" if after else "page").inc()
+    services.metrics.job_pages.labels("cursor" if query.cursor else "page").inc()
     return JobInstancesPublic(
         items=[_public(doc, principal) for doc in found.items],
         page=found.page,
@@ -309,12 +253,9 @@ async def validate_threshold(
 ) -> CommandAcceptedPublic:
     """Approve the planned counts of the sequence blocked at its threshold; nothing runs yet."""
     with _http_errors():
-        command_id = await job_actions.validate_threshold(
-            str(job_id),
-            audit.principal.name,
-            body.plan_id if body is not None else None,
-            job_instances=services.job_instances,
-            commands=services.commands,
+        seen_plan_id = body.plan_id if body is not None else None
+        command_id = await services.job_actions.validate_threshold(
+            str(job_id), audit.principal.name, seen_plan_id
         )
     return _accepted(audit, services, command_id, "ValidateThreshold")
 
@@ -330,12 +271,7 @@ async def cancel_job(
 ) -> CommandAcceptedPublic:
     """Cancel the blocked sequence and every later one; the job ends CANCELED."""
     with _http_errors():
-        command_id = await job_actions.cancel_job(
-            str(job_id),
-            audit.principal.name,
-            job_instances=services.job_instances,
-            commands=services.commands,
-        )
+        command_id = await services.job_actions.cancel_job(str(job_id), audit.principal.name)
     return _accepted(audit, services, command_id, "CancelJob")
 
 
@@ -350,12 +286,7 @@ async def restart_job(
 ) -> CommandAcceptedPublic:
     """Run the job again from its first sequence that is not completed."""
     with _http_errors():
-        command_id = await job_actions.restart_job(
-            str(job_id),
-            audit.principal.name,
-            job_instances=services.job_instances,
-            commands=services.commands,
-        )
+        command_id = await services.job_actions.restart_job(str(job_id), audit.principal.name)
     return _accepted(audit, services, command_id, "RestartJob")
 
 
@@ -363,12 +294,8 @@ async def _set_archived(
     audit: AuditRecorder, services: JobApiServices, job_id: str, archived: bool
 ) -> JobInstancePublic:
     with _http_errors():
-        doc = await job_actions.set_archived(
-            job_id,
-            audit.principal.name,
-            archived=archived,
-            job_instances=services.job_instances,
-            commands=services.commands,
+        doc = await services.job_actions.set_archived(
+            job_id, audit.principal.name, archived=archived
         )
     services.metrics.commands.labels("JobArchived").inc()
     return _public(doc, audit.principal)
@@ -405,13 +332,7 @@ async def delete_job(
 ) -> Response:
     """Delete a finished job instance for good."""
     with _http_errors():
-        await job_actions.delete_job(
-            str(job_id),
-            audit.principal.name,
-            job_instances=services.job_instances,
-            commands=services.commands,
-            requests=services.request_ledger,
-        )
+        await services.job_actions.delete_job(str(job_id), audit.principal.name)
     services.metrics.commands.labels("JobDeleted").inc()
     audit.status_code = 204
     return Response(status_code=204)

@@ -5,7 +5,7 @@ was silently ignored would show an operator the wrong jobs. The 422 names the pa
 refused and the ones the call accepts.
 """
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -113,6 +113,57 @@ class JobInstancesQuery(QueryModel):
         max_length=2000,
         description="next_cursor of the previous page: keyset paging, cost independent of depth.",
     )
+
+    def for_listing(self) -> views.JobInstanceQuery:
+        """The read model's query; ValueError naming the parameter that cannot be used."""
+        if self.cursor is not None and self.page is not None:
+            raise ValueError("give page or cursor, not both: cursor= continues after a page")
+        created_from = _utc(self.created_from, "created_from")
+        created_to = _utc(self.created_to, "created_to")
+        if created_from and created_to and created_from > created_to:
+            raise ValueError("created_from: is after created_to; swap them")
+        return views.JobInstanceQuery(
+            statuses=_statuses(self.status),
+            definition_id=self.definition_id or None,  # empty: no filter, as an empty status
+            created_from=created_from,
+            created_to=created_to,
+            archived=self.archived,
+            sort=views.Sort.parse(self.sort),
+            page=self.page or 1,
+            page_size=self.page_size,
+            cursor=views.Cursor.decode(self.cursor) if self.cursor is not None else None,
+        )
+
+
+def _statuses(raw: str | None) -> tuple[JobStatus, ...]:
+    found: list[JobStatus] = []
+    for part in (raw or "").split(","):
+        name = part.strip().upper()
+        if not name:
+            continue
+        try:
+            found.append(JobStatus(name))
+        except ValueError:
+            raise ValueError(
+                f"status: {part.strip()!r} is not a job status; use one or more of "
+                f"{STATUS_NAMES}, separated by commas"
+            ) from None
+    return tuple(found)
+
+
+def _utc(moment: datetime | None, name: str) -> datetime | None:
+    # A date without an offset is read as UTC, the zone every stored date is in.
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(
+            f"{name}: {moment.isoformat()} is out of range: in UTC it is not between the years "
+            "1 and 9999"
+        ) from None
 
 
 class PlannedChangesQuery(PageQuery):
