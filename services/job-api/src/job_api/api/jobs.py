@@ -181,16 +181,9 @@ async def submit_job(
     audit: SubmitAudit, services: ServicesDep, request: JobRequest, params: NoQueryParams
 ) -> JobSubmittedPublic:
     """Submit a job request, as on provisioning.job-requests; the job is readable at once."""
-    caller = audit.principal.name
-    if "requested_by" in request.model_fields_set and request.requested_by != caller:
-        # Over HTTP the requester is the authenticated caller: a body naming someone else
-        # (an HR feed, another operator) would put a false name in the job and its audit.
-        raise HTTPException(
-            status_code=422,
-            detail=f"requested_by: over HTTP the requester is the caller, {caller!r}; leave "
-            f"the field out (it named {request.requested_by!r})",
-        )
-    request = request.model_copy(update={"requested_by": caller})
+    # Over HTTP the requester is the authenticated caller, whatever the body says: a body
+    # naming someone else (an HR feed, another operator) would put a false name on the job.
+    request = request.model_copy(update={"requested_by": audit.principal.name})
     result = await submit_job_request(
         request,
         origin="api",
