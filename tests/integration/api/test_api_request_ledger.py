@@ -14,7 +14,15 @@ from aiokafka import AIOKafkaProducer
 from provisioning_common.identifiers import job_id_for_request
 from provisioning_common.topics import JOB_EVENTS, JOB_REQUESTS
 
-from tests.integration.api.harness import ApiHarness, definition_body, job_request, messages_about
+from tests.integration.api.harness import (
+    T0,
+    ApiHarness,
+    definition_body,
+    insert_jobs,
+    job_doc,
+    job_request,
+    messages_about,
+)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.mongo]
 
@@ -114,3 +122,33 @@ async def test_a_request_sent_again_while_the_read_model_is_rebuilt_is_the_same_
         api.kafka, api.kafka.topic(JOB_EVENTS), job_id, until=lambda found: len(found) >= 1
     )
     assert types(events) == ["JobCreated"]
+
+
+async def test_jobs_older_than_the_ledger_are_found_by_their_instance_or_tombstone(
+    api: ApiHarness,
+) -> None:
+    """A database from before the ledger: the request ids it handled are still answered."""
+    definition_id = f"ledger-{uuid.uuid4().hex[:8]}"
+    created = await api.client.post(
+        "/api/v1/job-definitions", json=definition_body(definition_id), headers=api.auth("admin")
+    )
+    assert created.status_code == 201, created.text
+    living, deleted = job_request(definition_id), job_request(definition_id)
+    living_id = job_id_for_request(living["request_id"])
+    deleted_id = job_id_for_request(deleted["request_id"])
+    await insert_jobs(
+        api, {**job_doc(status="RUNNING", job_id=living_id), "request_id": living["request_id"]}
+    )
+    await api.db["job_tombstones"].insert_one(
+        {"_id": deleted_id, "deleted_by": "ops-0", "deleted_at": T0, "projection": None}
+    )
+
+    same = await api.client.post("/api/v1/jobs", json=living, headers=api.auth("operator"))
+    assert same.json() == {"id": living_id, "status": "RUNNING"}
+    refused = await api.client.post("/api/v1/jobs", json=deleted, headers=api.auth("operator"))
+    assert refused.status_code == 409, refused.text
+    assert f"job {deleted_id}, since deleted by ops-0" in refused.json()["detail"]
+    # Both are in the ledger from now on.
+    entries = {e["_id"]: e async for e in api.db["request_ledger"].find({})}
+    assert entries[living["request_id"]]["deleted_at"] is None
+    assert entries[deleted["request_id"]]["deleted_by"] == "ops-0"
