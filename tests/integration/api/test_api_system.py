@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from aiokafka.errors import KafkaTimeoutError
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 from job_api.entrypoints.main import app_factory
 from provisioning_common.settings import MongoSettings
 from provisioning_common.topics import JOB_COMMANDS, JOB_EVENTS, JOB_REQUESTS
@@ -207,24 +207,36 @@ async def test_the_audit_trail_pages_newest_first(api: ApiHarness) -> None:
 
 
 class KafkaAway:
-    """The command publisher while the brokers do not answer."""
+    """The command publisher while the brokers do not answer (before or after sending)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
 
     async def validate_threshold(self, *args: object, **kwargs: object) -> str:
-        raise KafkaTimeoutError()
+        raise self.error
 
 
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        # No broker to send to: nothing left this process.
+        (KafkaConnectionError(), "nothing was published"),
+        # Sent, then no acknowledgement in time: the broker may have written it.
+        (KafkaTimeoutError(), "may or may not have been published"),
+    ],
+)
 async def test_kafka_away_is_503_with_what_to_do_and_audited(
-    api: ApiHarness, monkeypatch: pytest.MonkeyPatch
+    api: ApiHarness, monkeypatch: pytest.MonkeyPatch, error: Exception, said: str
 ) -> None:
     (job_id,) = await insert_jobs(
         api, job_doc(status="THRESHOLD", sequences=[threshold_sequence()])
     )
-    monkeypatch.setattr(api.app.state.services, "commands", KafkaAway())
+    monkeypatch.setattr(api.app.state.services, "commands", KafkaAway(error))
     response = await api.client.post(
         f"/api/v1/jobs/{job_id}/threshold/validate", headers=api.auth("operator")
     )
     assert response.status_code == 503
-    assert "nothing was published" in response.json()["detail"]
+    assert said in response.json()["detail"]
     page = await api.client.get(
         "/api/v1/audit", params={"job_id": job_id}, headers=api.auth("admin")
     )

@@ -2,7 +2,7 @@
 
 import logging
 
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, KafkaTimeoutError, RequestTimedOutError
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
@@ -16,6 +16,13 @@ logger = logging.getLogger(__name__)
 
 def unavailable_detail(error: BaseException) -> str | None:
     """The 503 message for an error of Kafka or MongoDB; None for any other error."""
+    if isinstance(error, KafkaTimeoutError | RequestTimedOutError):
+        # The broker may have written the message and its acknowledgement been lost: saying
+        # "nothing was published" here would invite a second command.
+        return (
+            "Kafka did not confirm in time, so the message may or may not have been published; "
+            "read the job (its status, its last refused command) before retrying"
+        )
     if isinstance(error, KafkaError):
         return "Kafka did not answer, so nothing was published; retry in a moment"
     if isinstance(error, PyMongoError):
