@@ -242,3 +242,53 @@ async def test_the_running_api_serves_health_docs_and_metrics(
     }
     metrics = await http.get("/metrics")
     assert 'route="/healthz"' in metrics.text
+
+
+async def test_a_request_of_a_completed_then_deleted_job_is_refused_not_left_queued(
+    system: System, http: httpx.AsyncClient, keys: dict[str, str]
+) -> None:
+    """Issue 8, defect 1, with the runner, the guard and the projector running: the same
+    request id after a delete was answered 202 QUEUED, and the job then stayed QUEUED for
+    ever (the runner ignores a JobCreated for a job it already ran)."""
+    run = uuid.uuid4().hex[:8]
+    definition_id = f"e2e-again-{run}"
+    write_csv(system.data_dir / "again" / f"{run}.csv", ["a1", "a2"])
+    created = await http.post(
+        "/api/v1/job-definitions",
+        json={
+            "id": definition_id,
+            "name": "Again",
+            "sequences": [
+                {
+                    "name": "people",
+                    "source": {"type": "csv", "path": f"again/{run}.csv"},
+                    "target": {"type": "mongo", "collection": f"again_{run}"},
+                    "key": "uid",
+                    "thresholds": {"create": {"count": 100}},
+                }
+            ],
+        },
+        headers=auth(keys, "admin"),
+    )
+    assert created.status_code == 201, created.text
+    body = {"request_id": f"e2e-again-{run}", "definition_id": definition_id}
+    first = await http.post("/api/v1/jobs", json=body, headers=auth(keys, "operator"))
+    assert first.status_code == 202, first.text
+    job_id = first.json()["id"]
+    await wait_for_status(http, keys, job_id, "COMPLETED")
+    deleted = await http.delete(f"/api/v1/jobs/{job_id}", headers=auth(keys, "admin"))
+    assert deleted.status_code == 204, deleted.text
+
+    again = await http.post("/api/v1/jobs", json=body, headers=auth(keys, "operator"))
+
+    assert again.status_code == 409, again.text
+    assert f"job {job_id}, since deleted by admin" in again.json()["detail"]
+    # Nothing comes back, neither from the API nor from the projector folding what followed.
+    for _ in range(3):
+        gone = await http.get(f"/api/v1/jobs/{job_id}", headers=auth(keys, "viewer"))
+        assert gone.status_code == 404, gone.text
+    # The definition is not held by a job stuck QUEUED.
+    removed = await http.delete(
+        f"/api/v1/job-definitions/{definition_id}", headers=auth(keys, "admin")
+    )
+    assert removed.status_code == 204, removed.text

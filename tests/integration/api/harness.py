@@ -11,10 +11,11 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi import FastAPI
-from job_api.domain.projection import new_sequence_instance
+from job_api.domain.job_instance import JobInstance, SequenceInstance
 from job_api.entrypoints.main import app_factory
 from job_api.settings import JobApiSettings
 from provisioning_common.settings import KafkaSettings, MongoSettings
+from provisioning_common.statuses import JobStatus
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -122,42 +123,37 @@ def job_doc(
         if ended_at is not None
         else (created_at + timedelta(minutes=1) if finished else None)
     )
-    return {
-        "_id": job_id,
-        "id": job_id,
-        "request_id": f"req-{job_id}",
-        "definition_id": definition_id,
-        "definition_name": "HR import",
-        "definition_version": 1,
-        "status": status,
-        "archived": archived,
-        "archived_by": None,
-        "archived_at": None,
-        "origin": "api",
-        "requested_by": "tests",
-        "created_at": created_at,
-        "started_at": started,
-        "ended_at": ended,
-        "updated_at": created_at,
-        "attempt": 0 if status == "QUEUED" else 1,
-        "sequences": sequences
-        if sequences is not None
-        else [sequence_doc(0, "employees", "COMPLETED" if finished else "PENDING")],
-        "failure": None,
-        "failed_index": None,
-        "canceled_by": None,
-        "canceled_at": None,
-        "last_rejected_command": None,
-        "projection": None,
-    }
+    if sequences is None:
+        sequences = [sequence_doc(0, "employees", "COMPLETED" if finished else "PENDING")]
+    return JobInstance(
+        mongo_id=job_id,
+        id=job_id,
+        request_id=f"req-{job_id}",
+        definition_id=definition_id,
+        definition_name="HR import",
+        definition_version=1,
+        status=JobStatus(status),
+        archived=archived,
+        origin="api",
+        requested_by="tests",
+        created_at=created_at,
+        started_at=started,
+        ended_at=ended,
+        updated_at=created_at,
+        attempt=0 if status == "QUEUED" else 1,
+        sequences=[SequenceInstance.model_validate(s) for s in sequences],
+    ).to_document()
 
 
 def sequence_doc(index: int, name: str, status: str, **fields: Any) -> dict[str, Any]:
     """A sequence instance of the read model's own shape, at `status`, as the projector makes."""
-    return {**new_sequence_instance(index, name), "status": status, "attempt": 1, **fields}
+    pending = SequenceInstance.pending(index, name)
+    return SequenceInstance.model_validate(
+        {**pending.model_dump(), "status": status, "attempt": 1, **fields}
+    ).model_dump()
 
 
-def threshold_sequence(index: int = 0, plan_id: str = "plan-1") -> dict[str, Any]:
+def threshold_sequence(index: int = 0, plan_id: str | None = "plan-1") -> dict[str, Any]:
     return sequence_doc(
         index,
         "employees",

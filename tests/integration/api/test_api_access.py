@@ -1,5 +1,6 @@
 """API keys (stored hashed, shown once), /me, and console sessions with their CSRF token."""
 
+import asyncio
 import hashlib
 import uuid
 from typing import Any
@@ -7,7 +8,15 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.api.harness import ApiHarness, insert_jobs, job_doc, threshold_sequence
+from tests.conftest import Infra
+from tests.integration.api.harness import (
+    ApiHarness,
+    harness_settings,
+    insert_jobs,
+    job_doc,
+    running_api,
+    threshold_sequence,
+)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.mongo]
 
@@ -177,6 +186,50 @@ async def test_a_form_sign_in_works_and_a_bad_key_does_not(api: ApiHarness) -> N
         assert "api_key" in missing.json()["detail"]
 
 
+async def sign_in_audit(api: ApiHarness) -> list[dict[str, Any]]:
+    return [
+        entry
+        async for entry in api.db["audit"]
+        .find({"action": "console.sign_in", "outcome": "rejected"})
+        .sort("at", -1)
+    ]
+
+
+async def test_a_sign_in_posted_by_another_site_is_refused_and_audited(api: ApiHarness) -> None:
+    """Login CSRF: another site's form must not sign this browser in with the attacker's key."""
+    async with api.new_client() as browser:
+        for headers in (
+            {"Origin": "https://evil.example"},
+            {"Origin": "null"},  # a sandboxed frame or a file
+            {"Sec-Fetch-Site": "cross-site"},
+        ):
+            refused = await browser.post(
+                "/console/session", data={"api_key": api.keys["operator"]}, headers=headers
+            )
+            assert refused.status_code == 403, (headers, refused.text)
+            assert "another site" in refused.json()["detail"]
+            assert "pj_session" not in browser.cookies
+        newest = (await sign_in_audit(api))[0]
+        assert (newest["status_code"], newest["actor"]) == (403, "unknown")
+        # The console's own page (same origin), and clients that are not browsers, sign in.
+        own = await browser.post(
+            "/console/session",
+            json={"api_key": api.keys["operator"]},
+            headers={"Origin": "http://job-api.test", "Sec-Fetch-Site": "same-origin"},
+        )
+        assert own.status_code == 200, own.text
+
+
+async def test_a_refused_sign_in_is_audited_without_the_key(api: ApiHarness) -> None:
+    async with api.new_client() as browser:
+        refused = await sign_in(browser, "pj_guessed-key-123")
+        assert refused.status_code == 401
+    newest = (await sign_in_audit(api))[0]
+    assert (newest["actor"], newest["status_code"]) == ("unknown", 401)
+    assert "not valid" in newest["reason"]
+    assert "pj_guessed-key-123" not in str(newest)
+
+
 async def test_a_session_call_that_changes_state_needs_the_csrf_token(api: ApiHarness) -> None:
     (job_id,) = await insert_jobs(
         api, job_doc(status="THRESHOLD", sequences=[threshold_sequence()])
@@ -239,3 +292,47 @@ async def test_an_expired_session_is_401(api: ApiHarness) -> None:
             {"$set": {"expires_at": job_doc()["created_at"]}},
         )
         assert (await browser.get("/api/v1/me")).status_code == 401
+
+
+async def test_two_admins_deleting_each_others_keys_at_once_leave_one(infra: Infra) -> None:
+    """Each saw two admin keys and deleted the other's: without a check after the delete,
+    nobody could manage keys any more."""
+    settings = harness_settings(infra, f"api_admins_{uuid.uuid4().hex[:6]}")
+    async with running_api(settings) as api:
+        first = await api.client.get("/api/v1/api-keys", headers=api.auth("admin"))
+        (admin,) = [k for k in first.json()["items"] if k["role"] == "admin"]
+        admin_key = api.keys["admin"]
+        for _ in range(8):  # a race: several rounds, each starting from two admin keys
+            other = await new_key_as(api, admin_key, "admin")
+            answers = await asyncio.gather(
+                api.client.delete(f"/api/v1/api-keys/{other['id']}", headers=bearer(admin_key)),
+                api.client.delete(f"/api/v1/api-keys/{admin['id']}", headers=bearer(other["key"])),
+            )
+            codes = sorted(a.status_code for a in answers)
+            left = {k["_id"] async for k in api.db["api_keys"].find({"role": "admin"})}
+            # At most one deletion wins; a refused one puts its key back (401: the other
+            # deletion was over before this caller's key was checked).
+            assert codes in ([204, 409], [409, 409], [204, 401]), [a.text for a in answers]
+            assert len(left) == (2 if codes == [409, 409] else 1), codes
+            for answer in answers:
+                if answer.status_code == 409:
+                    assert "last admin key" in answer.json()["detail"]
+            if other["id"] in left and admin["id"] not in left:
+                admin, admin_key = other, other["key"]
+            elif other["id"] in left:
+                assert (
+                    await api.client.delete(
+                        f"/api/v1/api-keys/{other['id']}", headers=bearer(admin_key)
+                    )
+                ).status_code == 204
+
+
+async def new_key_as(api: ApiHarness, key: str, role: str) -> dict[str, Any]:
+    created = await api.client.post(
+        "/api/v1/api-keys",
+        json={"name": f"{role}-{uuid.uuid4().hex[:6]}", "role": role},
+        headers=bearer(key),
+    )
+    assert created.status_code == 201, created.text
+    body: dict[str, Any] = created.json()
+    return body

@@ -209,3 +209,19 @@ async def test_a_malformed_request_body_is_422(api: ApiHarness) -> None:
         headers={**api.auth("operator"), "Content-Type": "application/json"},
     )
     assert not_json.status_code == 422
+
+
+async def test_over_http_the_requester_is_the_caller_and_no_one_else(api: ApiHarness) -> None:
+    """A body naming another requester would put a false name on the job and in its audit."""
+    definition_id = new_id()
+    assert (await create(api, definition_body(definition_id))).status_code == 201
+    spoofed = {**job_request(definition_id), "requested_by": "hr-feed"}
+    submitted = await api.client.post("/api/v1/jobs", json=spoofed, headers=api.auth("operator"))
+    assert submitted.status_code == 202, submitted.text
+    job_id = submitted.json()["id"]
+    job = (await api.client.get(f"/api/v1/jobs/{job_id}", headers=api.auth("viewer"))).json()
+    assert job["requested_by"] == "operator-1"
+    (event,) = await messages_about(
+        api.kafka, api.kafka.topic(JOB_EVENTS), job_id, until=lambda found: len(found) >= 1
+    )
+    assert event["data"]["requested_by"] == "operator-1"

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from aiokafka.errors import KafkaTimeoutError
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 from job_api.entrypoints.main import app_factory
 from provisioning_common.settings import MongoSettings
 from provisioning_common.topics import JOB_COMMANDS, JOB_EVENTS, JOB_REQUESTS
@@ -50,6 +50,38 @@ async def test_openapi_documents_every_route_with_a_summary(api: ApiHarness) -> 
     docs = await api.client.get("/docs")
     assert docs.status_code == 200
     assert "swagger" in docs.text.lower()
+
+
+async def test_openapi_declares_the_api_key_and_the_console_session_as_security_schemes(
+    api: ApiHarness,
+) -> None:
+    """So that /docs has an Authorize button and clients' generators know how to sign in."""
+    document = (await api.client.get("/openapi.json")).json()
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["ApiKey"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": schemes["ApiKey"]["description"],
+    }
+    assert (schemes["ConsoleSession"]["type"], schemes["ConsoleSession"]["in"]) == (
+        "apiKey",
+        "cookie",
+    )
+    assert schemes["ConsoleSession"]["name"] == "pj_session"
+    either: list[dict[str, list[str]]] = [{"ApiKey": []}, {"ConsoleSession": []}]
+    paths = document["paths"]
+    for path, method in [
+        ("/api/v1/jobs", "get"),
+        ("/api/v1/jobs", "post"),
+        ("/api/v1/jobs/{job_id}", "get"),
+        ("/api/v1/jobs/{job_id}", "delete"),
+        ("/api/v1/jobs/{job_id}/threshold/validate", "post"),
+        ("/api/v1/jobs/{job_id}/restart", "post"),
+        ("/api/v1/jobs/{job_id}/archive", "post"),
+    ]:
+        assert paths[path][method]["security"] == either, (method, path)
+    # Signing in and the health check need no credentials.
+    assert "security" not in paths["/healthz"]["get"]
 
 
 async def test_the_docs_page_loads_swagger_ui_from_job_api_itself(api: ApiHarness) -> None:
@@ -175,24 +207,36 @@ async def test_the_audit_trail_pages_newest_first(api: ApiHarness) -> None:
 
 
 class KafkaAway:
-    """The command publisher while the brokers do not answer."""
+    """The command publisher while the brokers do not answer (before or after sending)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
 
     async def validate_threshold(self, *args: object, **kwargs: object) -> str:
-        raise KafkaTimeoutError()
+        raise self.error
 
 
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        # No broker to send to: nothing left this process.
+        (KafkaConnectionError(), "nothing was published"),
+        # Sent, then no acknowledgement in time: the broker may have written it.
+        (KafkaTimeoutError(), "may or may not have been published"),
+    ],
+)
 async def test_kafka_away_is_503_with_what_to_do_and_audited(
-    api: ApiHarness, monkeypatch: pytest.MonkeyPatch
+    api: ApiHarness, monkeypatch: pytest.MonkeyPatch, error: Exception, said: str
 ) -> None:
     (job_id,) = await insert_jobs(
         api, job_doc(status="THRESHOLD", sequences=[threshold_sequence()])
     )
-    monkeypatch.setattr(api.app.state.services, "commands", KafkaAway())
+    monkeypatch.setattr(api.app.state.services, "commands", KafkaAway(error))
     response = await api.client.post(
         f"/api/v1/jobs/{job_id}/threshold/validate", headers=api.auth("operator")
     )
     assert response.status_code == 503
-    assert "nothing was published" in response.json()["detail"]
+    assert said in response.json()["detail"]
     page = await api.client.get(
         "/api/v1/audit", params={"job_id": job_id}, headers=api.auth("admin")
     )

@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from faststream.kafka import KafkaBroker
 from job_api.adapters.definitions import DEFINITIONS_COLLECTION
 from job_api.bootstrap import build_services
+from job_api.domain.job_instance import JobInstance
 from job_api.entrypoints.job_requests import build_intake_subscriber
 from job_api.settings import JobApiSettings
 from provisioning_common.definitions import JobDefinition, JobDefinitionBody
@@ -167,7 +168,7 @@ async def test_the_intake_dead_letters_a_request_it_cannot_handle_and_takes_the_
         services.broker,
         settings,
         definitions=services.definitions,
-        job_instances=services.job_instances,
+        job_instances=services.intake_records,
         publisher=services.job_events,
     )
     caplog.set_level(logging.INFO, logger="provisioning_common")
@@ -183,11 +184,11 @@ async def test_the_intake_dead_letters_a_request_it_cannot_handle_and_takes_the_
             await publish(producer, topic, json.dumps(body).encode(), key)
         taken = job_id_for_request(f"{unique_name}-2")
 
-        async def job_instance() -> dict[str, Any] | None:
+        async def job_instance() -> JobInstance | None:
             return await services.job_instances.get(taken)
 
         instance = await eventually(job_instance, timeout=60, what="the next request's job")
-        assert instance["status"] == "QUEUED"
+        assert instance.status == "QUEUED"
         (dead,) = await dead_letters(isolated, JOB_REQUESTS, key)
     finally:
         await services.broker.stop()

@@ -134,6 +134,11 @@ async def dead_letters(settings: KafkaSettings) -> list[tuple[bytes, dict[str, b
     return [(r.value, dict(r.headers)) for records in batches.values() for r in records]
 
 
+def stored_documents(log: Any) -> dict[str, dict[str, Any]]:
+    """What the projector must store for `log`: the pure fold, as MongoDB documents."""
+    return {job_id: doc.to_document() for job_id, doc in fold_all(log).items()}
+
+
 async def read_model(
     client: AsyncMongoClient[dict[str, Any]], database: str
 ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
@@ -195,7 +200,7 @@ async def test_projector_folds_replays_rebuilds_and_dead_letters(
         ),
     ]
     log = [await publish(broker, isolated, event) for event in script]
-    expected = fold_all(log)
+    expected = stored_documents(log)
     assert set(expected) == {done.subject, waiting.subject}
 
     async with projector(env, log_file, ready_group=group):
@@ -229,7 +234,7 @@ async def test_projector_folds_replays_rebuilds_and_dead_letters(
             data=JobArchivedData(archived_by="admin", archived=True),
         )
         log.append(await publish(broker, isolated, archive))
-        expected = fold_all(log)
+        expected = stored_documents(log)
 
         async def archived() -> bool:
             return (await read_model(mongo_client, database))[0] == expected
@@ -290,7 +295,7 @@ async def test_projector_folds_replays_rebuilds_and_dead_letters(
             data=JobArchivedData(archived_by="admin", archived=False),
         )
         log.append(await publish(broker, isolated, late))
-        final = fold_all(log)
+        final = stored_documents(log)
 
         async def unarchived() -> bool:
             return (await read_model(mongo_client, database))[0] == final

@@ -13,6 +13,7 @@ from job_api.adapters.definitions import (
     DuplicateDefinitionError,
 )
 from job_api.adapters.job_instances import JOB_INSTANCE_INDEXES, JobInstanceStore
+from job_api.domain.job_instance import JobInstance
 from job_api.domain.projection import DELETE, fold, fold_all
 from provisioning_common.definitions import JobDefinitionBody
 from provisioning_common.events import (
@@ -125,7 +126,7 @@ async def test_the_api_insert_and_the_projector_agree(db: AsyncDatabase[dict[str
     store = JobInstanceStore(db)
     job = created("api-1")
     provisional = fold(None, job, None, None)
-    assert isinstance(provisional, dict)
+    assert isinstance(provisional, JobInstance)
     assert await store.insert_if_absent(provisional) is True
     assert await store.insert_if_absent(provisional) is False
 
@@ -150,7 +151,7 @@ async def test_archive_and_delete_only_finished_jobs(db: AsyncDatabase[dict[str,
     assert await store.set_archived(job.subject, True, "admin", archived_at) is True
     doc = await store.get(job.subject)
     assert doc is not None
-    assert (doc["archived"], doc["archived_by"]) == (True, "admin")
+    assert (doc.archived, doc.archived_by) == (True, "admin")
 
     # The JobArchived event the API published folds into the same fields.
     event = JobArchived(
@@ -160,9 +161,9 @@ async def test_archive_and_delete_only_finished_jobs(db: AsyncDatabase[dict[str,
         data=JobArchivedData(archived_by="admin", archived=True),
     )
     folded = await store.apply_fold(event, 0, len(log))
-    assert isinstance(folded, dict)
-    assert (folded["archived"], folded["archived_by"]) == (True, "admin")
-    assert folded["archived_at"] == doc["archived_at"]
+    assert isinstance(folded, JobInstance)
+    assert (folded.archived, folded.archived_by) == (True, "admin")
+    assert folded.archived_at == doc.archived_at
 
     assert await store.delete(job.subject) is True
     assert await store.get(job.subject) is None
@@ -177,8 +178,8 @@ async def test_archive_and_delete_only_finished_jobs(db: AsyncDatabase[dict[str,
     assert await store.get(job.subject) is None
     # A new request after the deletion, later on the partition, is a new job instance.
     again = await store.apply_fold(created("arch-1", t=200), 0, len(log) + 2)
-    assert isinstance(again, dict)
-    assert again["status"] == "QUEUED"
+    assert isinstance(again, JobInstance)
+    assert again.status == "QUEUED"
     # ...which an old JobDeleted read again does not remove.
     assert await store.apply_fold(deleted, 0, len(log) + 1) is not None
     assert await store.get(job.subject) == again

@@ -1,32 +1,43 @@
-"""The query parameters a route knows, which decide the 422 for a mistyped filter."""
+"""The query models of the routes: what they accept, and the 422 for a mistyped parameter."""
 
-from typing import Annotated
-
-from fastapi import Query
-from fastapi.routing import APIRoute
-from job_api.api import deps
-
-
-async def with_status(status: Annotated[str | None, Query()] = None) -> None:
-    """A route with one query parameter."""
-
-
-async def with_sort(sort: Annotated[str | None, Query()] = None) -> None:
-    """Another one."""
+import pytest
+from job_api.api.queries import (
+    UNKNOWN_QUERY_PARAMETER,
+    AuditQuery,
+    JobInstancesQuery,
+    NoQuery,
+    PageQuery,
+)
+from pydantic import ValidationError
 
 
-def test_a_route_knows_its_own_query_parameters() -> None:
-    assert deps._query_params_of(APIRoute("/a", with_status)) == {"status"}
+def test_an_unknown_parameter_is_refused_naming_it_and_what_the_call_accepts() -> None:
+    with pytest.raises(ValidationError) as caught:
+        JobInstancesQuery.model_validate({"stauts": "FAILED", "page_size": "20"})
+    (error,) = caught.value.errors()
+    assert error["type"] == UNKNOWN_QUERY_PARAMETER
+    assert error["msg"] == (
+        "unknown query parameter(s): stauts; this call accepts: archived, created_from, "
+        "created_to, cursor, definition_id, page, page_size, sort, status"
+    )
 
 
-def test_a_route_never_gets_the_parameters_of_a_route_that_had_its_id() -> None:
-    """An id is reused once its object is gone: each test module starts another app.
+def test_a_call_without_query_parameters_refuses_any() -> None:
+    assert NoQuery.model_validate({}) == NoQuery()
+    with pytest.raises(
+        ValidationError, match="unknown query parameter\\(s\\): a, b; this call accepts: none"
+    ):
+        NoQuery.model_validate({"b": "1", "a": "2"})
 
-    The cache was keyed by id(route) alone, so a new route could be given the parameters of a
-    collected one at the same address, and refuse its own filters (or accept unknown ones).
-    """
-    gone, new = APIRoute("/a", with_status), APIRoute("/b", with_sort)
-    deps._query_params_of(gone)
-    # What the collector and the allocator do: the entry of `gone` now sits under id(new).
-    deps._known_query_params[id(new)] = deps._known_query_params.pop(id(gone))
-    assert deps._query_params_of(new) == {"sort"}
+
+def test_each_model_knows_only_its_own_parameters() -> None:
+    """A page of the audit trail takes a job id; the pages of definitions do not."""
+    assert AuditQuery.model_validate({"job_id": "6f0c7d8e-1f1e-4a57-9d1e-2b1c1e0c9a11"}).job_id
+    with pytest.raises(ValidationError, match="job_id"):
+        PageQuery.model_validate({"job_id": "6f0c7d8e-1f1e-4a57-9d1e-2b1c1e0c9a11"})
+
+
+def test_blank_dates_are_no_filter_and_numbers_are_refused() -> None:
+    assert JobInstancesQuery.model_validate({"created_from": ""}).created_from is None
+    with pytest.raises(ValidationError, match="ISO 8601"):
+        JobInstancesQuery.model_validate({"created_from": "2026"})

@@ -1,18 +1,27 @@
 """Job requests accepted or rejected, from the API and as raw Kafka messages, with fakes."""
 
 import json
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from job_api.adapters.job_events import EventTooLargeError, Published, SourceRecord
-from job_api.domain.intake import (
+from job_api.adapters.job_events import EventTooLargeError, KafkaPosition, Published
+from job_api.domain.admission import (
+    HandledRequest,
     accept_job_request,
     reject_malformed,
     subject_for_raw,
     validation_reason,
 )
+from job_api.domain.job_instance import JobInstance
 from job_api.domain.projection import fold
-from job_api.handlers.intake import DuplicateRequest, intake_raw_request, submit_job_request
+from job_api.handlers.job_requests import (
+    DuplicateRequest,
+    RequestOfDeletedJob,
+    intake_raw_request,
+    submit_job_request,
+)
 from job_api.handlers.projection import project_raw_event
 from provisioning_common.definitions import JobDefinition
 from provisioning_common.envelope import Envelope
@@ -30,7 +39,7 @@ from pydantic import ValidationError
 
 from tests.unit.job_api.test_projection import two_sequence_definition
 
-REQUESTS = SourceRecord(topic="provisioning.job-requests", partition=0, offset=12, key=b"k")
+REQUESTS = KafkaPosition(topic="provisioning.job-requests", partition=0, offset=12, key=b"k")
 
 
 def request(**overrides: Any) -> JobRequest:
@@ -53,28 +62,47 @@ class FakeDefinitions:
 
 
 class FakeJobInstances:
+    """The read model and the request ledger, in memory."""
+
     def __init__(self) -> None:
         self.docs: dict[str, dict[str, Any]] = {}
         self.folded: list[tuple[JobEvent, int | None, int | None]] = []
+        self.ledger: dict[str, HandledRequest] = {}
 
-    async def get(self, job_id: str) -> dict[str, Any] | None:
-        return self.docs.get(job_id)
+    async def handled_request(self, request_id: str, job_id: str) -> HandledRequest | None:
+        return self.ledger.get(request_id)
 
-    async def insert_if_absent(self, doc: dict[str, Any]) -> bool:
-        if doc["_id"] in self.docs:
+    async def record_request(self, request_id: str, job_id: str, at: datetime) -> bool:
+        if request_id in self.ledger:
             return False
-        self.docs[doc["_id"]] = doc
+        self.ledger[request_id] = HandledRequest(request_id, job_id, published=False)
+        return True
+
+    async def request_published(self, request_id: str) -> None:
+        self.ledger[request_id] = replace(self.ledger[request_id], published=True)
+
+    async def forget_request(self, request_id: str) -> None:
+        self.ledger.pop(request_id, None)
+
+    async def get(self, job_id: str) -> JobInstance | None:
+        doc = self.docs.get(job_id)
+        return None if doc is None else JobInstance.from_document(doc)
+
+    async def insert_if_absent(self, doc: JobInstance) -> bool:
+        if doc.mongo_id in self.docs:
+            return False
+        self.docs[doc.mongo_id] = doc.to_document()
         return True
 
     async def apply_fold(self, event: JobEvent, partition: int | None, offset: int | None) -> Any:
         self.folded.append((event, partition, offset))
-        return fold(self.docs.get(event.subject), event, partition, offset)
+        return fold(await self.get(event.subject), event, partition, offset)
 
 
 class FakeEvents:
     def __init__(self, *, too_large_for: type[Envelope] | None = None) -> None:
         self.published: list[Envelope] = []
-        self.dead: list[tuple[bytes, SourceRecord, str]] = []
+        self.dead: list[tuple[bytes, KafkaPosition, str]] = []
         self.too_large_for = too_large_for
 
     async def publish_event(self, event: Envelope) -> Published:
@@ -83,7 +111,7 @@ class FakeEvents:
         self.published.append(event)
         return Published(partition=2, offset=100 + len(self.published))
 
-    async def dead_letter(self, raw: bytes, *, source: SourceRecord, reason: str) -> None:
+    async def dead_letter(self, raw: bytes, *, source: KafkaPosition, reason: str) -> None:
         self.dead.append((raw, source, reason))
 
 
@@ -212,7 +240,7 @@ async def test_submit_publishes_job_created_and_stores_the_queued_instance() -> 
     assert doc["status"] == "QUEUED"
     # Folded at the offset the broker gave: the projector will find it already folded.
     assert doc["projection"] == {"partition": 2, "offset": 101}
-    assert doc == fold(None, result, 2, 101)
+    assert JobInstance.from_document(doc) == fold(None, result, 2, 101)
 
 
 async def test_a_duplicate_request_publishes_nothing_and_names_the_job() -> None:
@@ -232,6 +260,67 @@ async def test_a_duplicate_request_publishes_nothing_and_names_the_job() -> None
     )
     assert again == DuplicateRequest(job_id=first.subject, status="RUNNING")
     assert events.published == [first]
+
+
+async def test_a_request_is_in_the_ledger_once_its_job_created_is_published() -> None:
+    instances, events = FakeJobInstances(), FakeEvents()
+    result = await submit_job_request(
+        request(),
+        definitions=FakeDefinitions(two_sequence_definition()),
+        job_instances=instances,
+        publisher=events,
+    )
+    assert isinstance(result, JobCreated)
+    assert instances.ledger == {
+        "hr-feed-2026-12-01T06:00": HandledRequest(
+            "hr-feed-2026-12-01T06:00", result.subject, published=True
+        )
+    }
+
+
+async def test_a_request_whose_job_was_deleted_is_refused_with_job_rejected() -> None:
+    instances, events = FakeJobInstances(), FakeEvents()
+    job_id = job_id_for_request("hr-feed-2026-12-01T06:00")
+    at = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)
+    instances.ledger["hr-feed-2026-12-01T06:00"] = HandledRequest(
+        "hr-feed-2026-12-01T06:00",
+        job_id,
+        published=True,
+        deleted_by="ops-1",
+        deleted_at=at,
+    )
+    result = await submit_job_request(
+        request(),
+        definitions=FakeDefinitions(two_sequence_definition()),
+        job_instances=instances,
+        publisher=events,
+    )
+    assert isinstance(result, RequestOfDeletedJob)
+    assert events.published == [result.rejected]
+    assert result.reason == (
+        f"request_id: 'hr-feed-2026-12-01T06:00' was already handled: it became job {job_id}, "
+        "since deleted by ops-1 at 2026-12-01T07:00:00+00:00; send a new request_id to run the "
+        "definition again"
+    )
+    assert instances.docs == {}
+
+
+async def test_a_request_recorded_but_never_published_is_published_when_sent_again() -> None:
+    # A crash between the ledger write and the broker's acknowledgement: nothing is lost.
+    instances, events = FakeJobInstances(), FakeEvents()
+    job_id = job_id_for_request("hr-feed-2026-12-01T06:00")
+    instances.ledger["hr-feed-2026-12-01T06:00"] = HandledRequest(
+        "hr-feed-2026-12-01T06:00", job_id, published=False
+    )
+    result = await submit_job_request(
+        request(),
+        definitions=FakeDefinitions(two_sequence_definition()),
+        job_instances=instances,
+        publisher=events,
+    )
+    assert isinstance(result, JobCreated)
+    assert instances.ledger["hr-feed-2026-12-01T06:00"].published
+    assert instances.docs[job_id]["status"] == "QUEUED"
 
 
 async def test_a_rejected_submission_publishes_job_rejected_and_stores_nothing() -> None:
@@ -259,6 +348,7 @@ async def test_a_request_too_large_to_publish_is_rejected_with_the_reason() -> N
     assert result.data.reason.startswith("request: too large to run")
     assert events.published == [result]
     assert instances.docs == {}
+    assert instances.ledger == {}
 
 
 async def test_a_raw_request_becomes_a_job_from_kafka() -> None:
@@ -314,7 +404,7 @@ async def test_an_oversized_raw_request_is_rejected_before_parsing() -> None:
 
 async def test_the_projector_dead_letters_what_is_not_a_job_event() -> None:
     store, dead = FakeJobInstances(), FakeEvents()
-    source = SourceRecord(topic="provisioning.job-events", partition=1, offset=9, key=b"j")
+    source = KafkaPosition(topic="provisioning.job-events", partition=1, offset=9, key=b"j")
     raw = b'{"type": "provisioning.Nonsense", "subject": "j"}'
 
     assert await project_raw_event(raw, source=source, store=store, dead_letters=dead) is None

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from job_api.domain.job_instance import JobInstance
 from job_api.domain.projection import (
     DELETE,
     fold,
@@ -242,19 +243,18 @@ def positioned(
     return [(e, partition, first_offset + i) for i, e in enumerate(events)]
 
 
-def folded(
-    doc: dict[str, Any] | None, event: JobEvent, partition: int, offset: int
-) -> dict[str, Any]:
-    """The fold's document, for events that must give one."""
+def folded(doc: JobInstance | None, event: JobEvent, partition: int, offset: int) -> JobInstance:
+    """The fold's job instance, for events that must give one."""
     result = fold(doc, event, partition, offset)
-    assert isinstance(result, dict)
+    assert isinstance(result, JobInstance)
     return result
 
 
 def fold_list(events: list[JobEvent], partition: int = 1) -> dict[str, Any]:
+    """The one job instance folded from `events`, as the document MongoDB stores."""
     docs = fold_all(positioned(events, partition))
     assert len(docs) == 1
-    return next(iter(docs.values()))
+    return next(iter(docs.values())).to_document()
 
 
 # ---- one event at a time ------------------------------------------------------------------------
@@ -262,9 +262,8 @@ def fold_list(events: list[JobEvent], partition: int = 1) -> dict[str, Any]:
 
 def test_job_created_gives_a_queued_instance_with_pending_sequences() -> None:
     event = created()
-    doc = fold(None, event, 2, 40)
+    doc = folded(None, event, 2, 40).to_document()
 
-    assert isinstance(doc, dict)
     assert doc["_id"] == doc["id"] == job_id_for_request("hr-feed-1")
     assert doc["request_id"] == "hr-feed-1"
     assert (doc["definition_id"], doc["definition_name"], doc["definition_version"]) == (
@@ -489,10 +488,26 @@ def test_a_decision_replayed_for_an_old_plan_changes_nothing() -> None:
     job = created()
     finished = fold_list([job, *completed_job_events(job.subject)])
     assert finished["status"] == "COMPLETED"
-    again = fold(finished, blocked(job.subject, 60, plan_id="plan-0"), 1, 10_000)
-    assert isinstance(again, dict)
+    again = folded(
+        JobInstance.from_document(finished), blocked(job.subject, 60, plan_id="plan-0"), 1, 10_000
+    ).to_document()
     assert again["status"] == "COMPLETED"
     assert again["sequences"][0]["status"] == "COMPLETED"
+    assert again["sequences"][0]["threshold"] is None
+
+
+def test_a_block_read_after_the_release_of_the_same_plan_changes_nothing() -> None:
+    """As in the runner, which is applying the plan by then: a decision counts only while its
+    plan waits for one (provisioning_common.decisions)."""
+    job = created()
+    events = completed_job_events(job.subject)
+    released = fold_list([job, *events[:5]])
+    assert released["sequences"][0]["released"] == "within_thresholds"
+    again = folded(
+        JobInstance.from_document(released), blocked(job.subject, 5, plan_id="plan-0"), 1, 10_000
+    ).to_document()
+    assert again["status"] == "RUNNING"
+    assert again["sequences"][0]["status"] == "RUNNING"
     assert again["sequences"][0]["threshold"] is None
 
 
@@ -698,7 +713,6 @@ def test_an_event_already_folded_is_skipped() -> None:
     job = created()
     started = completed_job_events(job.subject)[0]
     doc = folded(folded(None, job, 1, 10), started, 1, 11)
-    assert isinstance(doc, dict)
 
     # Redelivered (same offset) or older (a replay from an earlier committed offset).
     assert fold(doc, started, 1, 11) is doc
@@ -716,8 +730,7 @@ def test_an_event_from_another_partition_is_not_compared_by_offset() -> None:
     job = created()
     doc = folded(None, job, 1, 10)
     started = completed_job_events(job.subject)[0]
-    moved = fold(doc, started, 0, 2)
-    assert isinstance(moved, dict)
+    moved = folded(doc, started, 0, 2).to_document()
     assert moved["status"] == "RUNNING"
     assert moved["projection"] == {"partition": 0, "offset": 2}
 
@@ -737,8 +750,8 @@ def test_the_api_instance_inserted_before_projection_is_the_projected_one() -> N
     assert projected is provisional
     # Without an offset (no acknowledgement), the projector's fold replaces it entirely.
     unplaced = fold(None, job, None, None)
-    assert isinstance(unplaced, dict)
-    assert unplaced["projection"] is None
+    assert isinstance(unplaced, JobInstance)
+    assert unplaced.projection is None
     replaced = fold(unplaced, job, 1, 7)
     assert replaced == provisional
 
@@ -781,7 +794,7 @@ def test_rebuilding_from_the_topic_gives_the_same_documents() -> None:
 
     clean = fold_all(log)
     assert set(clean) == {one.subject, two.subject}
-    assert clean[two.subject]["ended_at"] == stored_time(at(11))
+    assert clean[two.subject].ended_at == stored_time(at(11))
 
     # At-least-once: a consumer that crashed before committing sees a stretch again, and a
     # rebuild reads every partition from its first offset, in any interleaving of partitions.

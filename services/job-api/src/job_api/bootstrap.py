@@ -14,8 +14,10 @@ from job_api.adapters.commands import CommandPublisher
 from job_api.adapters.definitions import DefinitionRepository
 from job_api.adapters.job_events import KafkaJobEvents
 from job_api.adapters.job_instances import JobInstanceStore
+from job_api.adapters.request_ledger import IntakeRecords, RequestLedger
 from job_api.auth.keys import ApiKeyStore
 from job_api.auth.sessions import SessionStore
+from job_api.handlers.job_actions import JobActions
 from job_api.metrics import ApiMetrics
 from job_api.settings import JobApiSettings
 
@@ -30,6 +32,7 @@ class JobApiServices:
     db: AsyncDatabase[dict[str, Any]]
     definitions: DefinitionRepository
     job_instances: JobInstanceStore
+    request_ledger: RequestLedger
     api_keys: ApiKeyStore
     sessions: SessionStore
     audit: AuditLog
@@ -37,9 +40,20 @@ class JobApiServices:
     job_events: KafkaJobEvents
     metrics: ApiMetrics = field(default_factory=ApiMetrics)
 
+    @property
+    def job_actions(self) -> JobActions:
+        """The operator's actions on job instances (handlers/job_actions.py)."""
+        return JobActions(self.job_instances, self.commands, self.request_ledger)
+
+    @property
+    def intake_records(self) -> IntakeRecords:
+        """What the intake (API and Kafka) decides a request's fate from."""
+        return IntakeRecords(self.job_instances, self.request_ledger)
+
     async def ensure_indexes(self) -> None:
         await self.definitions.ensure_indexes()
         await self.job_instances.ensure_indexes()
+        await self.request_ledger.ensure_indexes()
         await self.api_keys.ensure_indexes()
         await self.sessions.ensure_indexes()
         await self.audit.ensure_indexes()
@@ -73,6 +87,7 @@ def build_services(settings: JobApiSettings) -> JobApiServices:
         db=db,
         definitions=DefinitionRepository(db),
         job_instances=JobInstanceStore(db),
+        request_ledger=RequestLedger(db),
         api_keys=ApiKeyStore(db),
         sessions=SessionStore(db),
         audit=AuditLog(db),

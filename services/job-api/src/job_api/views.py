@@ -6,7 +6,7 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from provisioning_common.definitions import Action
 from provisioning_common.statuses import JobStatus
@@ -14,6 +14,9 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from job_api.adapters.audit import AUDIT
+from job_api.domain.job_instance import SUMMARY_FIELDS, JobInstance, JobInstanceSummary
+
+T = TypeVar("T")
 
 JOB_INSTANCES = "job_instances"
 PLAN_CHANGES = "plan_changes"
@@ -28,38 +31,9 @@ SORT_FIELDS: tuple[SortField, ...] = (
 )
 Archived = Literal["false", "true", "any"]
 
-# What a listing returns of each job instance: enough for a table row and its sequence summary;
-# anything else the projector keeps (the definition snapshot, inputs) stays in the database.
-_LIST_FIELDS = {
-    name: 1
-    for name in (
-        "id",
-        "request_id",
-        "definition_id",
-        "definition_name",
-        "definition_version",
-        "status",
-        "archived",
-        "origin",
-        "requested_by",
-        "created_at",
-        "started_at",
-        "ended_at",
-        "updated_at",
-        "attempt",
-        "sequences",
-        "failure",
-        "failed_index",
-        "canceled_by",
-        "canceled_at",
-        "archived_by",
-        "archived_at",
-        "restarted_by",
-        "restarted_at",
-        "last_rejected_command",
-        "input_records",
-    )
-}
+# What a listing returns of each job instance: the summary's fields, enough for a table row
+# and its sequence summary; the definition snapshot stays in the database.
+_LIST_FIELDS = {name: 1 for name in SUMMARY_FIELDS}
 
 
 _MS = timedelta(milliseconds=1)
@@ -224,8 +198,8 @@ class JobInstanceQuery:
 
 
 @dataclass(frozen=True)
-class Page:
-    items: list[dict[str, Any]]
+class Page(Generic[T]):
+    items: list[T]
     page: int | None
     page_size: int
     total: int
@@ -236,7 +210,9 @@ class Page:
         return math.ceil(self.total / self.page_size)
 
 
-async def list_job_instances(db: AsyncDatabase[dict[str, Any]], query: JobInstanceQuery) -> Page:
+async def list_job_instances(
+    db: AsyncDatabase[dict[str, Any]], query: JobInstanceQuery
+) -> Page[JobInstanceSummary]:
     """A page by number (skip/limit, for the console) or after a cursor (keyset, any depth)."""
     collection = db[JOB_INSTANCES]
     base = query.mongo_filter()
@@ -266,12 +242,17 @@ async def list_job_instances(db: AsyncDatabase[dict[str, Any]], query: JobInstan
         page = query.page
     next_cursor = Cursor.after(query.sort, docs[-1]).encode() if more and docs else None
     return Page(
-        items=docs, page=page, page_size=query.page_size, total=total, next_cursor=next_cursor
+        items=[JobInstanceSummary.model_validate(doc) for doc in docs],
+        page=page,
+        page_size=query.page_size,
+        total=total,
+        next_cursor=next_cursor,
     )
 
 
-async def get_job_instance(db: AsyncDatabase[dict[str, Any]], job_id: str) -> dict[str, Any] | None:
-    return await db[JOB_INSTANCES].find_one({"_id": job_id})
+async def get_job_instance(db: AsyncDatabase[dict[str, Any]], job_id: str) -> JobInstance | None:
+    found = await db[JOB_INSTANCES].find_one({"_id": job_id})
+    return None if found is None else JobInstance.from_document(found)
 
 
 async def list_planned_changes(
@@ -280,7 +261,7 @@ async def list_planned_changes(
     action: Action | None,
     page: int,
     page_size: int,
-) -> Page:
+) -> Page[dict[str, Any]]:
     """One page of a stored plan in plan order, on the (plan_id, action, seq) index."""
     query: dict[str, Any] = {"plan_id": plan_id}
     if action is not None:
@@ -295,7 +276,7 @@ async def list_planned_changes(
 
 async def list_audit_entries(
     db: AsyncDatabase[dict[str, Any]], page: int, page_size: int, job_id: str | None = None
-) -> Page:
+) -> Page[dict[str, Any]]:
     """Newest first."""
     query: dict[str, Any] = {} if job_id is None else {"job_id": job_id}
     entries = db[AUDIT]

@@ -15,7 +15,9 @@ AUDIT = "audit"
 
 logger = logging.getLogger(__name__)
 
-Outcome = Literal["accepted", "rejected"]
+# "pending": written before the action runs, settled to accepted or rejected once it has; an
+# entry left pending is an action whose end could not be recorded (see api/deps.py).
+Outcome = Literal["pending", "accepted", "rejected"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,18 @@ class AuditLog:
 
     async def record(self, entry: AuditEntry) -> None:
         await self._entries.insert_one(entry.to_document())
+        self._log(entry)
+
+    async def settle(self, entry: AuditEntry) -> None:
+        """Write how the action of a pending entry ended (the same id)."""
+        document = entry.to_document()
+        await self._entries.update_one(
+            {"_id": entry.id},
+            {"$set": {k: v for k, v in document.items() if k not in ("_id", "at")}},
+        )
+        self._log(entry)
+
+    def _log(self, entry: AuditEntry) -> None:
         logger.info(
             "audit: %s %s by %s: %s (%s)%s",
             entry.action,

@@ -21,7 +21,7 @@ class Published:
 
 
 @dataclass(frozen=True)
-class SourceRecord:
+class KafkaPosition:
     """Where a consumed message came from, for its dead letter."""
 
     topic: str
@@ -51,7 +51,7 @@ class KafkaJobEvents:
             partition=getattr(metadata, "partition", None), offset=getattr(metadata, "offset", None)
         )
 
-    async def dead_letter(self, raw: bytes, *, source: SourceRecord, reason: str) -> None:
+    async def dead_letter(self, raw: bytes, *, source: KafkaPosition, reason: str) -> None:
         if len(raw) > _MAX_DEAD_LETTER_BYTES:
             # An oversized message would be refused by the dead-letter topic as well.
             raw = raw[:_MAX_DEAD_LETTER_BYTES]

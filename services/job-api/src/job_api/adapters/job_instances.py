@@ -11,10 +11,10 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
+from job_api.domain.job_instance import JobInstance
 from job_api.domain.projection import (
     DELETE,
     FoldResult,
-    JobInstanceDoc,
     fold,
     rejection_record,
     resurrects,
@@ -119,7 +119,7 @@ class JobInstanceStore:
             await self._rejections.replace_one({"_id": record["_id"]}, record, upsert=True)
             return None
         for _ in range(_MAX_ROUNDS):
-            current = await self._instances.find_one({"_id": event.subject})
+            current = await self.get(event.subject)
             if current is None and isinstance(event, JobCreated):
                 grave = await self._tombstones.find_one({"_id": event.subject})
                 if resurrects(grave, partition, offset):
@@ -136,12 +136,14 @@ class JobInstanceStore:
                 if removed.deleted_count == 1:
                     return result
                 continue
-            assert isinstance(result, dict)
+            assert isinstance(result, JobInstance)
             if current is None:
                 if await self.insert_if_absent(result):
                     return result
                 continue
-            replaced = await self._instances.replace_one(_unchanged_since(current), result)
+            replaced = await self._instances.replace_one(
+                _unchanged_since(current), result.to_document()
+            )
             if replaced.matched_count == 1:
                 return result
         raise ProjectionConflictError(
@@ -156,10 +158,10 @@ class JobInstanceStore:
         if not resurrects(existing, partition, offset):
             await self._tombstones.replace_one({"_id": grave["_id"]}, grave, upsert=True)
 
-    async def insert_if_absent(self, doc: JobInstanceDoc) -> bool:
+    async def insert_if_absent(self, doc: JobInstance) -> bool:
         """Insert `doc` unless its job instance exists; True when it was inserted."""
         try:
-            await self._instances.insert_one(doc)
+            await self._instances.insert_one(doc.to_document())
         except PyMongoError as error:
             if is_duplicate_key(error):
                 return False
@@ -190,13 +192,10 @@ class JobInstanceStore:
         )
         return result.matched_count == 1
 
-    async def restore_archived(self, before: JobInstanceDoc) -> None:
+    async def restore_archived(self, before: JobInstance) -> None:
         """Put back the archive fields of `before`, the job instance as read before a change."""
-        fields = {name: before.get(name) for name in ("archived_by", "archived_at", "updated_at")}
-        await self._instances.update_one(
-            {"_id": before["_id"]},
-            {"$set": {"archived": before.get("archived", False), **fields}},
-        )
+        fields = before.model_dump(include={"archived", "archived_by", "archived_at", "updated_at"})
+        await self._instances.update_one({"_id": before.mongo_id}, {"$set": fields})
 
     async def delete(self, job_id: str, *, require_finished: bool = True) -> bool:
         """Delete a finished job instance at once; False when it is absent or unfinished."""
@@ -206,8 +205,13 @@ class JobInstanceStore:
         result = await self._instances.delete_one(query)
         return result.deleted_count == 1
 
-    async def get(self, job_id: str) -> JobInstanceDoc | None:
-        return await self._instances.find_one({"_id": job_id})
+    async def get(self, job_id: str) -> JobInstance | None:
+        found = await self._instances.find_one({"_id": job_id})
+        return None if found is None else JobInstance.from_document(found)
+
+    async def tombstone(self, job_id: str) -> dict[str, Any] | None:
+        """What the projector kept of a deleted job instance: who deleted it, and when."""
+        return await self._tombstones.find_one({"_id": job_id})
 
     async def is_in_use(self, definition_id: str) -> bool:
         """True while a job instance of the definition is not finished."""
@@ -224,13 +228,13 @@ class JobInstanceStore:
         return [record async for record in cursor]
 
 
-def _unchanged_since(current: JobInstanceDoc) -> dict[str, Any]:
+def _unchanged_since(current: JobInstance) -> dict[str, Any]:
     """Matches the document only as it was read: the API writes archived flags meanwhile."""
-    query: dict[str, Any] = {"_id": current["_id"], "archived": current.get("archived", False)}
-    seen = current.get("projection")
+    query: dict[str, Any] = {"_id": current.mongo_id, "archived": current.archived}
+    seen = current.projection
     if seen is None:
         query["projection"] = None
     else:
-        query["projection.partition"] = seen["partition"]
-        query["projection.offset"] = seen["offset"]
+        query["projection.partition"] = seen.partition
+        query["projection.offset"] = seen.offset
     return query

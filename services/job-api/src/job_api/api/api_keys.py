@@ -1,6 +1,6 @@
 """Routes of API keys: created (the key shown once), listed and deleted by admins."""
 
-from fastapi import APIRouter, Depends, HTTPException, Response, status
+from fastapi import APIRouter, HTTPException, Response, status
 
 from job_api.api import API_PREFIX
 from job_api.api.bodies import JsonTextRoute
@@ -8,8 +8,8 @@ from job_api.api.deps import (
     ApiKeyCreateAudit,
     ApiKeyDeleteAudit,
     CanManageApiKeys,
+    NoQueryParams,
     ServicesDep,
-    reject_unknown_query_params,
 )
 from job_api.api.schemas import (
     BODY_TOO_LARGE,
@@ -20,14 +20,12 @@ from job_api.api.schemas import (
     ApiKeysPublic,
     ErrorPublic,
 )
-from job_api.auth.keys import ApiKeyNameTakenError, ApiKeyRecord
-from job_api.auth.permissions import Role
+from job_api.auth.keys import ApiKeyNameTakenError, ApiKeyRecord, LastAdminKeyError
 
 router = APIRouter(
     prefix=f"{API_PREFIX}/api-keys",
     tags=["api keys"],
     route_class=JsonTextRoute,
-    dependencies=[Depends(reject_unknown_query_params)],
     responses={
         401: {"model": ErrorPublic, "description": "No API key, or not a valid one."},
         403: {"model": ErrorPublic, "description": "Only admins manage API keys."},
@@ -56,7 +54,7 @@ def _public(record: ApiKeyRecord) -> ApiKeyPublic:
     },
 )
 async def create_api_key(
-    audit: ApiKeyCreateAudit, services: ServicesDep, body: ApiKeyCreate
+    audit: ApiKeyCreateAudit, services: ServicesDep, body: ApiKeyCreate, params: NoQueryParams
 ) -> ApiKeyCreatedPublic:
     """Create an API key; the answer holds the key itself, shown this once."""
     audit.target = body.name
@@ -69,7 +67,9 @@ async def create_api_key(
 
 
 @router.get("", response_model=ApiKeysPublic)
-async def list_api_keys(principal: CanManageApiKeys, services: ServicesDep) -> ApiKeysPublic:
+async def list_api_keys(
+    principal: CanManageApiKeys, services: ServicesDep, params: NoQueryParams
+) -> ApiKeysPublic:
     """Every API key by name, without the keys themselves (only their hashes are stored)."""
     return ApiKeysPublic(items=[_public(record) for record in await services.api_keys.list()])
 
@@ -83,21 +83,19 @@ async def list_api_keys(principal: CanManageApiKeys, services: ServicesDep) -> A
         409: {"model": ErrorPublic, "description": "It is the last admin key."},
     },
 )
-async def delete_api_key(audit: ApiKeyDeleteAudit, services: ServicesDep, key_id: str) -> Response:
+async def delete_api_key(
+    audit: ApiKeyDeleteAudit, services: ServicesDep, key_id: str, params: NoQueryParams
+) -> Response:
     """Delete an API key; it and the console sessions signed in with it stop working at once."""
     found = await services.api_keys.get(key_id)
     if found is None:
         raise HTTPException(status_code=404, detail=f"no API key with id {key_id!r}")
     audit.target = found.name
-    if found.role is Role.ADMIN:
-        admins = [k for k in await services.api_keys.list() if k.role is Role.ADMIN]
-        if len(admins) <= 1:
-            raise HTTPException(
-                status_code=409,
-                detail=f"{found.name!r} is the last admin key: create another admin key first, "
-                "or nobody could manage keys any more",
-            )
-    if await services.api_keys.delete(key_id) is None:
+    try:
+        deleted = await services.api_keys.delete(key_id)
+    except LastAdminKeyError as error:
+        raise HTTPException(status_code=409, detail=str(error)) from None
+    if deleted is None:
         raise HTTPException(status_code=404, detail=f"no API key with id {key_id!r}")
     await services.sessions.delete_for_key(key_id)
     audit.status_code = 204

@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from provisioning_common.definitions import JobDefinition, JobDefinitionBody
 
 from job_api.adapters.definitions import (
@@ -18,11 +18,11 @@ from job_api.api.deps import (
     DefinitionCreateAudit,
     DefinitionDeleteAudit,
     DefinitionReplaceAudit,
-    PageNumber,
-    PageSize,
+    NoQueryParams,
+    PageParams,
     ServicesDep,
-    reject_unknown_query_params,
 )
+from job_api.api.queries import DefinitionReplaceQuery
 from job_api.api.schemas import (
     BODY_TOO_LARGE,
     UNPROCESSABLE,
@@ -35,7 +35,6 @@ router = APIRouter(
     prefix=f"{API_PREFIX}/job-definitions",
     tags=["job definitions"],
     route_class=JsonTextRoute,
-    dependencies=[Depends(reject_unknown_query_params)],
     responses={
         401: {"model": ErrorPublic, "description": "No API key, or not a valid one."},
         403: {"model": ErrorPublic, "description": "The key's role lacks the permission."},
@@ -44,9 +43,6 @@ router = APIRouter(
 )
 
 DefinitionId = Annotated[str, Path(min_length=1, max_length=64, description="The definition id.")]
-# Versions are stored as 64-bit integers: a larger one names no version, and MongoDB's driver
-# cannot even send it.
-_LARGEST_VERSION = 2**63 - 1
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorPublic, "description": "No definition with this id."}
 }
@@ -58,9 +54,10 @@ def _not_found(definition_id: str) -> HTTPException:
 
 @router.get("", response_model=JobDefinitionsPublic)
 async def list_job_definitions(
-    principal: CanView, services: ServicesDep, page: PageNumber = 1, page_size: PageSize = 10
+    principal: CanView, services: ServicesDep, params: PageParams
 ) -> JobDefinitionsPublic:
     """A page of job definitions, by id."""
+    page, page_size = params.page, params.page_size
     items, total = await services.definitions.list(page, page_size)
     return JobDefinitionsPublic(
         items=items, page=page, page_size=page_size, total=total, pages=-(-total // page_size)
@@ -69,7 +66,7 @@ async def list_job_definitions(
 
 @router.get("/{definition_id}", response_model=JobDefinition, responses=_NOT_FOUND)
 async def get_job_definition(
-    principal: CanView, services: ServicesDep, definition_id: DefinitionId
+    principal: CanView, services: ServicesDep, definition_id: DefinitionId, params: NoQueryParams
 ) -> JobDefinition:
     """One job definition at its current version."""
     found = await services.definitions.get(definition_id)
@@ -88,7 +85,10 @@ async def get_job_definition(
     },
 )
 async def create_job_definition(
-    audit: DefinitionCreateAudit, services: ServicesDep, body: JobDefinitionBody
+    audit: DefinitionCreateAudit,
+    services: ServicesDep,
+    body: JobDefinitionBody,
+    params: NoQueryParams,
 ) -> JobDefinition:
     """Store a new job definition at version 1."""
     audit.target = body.id
@@ -121,19 +121,12 @@ async def replace_job_definition(
     services: ServicesDep,
     definition_id: DefinitionId,
     body: JobDefinitionBody,
-    expected_version: Annotated[
-        int | None,
-        Query(
-            ge=1,
-            le=_LARGEST_VERSION,
-            description="Replace only if the definition is still at this version.",
-        ),
-    ] = None,
+    params: Annotated[DefinitionReplaceQuery, Query()],
 ) -> JobDefinition:
     """Replace a job definition (version + 1); jobs already created keep their snapshot."""
     try:
         return await services.definitions.replace(
-            definition_id, body, expected_version=expected_version
+            definition_id, body, expected_version=params.expected_version
         )
     except DefinitionIdMismatchError as error:
         raise HTTPException(status_code=422, detail=str(error)) from None
@@ -156,7 +149,10 @@ async def replace_job_definition(
     },
 )
 async def delete_job_definition(
-    audit: DefinitionDeleteAudit, services: ServicesDep, definition_id: DefinitionId
+    audit: DefinitionDeleteAudit,
+    services: ServicesDep,
+    definition_id: DefinitionId,
+    params: NoQueryParams,
 ) -> Response:
     """Delete a job definition no unfinished job uses; past jobs keep their snapshot."""
     if await services.definitions.get(definition_id) is None:

@@ -2,17 +2,18 @@
 
 import logging
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import Depends, HTTPException, Path, Query, Request
-from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from pymongo.asynchronous.database import AsyncDatabase
 
 from job_api.adapters.audit import AuditEntry, Outcome
 from job_api.api.errors import unavailable_detail
+from job_api.api.queries import NoQuery, PageQuery
 from job_api.auth.permissions import Permission, refusal_message
 from job_api.auth.principal import Principal
 from job_api.auth.tokens import same_secret
@@ -24,10 +25,6 @@ SESSION_COOKIE = "pj_session"
 CSRF_COOKIE = "pj_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-MAX_PAGE_SIZE = 100
-# Far beyond any listing an operator pages through, and small enough that the offset a page
-# skips, (page - 1) * page_size, stays a 64-bit integer, the largest MongoDB takes.
-MAX_PAGE_NUMBER = 1_000_000
 
 
 def get_services(request: Request) -> JobApiServices:
@@ -49,13 +46,34 @@ def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(status_code=401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-async def get_principal(request: Request, services: ServicesDep) -> Principal:
+# Declared as security schemes, so the OpenAPI document lists them and /docs can authorize;
+# neither refuses by itself (auto_error=False): get_principal says what is wrong.
+bearer_api_key = HTTPBearer(
+    scheme_name="ApiKey",
+    description="An API key, as 'Authorization: Bearer <api key>'; admins create them.",
+    auto_error=False,
+)
+console_session = APIKeyCookie(
+    name=SESSION_COOKIE,
+    scheme_name="ConsoleSession",
+    description="The console's session cookie, set by POST /api/v1/console/session; calls "
+    "that change state also need the X-CSRF-Token header.",
+    auto_error=False,
+)
+
+
+async def get_principal(
+    request: Request,
+    services: ServicesDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_api_key)],
+    session_token: Annotated[str | None, Depends(console_session)],
+) -> Principal:
     """The caller: a Bearer API key, or else the console session cookie (with its CSRF check)."""
     authorization = request.headers.get("authorization")
     if authorization is not None:
-        scheme, _, key = authorization.partition(" ")
-        key = key.strip()
-        if scheme.lower() != "bearer" or not key:
+        # The scheme answers None for a header that is not a well-formed Bearer one.
+        key = "" if bearer is None else bearer.credentials.strip()
+        if not key:
             raise _unauthorized("send the API key as 'Authorization: Bearer <api key>'")
         record = await services.api_keys.authenticate(key)
         if record is None:
@@ -63,9 +81,8 @@ async def get_principal(request: Request, services: ServicesDep) -> Principal:
                 "this API key is not valid (mistyped, or deleted); ask an admin for a key"
             )
         return Principal(key_id=record.id, name=record.name, role=record.role, via="bearer")
-    token = request.cookies.get(SESSION_COOKIE)
-    if token:
-        session = await services.sessions.lookup(token)
+    if session_token:
+        session = await services.sessions.lookup(session_token)
         if session is None:
             raise _unauthorized("your console session has expired or was closed; sign in again")
         key_record = await services.api_keys.get(session.key_id)
@@ -121,9 +138,10 @@ class AuditRecorder:
         self.target = target
         self.command_id: str | None = None
         self.status_code = 200
+        self._pending: AuditEntry | None = None
 
-    async def write(self, outcome: Outcome, status_code: int, reason: str | None) -> None:
-        entry = AuditEntry(
+    def _entry(self, outcome: Outcome, status_code: int, reason: str | None) -> AuditEntry:
+        return AuditEntry(
             actor=self.principal.name,
             role=str(self.principal.role),
             action=self.action,
@@ -134,13 +152,30 @@ class AuditRecorder:
             reason=reason,
             command_id=self.command_id,
         )
+
+    async def begin(self) -> None:
+        """Record the action as pending before it runs: if that fails, it does not run.
+
+        Written after the action, the entry of an action that happened (a command on Kafka)
+        was lost whenever the write failed.
+        """
+        self._pending = self._entry("pending", 0, None)
+        await self.services.audit.record(self._pending)
+
+    async def write(self, outcome: Outcome, status_code: int, reason: str | None) -> None:
+        entry = self._entry(outcome, status_code, reason)
         try:
-            await self.services.audit.record(entry)
+            if self._pending is None:
+                await self.services.audit.record(entry)
+            else:
+                entry = replace(entry, id=self._pending.id, at=self._pending.at)
+                await self.services.audit.settle(entry)
         except Exception:
-            # The action already happened (a command may be on Kafka): answer it, and leave
-            # the failure to write its record where operators look first.
+            # The action already happened (a command may be on Kafka) and its pending entry
+            # says who started it: answer it, and leave the failure where operators look.
             logger.exception(
-                "could not record audit entry %s",
+                "could not record how audit entry %s ended: %s",
+                entry.id,
                 entry.to_document(),
                 extra={"job_id": entry.job_id},
             )
@@ -164,6 +199,7 @@ def audited(
             detail = refusal_message(principal.name, principal.role, permission)
             await recorder.write("rejected", 403, detail)
             raise HTTPException(status_code=403, detail=detail)
+        await recorder.begin()
         try:
             yield recorder
         except HTTPException as error:
@@ -235,45 +271,6 @@ CanViewAudit = Annotated[Principal, Depends(require(Permission.VIEW_AUDIT))]
 
 
 JobId = Annotated[UUID, Path(description="The job id (a UUID, derived from the request id).")]
-PageNumber = Annotated[
-    int, Query(ge=1, le=MAX_PAGE_NUMBER, description=f"Page number, 1 to {MAX_PAGE_NUMBER}.")
-]
-PageSize = Annotated[
-    int, Query(ge=1, le=MAX_PAGE_SIZE, description=f"Items per page, 1 to {MAX_PAGE_SIZE}.")
-]
-
-
-# By id(route), since routes are unhashable. Each entry holds its route: an id is reused once
-# its object is collected (each test module starts an app), and a bare id then named another.
-_known_query_params: dict[int, tuple[APIRoute, frozenset[str]]] = {}
-
-
-def _query_params_of(route: APIRoute) -> frozenset[str]:
-    cached = _known_query_params.get(id(route))
-    if cached is not None and cached[0] is route:
-        return cached[1]
-    names: set[str] = set()
-    pending: list[Dependant] = [route.dependant]
-    while pending:
-        dependant = pending.pop()
-        names.update(param.alias for param in dependant.query_params)
-        pending.extend(dependant.dependencies)
-    known = frozenset(names)
-    _known_query_params[id(route)] = (route, known)
-    return known
-
-
-async def reject_unknown_query_params(request: Request) -> None:
-    """422 naming the parameters a call does not know: a mistyped filter must not show all jobs."""
-    route = request.scope.get("route")
-    if not isinstance(route, APIRoute):
-        return
-    known = _query_params_of(route)
-    unknown = sorted(set(request.query_params) - known)
-    if unknown:
-        accepted = ", ".join(sorted(known)) or "none"
-        raise HTTPException(
-            status_code=422,
-            detail=f"unknown query parameter(s): {', '.join(unknown)}; this call accepts: "
-            f"{accepted}",
-        )
+# A route without query parameters takes this one, so that it refuses any (see api/queries.py).
+NoQueryParams = Annotated[NoQuery, Query()]
+PageParams = Annotated[PageQuery, Query()]

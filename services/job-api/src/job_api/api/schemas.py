@@ -4,11 +4,12 @@ from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
 from provisioning_common.definitions import JobDefinition
-from provisioning_common.requests import Origin
-from provisioning_common.statuses import JobStatus, SequenceStatus
+from provisioning_common.statuses import JobStatus
 from pydantic import BaseModel, ConfigDict, Field
 
 from job_api.auth.permissions import Permission, Role
+from job_api.domain.job_actions import JobAction
+from job_api.domain.job_instance import JobInstanceSummary
 
 T = TypeVar("T")
 
@@ -47,113 +48,23 @@ BODY_TOO_LARGE: dict[int | str, dict[str, Any]] = {
 # ---- job instances ---------------------------------------------------------------------------
 
 
-class PlannedCountsPublic(_Public):
-    create: int
-    update: int
-    delete: int
-    unchanged: int = 0
-    target_size: int = Field(default=0, description="Records in the target before the sequence.")
+class JobInstancePublic(JobInstanceSummary):
+    """The read model's job instance (domain.job_instance), as the API publishes it."""
 
-
-class AppliedCountsPublic(_Public):
-    create: int
-    update: int
-    delete: int
-
-
-class ThresholdHitPublic(_Public):
-    action: Literal["create", "update", "delete"]
-    limit: str = Field(description="count, percent, or approved (a validated plan that grew).")
-    limit_value: float
-    actual: int = Field(description="The planned number of that action.")
-    limit_records: int | None = Field(
-        default=None, description="A percent limit in records of this target."
-    )
-
-
-class ProgressPublic(_Public):
-    phase: str
-    done: int
-    total: int | None = None
-
-
-class ApprovalPublic(_Public):
-    create: int
-    update: int
-    delete: int
-    plan_id: str | None = None
-
-
-class RejectedCommandPublic(_Public):
-    command_id: str
-    command: str
-    requested_by: str | None = None
-    reason: str
-    at: datetime | None = None
-
-
-class SequenceInstancePublic(_Public):
-    index: int
-    name: str
-    status: SequenceStatus
-    attempt: int | None = None
-    started_at: datetime | None = None
-    ended_at: datetime | None = None
-    planned: PlannedCountsPublic | None = None
-    applied: AppliedCountsPublic | None = None
-    plan_id: str | None = None
-    threshold: ThresholdHitPublic | None = None
-    threshold_hits: list[ThresholdHitPublic] = Field(default_factory=list)
-    above_approval: bool = False
-    approval: ApprovalPublic | None = Field(
-        default=None, description="The counts an operator approved at the threshold."
-    )
-    released: str | None = Field(
-        default=None, description="Why the guard released the plan, once it did."
-    )
-    validated_by: str | None = None
-    validated_at: datetime | None = None
-    canceled_by: str | None = None
-    canceled_at: datetime | None = None
-    failure: str | None = None
-    progress: ProgressPublic | None = None
-
-
-class JobInstancePublic(_Public):
-    id: str
-    request_id: str | None = None
-    definition_id: str
-    definition_name: str | None = None
-    definition_version: int | None = None
-    status: JobStatus
-    archived: bool = False
-    origin: Origin | None = None
-    requested_by: str | None = None
-    created_at: datetime | None = None
-    started_at: datetime | None = None
-    ended_at: datetime | None = None
-    updated_at: datetime | None = None
-    attempt: int | None = None
-    sequences: list[SequenceInstancePublic] = Field(default_factory=list)
-    failure: str | None = None
-    failed_index: int | None = None
-    canceled_by: str | None = None
-    canceled_at: datetime | None = None
-    archived_by: str | None = None
-    archived_at: datetime | None = None
-    restarted_by: str | None = None
-    restarted_at: datetime | None = None
-    last_rejected_command: RejectedCommandPublic | None = Field(
-        default=None,
-        description="The last command the sequence runner refused (it answers after the 202).",
-    )
-    input_records: dict[str, int] | None = Field(
-        default=None, description="Records given inline with the request, by sequence name."
-    )
     definition: dict[str, Any] | None = Field(
         default=None,
         description="The definition snapshot the job runs (in GET /jobs/{id}; not in listings).",
     )
+    allowed_actions: list[JobAction] = Field(
+        default_factory=list,
+        description="What the caller's role may do to the job at its status now (the buttons "
+        "the console shows); the server checks the same rules when the action is sent.",
+    )
+
+    @classmethod
+    def of(cls, doc: JobInstanceSummary, allowed: list[JobAction]) -> "JobInstancePublic":
+        fields = doc.model_dump(include=set(cls.model_fields))
+        return cls.model_validate({**fields, "allowed_actions": allowed})
 
 
 class PagePublic(BaseModel, Generic[T]):
@@ -172,7 +83,10 @@ class JobInstancesPublic(PagePublic[JobInstancePublic]):
 
 class JobSubmittedPublic(BaseModel):
     id: str = Field(description="The job id, derived from the request id.")
-    status: JobStatus
+    status: JobStatus | None = Field(
+        description="QUEUED for a new job; for a request id already handled, the job's status, "
+        "null while the read model does not hold it yet (it is being rebuilt)."
+    )
 
 
 class ValidateThresholdCreate(BaseModel):
@@ -252,7 +166,10 @@ class AuditEntryPublic(_Public):
     actor: str = Field(description="The API key name of who acted.")
     role: str | None = None
     action: str
-    outcome: Literal["accepted", "rejected"]
+    outcome: Literal["pending", "accepted", "rejected"] = Field(
+        description="pending until the action has ended: an entry left pending is an action "
+        "whose end could not be recorded (see the job-api log)."
+    )
     status_code: int
     job_id: str | None = None
     target: str | None = Field(default=None, description="The definition or API key acted on.")

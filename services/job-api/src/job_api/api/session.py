@@ -3,6 +3,7 @@
 import logging
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
@@ -60,6 +61,38 @@ async def _api_key_of(request: Request) -> str:
     return value.strip()
 
 
+def _foreign_origin(request: Request) -> str | None:
+    """The origin of a browser request sent by another site, or None.
+
+    Browsers send Origin (and Sec-Fetch-Site) with every cross-site POST; a client that is not
+    a browser sends neither and is not at risk.
+    """
+    if request.headers.get("sec-fetch-site", "").lower() == "cross-site":
+        return request.headers.get("origin") or "cross-site"
+    origin = request.headers.get("origin")
+    if origin is None:
+        return None
+    host = request.headers.get("host", "")
+    # The host is compared, not the scheme: behind a proxy that ends TLS, the page is https
+    # while this request arrives as http.
+    if origin == "null" or urlsplit(origin).netloc.lower() != host.lower():
+        return origin
+    return None
+
+
+async def _audit_refused_sign_in(services: JobApiServices, status_code: int, reason: str) -> None:
+    await services.audit.record(
+        AuditEntry(
+            actor="unknown",
+            role=None,
+            action="console.sign_in",
+            outcome="rejected",
+            status_code=status_code,
+            reason=reason,
+        )
+    )
+
+
 def _set_cookies(
     response: Response, services: JobApiServices, token: str, csrf_token: str, max_age: int
 ) -> None:
@@ -105,12 +138,20 @@ def _clear_cookies(response: Response, services: JobApiServices) -> None:
 )
 async def sign_in(request: Request, services: ServicesDep) -> Response:
     """Sign in to the console with an API key (JSON or form field api_key); sets the cookies."""
+    foreign = _foreign_origin(request)
+    if foreign is not None:
+        # Login CSRF: another site's form would sign this browser in with the attacker's key,
+        # and what the victim then does in the console is done, and audited, as the attacker.
+        detail = f"sign-in from another site ({foreign}) refused: sign in on the console's page"
+        await _audit_refused_sign_in(services, 403, detail)
+        raise HTTPException(status_code=403, detail=detail)
     record = await services.api_keys.authenticate(await _api_key_of(request))
     if record is None:
         logger.warning("console sign-in refused: unknown API key")
-        raise HTTPException(
-            status_code=401, detail="this API key is not valid (mistyped, or deleted)"
-        )
+        detail = "this API key is not valid (mistyped, or deleted)"
+        # Audited, so that guessing keys shows in the trail (the key itself never does).
+        await _audit_refused_sign_in(services, 401, detail)
+        raise HTTPException(status_code=401, detail=detail)
     ttl = timedelta(hours=services.settings.session_ttl_hours)
     session = await services.sessions.create(record, ttl)
     body = SessionPublic(

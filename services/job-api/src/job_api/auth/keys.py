@@ -19,6 +19,16 @@ API_KEYS = "api_keys"
 BOOTSTRAP_ADMIN_NAME = "admin"
 
 
+class LastAdminKeyError(Exception):
+    """Deleting the key would leave no admin key: nobody could manage keys any more."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"{name!r} is the last admin key: create another admin key first, "
+            "or nobody could manage keys any more"
+        )
+
+
 class ApiKeyNameTakenError(Exception):
     def __init__(self, name: str) -> None:
         super().__init__(f"an API key named {name!r} already exists; choose another name")
@@ -112,5 +122,20 @@ class ApiKeyStore:
         return [ApiKeyRecord.from_document(doc) async for doc in cursor]
 
     async def delete(self, key_id: str) -> ApiKeyRecord | None:
+        """Delete a key, never the last admin key (LastAdminKeyError); None if there is none.
+
+        Checked after the delete, not only before: two admins deleting each other's keys at
+        once both see two admin keys beforehand. Whichever finds none left puts its key back,
+        so at least one stays (both, when both look before either puts back).
+        """
         doc = await self._keys.find_one_and_delete({"_id": key_id})
-        return None if doc is None else ApiKeyRecord.from_document(doc)
+        if doc is None:
+            return None
+        record = ApiKeyRecord.from_document(doc)
+        if (
+            record.role is Role.ADMIN
+            and await self._keys.count_documents({"role": str(Role.ADMIN)}, limit=1) == 0
+        ):
+            await self._keys.insert_one(doc)
+            raise LastAdminKeyError(record.name)
+        return record

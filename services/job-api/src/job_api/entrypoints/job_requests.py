@@ -8,8 +8,8 @@ from provisioning_common.consuming import Received, subscribe_topic
 from provisioning_common.retrying import RetryPolicy
 from provisioning_common.topics import JOB_REQUESTS
 
-from job_api.adapters.job_events import KafkaJobEvents, SourceRecord
-from job_api.handlers.intake import (
+from job_api.adapters.job_events import KafkaJobEvents, KafkaPosition
+from job_api.handlers.job_requests import (
     DefinitionLookup,
     JobEventPublisher,
     JobInstanceIntake,
@@ -42,7 +42,7 @@ def build_intake_subscriber(
     events = publisher or KafkaJobEvents(broker, settings.kafka)
 
     async def take_in(raw: bytes, at: Received) -> bool:
-        source = SourceRecord(topic=at.topic, partition=at.partition, offset=at.offset, key=at.key)
+        source = KafkaPosition(topic=at.topic, partition=at.partition, offset=at.offset, key=at.key)
         await intake_raw_request(
             raw,
             definitions=definitions,

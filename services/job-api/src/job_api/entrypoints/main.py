@@ -48,7 +48,7 @@ def _lifespan(
             services.broker,
             settings,
             definitions=services.definitions,
-            job_instances=services.job_instances,
+            job_instances=services.intake_records,
             publisher=services.job_events,
         )
         await services.broker.start()

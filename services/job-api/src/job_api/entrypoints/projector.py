@@ -15,7 +15,7 @@ from provisioning_common.logs import configure_logging
 from provisioning_common.redaction import redacted_uri
 from provisioning_common.topics import JOB_EVENTS, ensure_topics
 
-from job_api.adapters.job_events import KafkaJobEvents, SourceRecord
+from job_api.adapters.job_events import KafkaJobEvents, KafkaPosition
 from job_api.adapters.job_instances import JobInstanceStore
 from job_api.handlers.projection import project_raw_event
 from job_api.settings import JobApiSettings
@@ -43,7 +43,7 @@ def app_factory(settings: JobApiSettings) -> FastStream:
     app = FastStream(broker, logger=logger)
 
     async def fold(raw: bytes, at: Received) -> bool:
-        source = SourceRecord(topic=at.topic, partition=at.partition, offset=at.offset, key=at.key)
+        source = KafkaPosition(topic=at.topic, partition=at.partition, offset=at.offset, key=at.key)
         # A message that is not a job event is dead-lettered by the handler, with its reasons.
         await project_raw_event(raw, source=source, store=store, dead_letters=events)
         return False  # the fold logs what it did itself

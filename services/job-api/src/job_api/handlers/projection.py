@@ -18,8 +18,9 @@ from provisioning_common.events import (
 from provisioning_common.logs import current_job_id
 from pydantic import ValidationError
 
-from job_api.adapters.job_events import SourceRecord
-from job_api.domain.intake import validation_reason
+from job_api.adapters.job_events import KafkaPosition
+from job_api.domain.admission import validation_reason
+from job_api.domain.job_instance import JobInstance
 from job_api.domain.projection import DELETE, FoldResult
 
 logger = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ class JobInstanceWriter(Protocol):
 
 
 class DeadLetters(Protocol):
-    async def dead_letter(self, raw: bytes, *, source: SourceRecord, reason: str) -> None: ...
+    async def dead_letter(self, raw: bytes, *, source: KafkaPosition, reason: str) -> None: ...
 
 
 async def project_job_event(
@@ -55,14 +56,14 @@ async def project_job_event(
         result = await store.apply_fold(event, partition, offset)
         if result is DELETE:
             logger.info("job instance deleted (%s at %s:%s)", event.type, partition, offset)
-        elif isinstance(result, dict):
+        elif isinstance(result, JobInstance):
             logger.log(
                 logging.INFO if isinstance(event, _MILESTONES) else logging.DEBUG,
                 "folded %s at %s:%s: job %s",
                 event.type,
                 partition,
                 offset,
-                result["status"],
+                result.status,
             )
         return result
     finally:
@@ -70,7 +71,7 @@ async def project_job_event(
 
 
 async def project_raw_event(
-    raw: bytes, *, source: SourceRecord, store: JobInstanceWriter, dead_letters: DeadLetters
+    raw: bytes, *, source: KafkaPosition, store: JobInstanceWriter, dead_letters: DeadLetters
 ) -> FoldResult:
     """One message as bytes: a message that is not a job event goes to the dead-letter topic."""
     try:

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from provisioning_common.commands import CancelJob, JobCommand, RestartJob, ValidateThreshold
+from provisioning_common.decisions import decision_counts
 from provisioning_common.envelope import Envelope
 from provisioning_common.events import (
     THRESHOLD_GUARD_SOURCE,
@@ -213,7 +214,16 @@ def on_planned(
 
 
 def _deciding_on(run: Run, index: int, plan_id: str) -> bool:
-    return _in_phase(run, index, "deciding") and run.sequence(index).plan_id == plan_id
+    if not 0 <= index < len(run.sequences):
+        return False
+    sequence = run.sequence(index)
+    # The one rule, shared with the read model's fold.
+    return decision_counts(
+        job_status=run.status,
+        sequence_status=sequence.status,
+        awaiting_plan_id=sequence.plan_id if sequence.phase == "deciding" else None,
+        decided_plan_id=plan_id,
+    )
 
 
 def _not_from_guard(source: str) -> Unchanged | None:

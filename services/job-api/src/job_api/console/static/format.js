@@ -33,8 +33,6 @@ export function count(n) {
 
 export const JOB_STATUSES = ["QUEUED", "RUNNING", "THRESHOLD", "VALIDATED", "COMPLETED", "FAILED", "CANCELED"];
 export const ACTIVE = new Set(["QUEUED", "RUNNING"]);
-// Mirrors provisioning_common.statuses; the server enforces the same rules.
-export const FINISHED = new Set(["COMPLETED", "FAILED", "CANCELED"]);
 
 const LABELS = {
   QUEUED: "Queued", RUNNING: "Running", COMPLETED: "Completed", FAILED: "Failed",
@@ -50,14 +48,12 @@ export function can(me, permission) {
   return Boolean(me?.permissions?.includes(permission));
 }
 
-export const jobActions = {
-  canDelete: (job) => FINISHED.has(job.status),
-  canArchive: (job) => FINISHED.has(job.status) && !job.archived,
-  canUnarchive: (job) => Boolean(job.archived),
-  canValidate: (job) => job.status === "THRESHOLD",
-  canCancel: (job) => job.status === "THRESHOLD" || job.status === "VALIDATED",
-  canRestart: (job) => job.status === "VALIDATED" || job.status === "FAILED",
-};
+// Whether the server offers `action` on `job` to this caller now: the API answers each job
+// with its allowed_actions (the role's permissions and the status rules), and the console
+// keeps no copy of those rules.
+export function offers(job, action) {
+  return Boolean(job?.allowed_actions?.includes(action));
+}
 
 export function definitionLabel(job) {
   return job.definition_name || job.definition?.name || job.definition_id || "—";

@@ -2,7 +2,7 @@
 
 import { api } from "../api.js";
 import { confirmDialog, flash, h, replace } from "../dom.js";
-import { ACTIVE, can, count, definitionLabel, duration, jobActions, shortId, statusBadge, when } from "../format.js";
+import { ACTIVE, count, definitionLabel, duration, offers, shortId, statusBadge, when } from "../format.js";
 
 const POLL_MS = 1500;
 // After a command the projection changes within moments; stop waiting after this long.
@@ -57,15 +57,15 @@ export function mountJobDetail(main, { me, navigate, jobId }) {
     if (!job) return [];
     const busy = Boolean(pending);
     const buttons = [];
-    const add = (perm, allowed, label, testid, cls, fn) => {
-      if (can(me, perm) && allowed) buttons.push(h("button", { type: "button", class: `btn ${cls}`, testid, disabled: busy, onclick: fn }, label));
+    const add = (action, label, testid, cls, fn) => {
+      if (offers(job, action)) buttons.push(h("button", { type: "button", class: `btn ${cls}`, testid, disabled: busy, onclick: fn }, label));
     };
-    add("validate", jobActions.canValidate(job), "Validate", "btn-validate", "btn--primary", onValidate);
-    add("restart", jobActions.canRestart(job), "Restart", "btn-restart", "btn--primary", onRestart);
-    add("cancel", jobActions.canCancel(job), "Cancel job", "btn-cancel", "btn--danger", onCancel);
-    add("archive", jobActions.canArchive(job), "Archive", "btn-archive", "btn--ghost", () => simple("archive"));
-    add("archive", jobActions.canUnarchive(job), "Unarchive", "btn-unarchive", "btn--ghost", () => simple("unarchive"));
-    add("delete", jobActions.canDelete(job), "Delete", "btn-delete", "btn--danger-ghost", onDelete);
+    add("validate", "Validate", "btn-validate", "btn--primary", onValidate);
+    add("restart", "Restart", "btn-restart", "btn--primary", onRestart);
+    add("cancel", "Cancel job", "btn-cancel", "btn--danger", onCancel);
+    add("archive", "Archive", "btn-archive", "btn--ghost", () => simple("archive"));
+    add("unarchive", "Unarchive", "btn-unarchive", "btn--ghost", () => simple("unarchive"));
+    add("delete", "Delete", "btn-delete", "btn--danger-ghost", onDelete);
     return buttons;
   }
 

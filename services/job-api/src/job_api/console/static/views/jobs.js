@@ -2,7 +2,7 @@
 
 import { api } from "../api.js";
 import { confirmDialog, flash, h, replace } from "../dom.js";
-import { ACTIVE, can, count, definitionLabel, JOB_STATUSES, jobActions, shortId, statusBadge, when } from "../format.js";
+import { ACTIVE, can, count, definitionLabel, JOB_STATUSES, offers, shortId, statusBadge, when } from "../format.js";
 
 const PAGE_SIZES = [10, 25, 50, 100];
 const REFRESH_MS = 3000;
@@ -107,16 +107,18 @@ export function mountJobs(main, { me, navigate, params }) {
     ];
     if (can(me, "archive")) {
       if (job.archived) {
-        cells.push(button("Unarchive", "btn-unarchive", "btn--ghost", () => act(job, "unarchive")));
+        cells.push(button("Unarchive", "btn-unarchive", "btn--ghost", () => act(job, "unarchive"), {
+          disabled: !offers(job, "unarchive"), reason: "Only a finished job can be unarchived.",
+        }));
       } else {
-        const ok = jobActions.canArchive(job);
+        const ok = offers(job, "archive");
         cells.push(button("Archive", "btn-archive", "btn--ghost", () => act(job, "archive"), {
           disabled: !ok, reason: "Only finished jobs (completed, failed or canceled) can be archived.",
         }));
       }
     }
     if (can(me, "delete")) {
-      const ok = jobActions.canDelete(job);
+      const ok = offers(job, "delete");
       cells.push(button("Delete", "btn-delete", "btn--danger-ghost", () => act(job, "delete"), {
         disabled: !ok, reason: "A job that is queued, running or waiting for a decision cannot be deleted.",
       }));

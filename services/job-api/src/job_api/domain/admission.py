@@ -3,6 +3,7 @@
 import hashlib
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +24,36 @@ INTAKE_SOURCE = "/provisioning/job-api"
 # redelivered message is rejected under the same subject.
 _RAW_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:provisioning:malformed-job-request")
 _MAX_REASON = 2000
+
+
+@dataclass(frozen=True)
+class HandledRequest:
+    """A request id the intake already turned into a job: an entry of the request ledger.
+
+    Kept when the job is deleted, so that the same request sent again (a retry, an intake
+    replay, a re-send while the read model is rebuilt) is answered, never run a second time.
+    """
+
+    request_id: str
+    job_id: str
+    # False between the ledger write and the broker's acknowledgement of JobCreated: a crash
+    # there leaves a request whose JobCreated is published again when it is sent again.
+    published: bool
+    deleted_by: str | None = None
+    deleted_at: datetime | None = None
+
+    @property
+    def deleted(self) -> bool:
+        return self.deleted_at is not None
+
+    def deleted_reason(self) -> str:
+        """Why a request for a deleted job is refused, naming the request and the job."""
+        when = "" if self.deleted_at is None else f" at {self.deleted_at.isoformat()}"
+        by = "" if self.deleted_by is None else f" by {self.deleted_by}"
+        return (
+            f"request_id: {self.request_id!r} was already handled: it became job {self.job_id}, "
+            f"since deleted{by}{when}; send a new request_id to run the definition again"
+        )
 
 
 def accept_job_request(
