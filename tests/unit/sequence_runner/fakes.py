@@ -12,7 +12,7 @@ from sequence_runner.adapters.connectors.base import (
     TargetConnector,
     TargetError,
 )
-from sequence_runner.domain.records import PlannedChange, SourceRecord
+from sequence_runner.domain.records import PlannedChange, SourceRecord, TargetRules
 from sequence_runner.domain.run import Run
 from sequence_runner.handlers.ports import StoredPlan, StoredRun
 
@@ -121,6 +121,7 @@ class FakeTarget:
         self.records: dict[Any, dict[str, Any]] = {}
         self.writes: list[PlannedChange] = []
         self.failing: TargetError | None = None
+        self.rules = TargetRules()
 
     async def prepare(self) -> None:
         pass

@@ -310,6 +310,7 @@ class Engine:
                 definition.mapping,
                 definition.delete_missing,
                 source.shown_as,
+                target.rules,
             )
         except (ConnectorError, PlanError) as error:
             await self._fail(run, index, str(error))

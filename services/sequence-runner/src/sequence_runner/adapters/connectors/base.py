@@ -3,7 +3,7 @@
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
-from sequence_runner.domain.records import PlannedChange, SourceRecord
+from sequence_runner.domain.records import PlannedChange, SourceRecord, TargetRules
 
 
 class ConnectorError(Exception):
@@ -30,6 +30,11 @@ class SourceConnector(Protocol):
 
 
 class TargetConnector(Protocol):
+    @property
+    def rules(self) -> TargetRules:
+        """How the target stores and retires records, for the planner."""
+        ...
+
     async def prepare(self) -> None:
         """Make the target ready to be planned against (indexes, schema); idempotent."""
 

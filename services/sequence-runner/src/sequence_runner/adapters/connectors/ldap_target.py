@@ -1,0 +1,294 @@
+"""LDAP target: the entries one level under a base DN that have the definition's object classes.
+
+Each record is an entry's attributes as text (multi-valued ones as sorted lists); its DN is
+`<rdn_attribute>=<value>,<base_dn>`. Create is an add, update a modify that replaces only the
+changed attributes (preceded by a modrdn when the RDN value changed), delete a delete, and
+disable sets the ppolicy lock `pwdAccountLockedTime` (removed again when the record comes
+back). A write the server refuses fails the sequence with the DN and the server's message; a
+server that goes away mid-batch is waited for, and only what it may not have written is
+written again, so nothing is duplicated."""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+import ldap
+from ldap.dn import escape_dn_chars, str2dn
+from ldap.filter import escape_filter_chars
+from provisioning_common.definitions import LdapTarget
+
+from sequence_runner.adapters.connectors.base import TargetError
+from sequence_runner.adapters.connectors.ldap_client import (
+    CUT_SHORT,
+    AsyncLdapConnection,
+    DirectoryRefusedError,
+    DirectoryUnavailableError,
+    Modlist,
+)
+from sequence_runner.adapters.connectors.ldap_values import (
+    as_directory_record,
+    as_directory_value,
+    encoded,
+)
+from sequence_runner.adapters.connectors.mongo_target import RetryPolicy
+from sequence_runner.domain.records import PlannedChange, TargetRules
+
+logger = logging.getLogger(__name__)
+
+LOCK_ATTRIBUTE = "pwdAccountLockedTime"
+# The ppolicy value meaning "locked by an administrator, until unlocked".
+LOCKED_FOR_GOOD = "000001010000Z"
+
+
+class LdapTargetConnector:
+    def __init__(
+        self,
+        connection_name: str,
+        connection: AsyncLdapConnection,
+        target: LdapTarget,
+        key: str,
+        attributes: Sequence[str] | None,
+        retry: RetryPolicy,
+        page_size: int = 1000,
+    ) -> None:
+        self._name = connection_name
+        self._connection = connection
+        self._target = target
+        self._key = key
+        self._retry = retry
+        self._page_size = page_size
+        self._rdn = target.rdn_attribute
+        self._disable = target.deprovision == "disable"
+        # The attributes read: those the sequence writes (all user attributes without a mapping).
+        self._attributes: list[str] | None = None
+        if attributes is not None:
+            names = {a.lower(): a for a in attributes}
+            names.setdefault(key.lower(), key)
+            names.setdefault(self._rdn.lower(), self._rdn)
+            self._attributes = list(names.values())
+        self.rules = TargetRules(
+            stored_as=self._stored_as,
+            absent_is_empty=True,
+            deprovision=target.deprovision,
+            is_disabled=lambda record: record.get(LOCK_ATTRIBUTE) is not None,
+        )
+
+    @property
+    def shown_as(self) -> str:
+        return f"connection {self._name!r} ({self._connection.url}), {self._target.base_dn}"
+
+    def _stored_as(self, attributes: dict[str, Any]) -> dict[str, Any]:
+        stored = as_directory_record(attributes)
+        if self._disable:
+            # A record in the source is enabled: a locked entry that comes back is unlocked.
+            stored[LOCK_ATTRIBUTE] = None
+        return stored
+
+    # ------------------------------------------------------------------ reading
+
+    async def prepare(self) -> None:
+        await self._retrying("bind", self._connection.open)
+
+    def _filter(self) -> str:
+        classes = "".join(
+            f"(objectClass={escape_filter_chars(c)})" for c in self._target.object_classes
+        )
+        return f"(&{classes}{self._target.filter or ''})"
+
+    async def read_all(self) -> AsyncIterator[dict[str, Any]]:
+        records = await self._retrying("search", self._read_everything)
+        for record in records:
+            yield record
+
+    async def _read_everything(self) -> list[dict[str, Any]]:
+        requested = list(self._attributes) if self._attributes is not None else ["*"]
+        if self._disable:
+            requested.append(LOCK_ATTRIBUTE)  # operational: only returned when asked for
+        names = {a.lower(): a for a in requested}
+        records: list[dict[str, Any]] = []
+        try:
+            async for page in self._connection.paged_search(
+                self._target.base_dn,
+                ldap.SCOPE_ONELEVEL,
+                self._filter(),
+                requested,
+                self._page_size,
+            ):
+                for dn, values in page:
+                    records.append(self._record(dn, values, names))
+        except DirectoryRefusedError as refused:
+            if isinstance(refused.error, CUT_SHORT):
+                raise TargetError(
+                    f"{self.shown_as}: the server cut the search short ({refused}); a partial "
+                    "read cannot be planned against (entries not read would be planned as "
+                    "deletions). Give the bind account unlimited size and time limits"
+                ) from None
+            if isinstance(refused.error, ldap.NO_SUCH_OBJECT):
+                raise TargetError(f"{self.shown_as}: the base DN does not exist") from None
+            raise TargetError(f"{self.shown_as}: the search was refused: {refused}") from None
+        return records
+
+    def _record(
+        self, dn: str, values: Mapping[str, list[bytes]], names: dict[str, str]
+    ) -> dict[str, Any]:
+        record: dict[str, Any] = {}
+        for attribute, raw in values.items():
+            name = names.get(attribute.lower(), attribute)
+            if name.lower() == "objectclass" and "objectclass" not in names:
+                continue
+            record[name] = as_directory_value(raw)
+        if self._attributes is not None:
+            for name in self._attributes:
+                record.setdefault(name, None)
+        if self._disable:
+            record.setdefault(LOCK_ATTRIBUTE, None)
+        value = record.get(self._rdn)
+        if not isinstance(value, str) or dn.lower() != self._dn(value).lower():
+            # Written by other means under another name: the DN this connector would use to
+            # update or delete it would reach nothing, or another entry.
+            raise TargetError(
+                f"{self.shown_as}: the entry {dn} is not named {self._rdn}=<value>,"
+                f"{self._target.base_dn}; it cannot be managed by this sequence (rename it or "
+                "narrow the target with a filter)"
+            )
+        return record
+
+    def _dn(self, rdn_value: str) -> str:
+        return f"{self._rdn}={escape_dn_chars(rdn_value)},{self._target.base_dn}"
+
+    # ------------------------------------------------------------------ writing
+
+    async def apply(self, changes: Sequence[PlannedChange]) -> None:
+        remaining = list(changes)
+        uncertain: set[int] = set()
+        written = 0
+        for attempt in range(1, self._retry.attempts + 1):
+            results = await asyncio.gather(
+                *(self._write(change, change.seq in uncertain) for change in remaining),
+                return_exceptions=True,
+            )
+            refused: list[tuple[PlannedChange, BaseException]] = []
+            unfinished: list[PlannedChange] = []
+            for change, result in zip(remaining, results, strict=True):
+                if result is None:
+                    written += 1
+                elif isinstance(result, DirectoryUnavailableError):
+                    # It may or may not have reached the server before it went away.
+                    uncertain.add(change.seq)
+                    unfinished.append(change)
+                elif isinstance(result, DirectoryRefusedError | TargetError):
+                    refused.append((change, result))
+                else:
+                    raise result
+            if refused:
+                change, error = refused[0]
+                more = (
+                    f" ({len(refused) - 1} more refused in this batch)" if len(refused) > 1 else ""
+                )
+                raise TargetError(
+                    f"{self.shown_as}: the server refused the {change.action} of "
+                    f"{self._change_dn(change)}: {error}{more}; {written} of the batch's "
+                    f"{len(changes)} changes were written"
+                )
+            if not unfinished:
+                return
+            remaining = unfinished
+            if attempt < self._retry.attempts:
+                pause = self._retry.backoff_seconds * 2 ** (attempt - 1)
+                logger.warning(
+                    "%s unreachable with %d changes of the batch unwritten; retrying in %.1fs",
+                    self.shown_as,
+                    len(remaining),
+                    pause,
+                )
+                await asyncio.sleep(pause)
+        raise TargetError(
+            f"{self.shown_as}: unreachable after {self._retry.attempts} attempts; {written} of "
+            f"the batch's {len(changes)} changes were written"
+        )
+
+    def _change_dn(self, change: PlannedChange) -> str:
+        record = change.after if change.action in ("create", "update") else change.before
+        return self._dn(str((record or {}).get(self._rdn, change.key)))
+
+    async def _write(self, change: PlannedChange, again: bool) -> None:
+        """One change. `again`: an earlier attempt may have written it before the server went
+        away, so finding it done is not an error."""
+        connection = self._connection
+        match change.action:
+            case "create":
+                assert change.after is not None
+                dn = self._dn(str(change.after[self._rdn]))
+                try:
+                    await connection.add(dn, self._add_list(change.after))
+                except DirectoryRefusedError as refused:
+                    if not (again and isinstance(refused.error, ldap.ALREADY_EXISTS)):
+                        raise
+                    await connection.modify(dn, self._replace_list(change.after, change.after))
+            case "update":
+                assert change.after is not None
+                assert change.before is not None
+                dn = self._dn(str(change.after[self._rdn]))
+                if self._rdn in change.before:
+                    old_dn = self._dn(str(change.before[self._rdn]))
+                    new_rdn = str2dn(dn)[0]
+                    rdn_text = f"{new_rdn[0][0]}={escape_dn_chars(new_rdn[0][1])}"
+                    try:
+                        await connection.rename(old_dn, rdn_text)
+                    except DirectoryRefusedError as refused:
+                        if not (again and isinstance(refused.error, ldap.NO_SUCH_OBJECT)):
+                            raise
+                changed = {n: v for n, v in change.before.items() if n != self._rdn}
+                if changed:
+                    await connection.modify(dn, self._replace_list(changed, change.after))
+            case "delete":
+                assert change.before is not None
+                try:
+                    await connection.delete(self._dn(str(change.before[self._rdn])))
+                except DirectoryRefusedError as refused:
+                    if not (again and isinstance(refused.error, ldap.NO_SUCH_OBJECT)):
+                        raise
+            case "disable":
+                assert change.before is not None
+                await connection.modify(
+                    self._dn(str(change.before[self._rdn])),
+                    [(ldap.MOD_REPLACE, LOCK_ATTRIBUTE, [LOCKED_FOR_GOOD.encode()])],
+                )
+
+    def _add_list(self, after: Mapping[str, Any]) -> Modlist:
+        modlist: Modlist = [("objectClass", [c.encode() for c in self._target.object_classes])]
+        for name, value in after.items():
+            values = encoded(as_directory_value(value))
+            if values and name.lower() != "objectclass":
+                modlist.append((name, values))
+        return modlist
+
+    def _replace_list(self, names: Mapping[str, Any], after: Mapping[str, Any]) -> Modlist:
+        # A replace with no values removes the attribute, and is no error if it is absent.
+        return [
+            (ldap.MOD_REPLACE, name, encoded(as_directory_value(after.get(name))) or None)
+            for name in names
+            if name.lower() != "objectclass"
+        ]
+
+    # ------------------------------------------------------------------ retries
+
+    async def _retrying(self, what: str, operation: Any) -> Any:
+        for attempt in range(1, self._retry.attempts + 1):
+            try:
+                return await operation()
+            except DirectoryUnavailableError as error:
+                if attempt == self._retry.attempts:
+                    raise TargetError(
+                        f"{self.shown_as}: unreachable after {attempt} attempts ({what}): {error}"
+                    ) from None
+                await asyncio.sleep(self._retry.backoff_seconds * 2 ** (attempt - 1))
+            except DirectoryRefusedError as refused:
+                if what == "bind":
+                    raise TargetError(
+                        f"{self.shown_as}: the bind as {self._connection.bind_dn} was refused: "
+                        f"{refused}"
+                    ) from None
+                raise TargetError(f"{self.shown_as}: the {what} was refused: {refused}") from None
+        raise AssertionError("unreachable")  # pragma: no cover - attempts >= 1
