@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import ldap
-from ldap.dn import escape_dn_chars, str2dn
+from ldap.dn import escape_dn_chars
 from ldap.filter import escape_filter_chars
 from provisioning_common.definitions import LdapTarget
 
@@ -161,12 +161,10 @@ class LdapTargetConnector:
 
     async def apply(self, changes: Sequence[PlannedChange]) -> None:
         remaining = list(changes)
-        uncertain: set[int] = set()
         written = 0
         for attempt in range(1, self._retry.attempts + 1):
             results = await asyncio.gather(
-                *(self._write(change, change.seq in uncertain) for change in remaining),
-                return_exceptions=True,
+                *(self._write(change) for change in remaining), return_exceptions=True
             )
             refused: list[tuple[PlannedChange, BaseException]] = []
             unfinished: list[PlannedChange] = []
@@ -174,10 +172,10 @@ class LdapTargetConnector:
                 if result is None:
                     written += 1
                 elif isinstance(result, DirectoryUnavailableError):
-                    # It may or may not have reached the server before it went away.
-                    uncertain.add(change.seq)
+                    # It may or may not have reached the server before it went away; writing
+                    # it again is safe (see _write).
                     unfinished.append(change)
-                elif isinstance(result, DirectoryRefusedError | TargetError):
+                elif isinstance(result, DirectoryRefusedError):
                     refused.append((change, result))
                 else:
                     raise result
@@ -212,9 +210,10 @@ class LdapTargetConnector:
         record = change.after if change.action in ("create", "update") else change.before
         return self._dn(str((record or {}).get(self._rdn, change.key)))
 
-    async def _write(self, change: PlannedChange, again: bool) -> None:
-        """One change. `again`: an earlier attempt may have written it before the server went
-        away, so finding it done is not an error."""
+    async def _write(self, change: PlannedChange) -> None:
+        """One change, written so that writing it again finds it done: the same plan applied
+        twice (a runner restarted mid-apply, a batch retried after the server went away) gives
+        the same directory. An entry that exists with other values is still refused."""
         connection = self._connection
         match change.action:
             case "create":
@@ -223,21 +222,24 @@ class LdapTargetConnector:
                 try:
                     await connection.add(dn, self._add_list(change.after))
                 except DirectoryRefusedError as refused:
-                    if not (again and isinstance(refused.error, ldap.ALREADY_EXISTS)):
+                    if not isinstance(refused.error, ldap.ALREADY_EXISTS):
                         raise
-                    await connection.modify(dn, self._replace_list(change.after, change.after))
+                    if not await self._holds(dn, change.after):
+                        raise
             case "update":
                 assert change.after is not None
                 assert change.before is not None
                 dn = self._dn(str(change.after[self._rdn]))
                 if self._rdn in change.before:
                     old_dn = self._dn(str(change.before[self._rdn]))
-                    new_rdn = str2dn(dn)[0]
-                    rdn_text = f"{new_rdn[0][0]}={escape_dn_chars(new_rdn[0][1])}"
+                    rdn_text = f"{self._rdn}={escape_dn_chars(str(change.after[self._rdn]))}"
                     try:
                         await connection.rename(old_dn, rdn_text)
                     except DirectoryRefusedError as refused:
-                        if not (again and isinstance(refused.error, ldap.NO_SUCH_OBJECT)):
+                        renamed = isinstance(refused.error, ldap.NO_SUCH_OBJECT) and (
+                            await connection.search_one(dn, ["1.1"]) is not None
+                        )
+                        if not renamed:
                             raise
                 changed = {n: v for n, v in change.before.items() if n != self._rdn}
                 if changed:
@@ -247,7 +249,7 @@ class LdapTargetConnector:
                 try:
                     await connection.delete(self._dn(str(change.before[self._rdn])))
                 except DirectoryRefusedError as refused:
-                    if not (again and isinstance(refused.error, ldap.NO_SUCH_OBJECT)):
+                    if not isinstance(refused.error, ldap.NO_SUCH_OBJECT):
                         raise
             case "disable":
                 assert change.before is not None
@@ -255,6 +257,15 @@ class LdapTargetConnector:
                     self._dn(str(change.before[self._rdn])),
                     [(ldap.MOD_REPLACE, LOCK_ATTRIBUTE, [LOCKED_FOR_GOOD.encode()])],
                 )
+
+    async def _holds(self, dn: str, wanted: Mapping[str, Any]) -> bool:
+        """Whether the entry at `dn` already has exactly the wanted values."""
+        names = [n for n in wanted if n.lower() != "objectclass"]
+        found = await self._connection.search_one(dn, names)
+        if found is None:
+            return False
+        have = {a.lower(): as_directory_value(v) for a, v in found[1].items()}
+        return all(have.get(n.lower()) == as_directory_value(wanted[n]) for n in names)
 
     def _add_list(self, after: Mapping[str, Any]) -> Modlist:
         modlist: Modlist = [("objectClass", [c.encode() for c in self._target.object_classes])]
