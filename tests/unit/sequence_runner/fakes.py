@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from provisioning_common.definitions import SequenceDefinition
+from provisioning_common.definitions import MongoTarget, SequenceDefinition
 from provisioning_common.envelope import Envelope
 from sequence_runner.adapters.connectors.base import (
     SourceConnector,
@@ -153,7 +153,8 @@ class FakeConnectors:
         return FakeSource(self.sources[sequence.name], sequence.name)
 
     def target(self, sequence: SequenceDefinition) -> TargetConnector:
-        collection = sequence.target.collection
+        target = sequence.target
+        collection = target.collection if isinstance(target, MongoTarget) else target.base_dn
         if collection not in self.targets:
             self.targets[collection] = FakeTarget(sequence.key)
         return self.targets[collection]

@@ -8,7 +8,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError
 
@@ -40,7 +40,8 @@ class LdapConnection(BaseModel):
     )
 
 
-Connection = Annotated[LdapConnection, Field(discriminator="type")]
+# A union on `type` once SQL and SCIM connections join; `type` may be left out until then.
+Connection = LdapConnection
 _CONNECTIONS = TypeAdapter(dict[str, Connection])
 
 
