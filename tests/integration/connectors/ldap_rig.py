@@ -29,6 +29,8 @@ def ldap_target(
     retry: RetryPolicy | None = None,
     window: int = 64,
     page_size: int = 100,
+    object_classes: list[str] | None = None,
+    references: dict[str, dict[str, str]] | None = None,
 ) -> LdapTargetConnector:
     connection = AsyncLdapConnection(
         directory.url,
@@ -42,7 +44,8 @@ def ldap_target(
         connection="directory",
         base_dn=base_dn,
         rdn_attribute=rdn,
-        object_classes=["inetOrgPerson"],
+        object_classes=object_classes or ["inetOrgPerson"],
+        references=references or {},
         deprovision=deprovision,
     )
     mapping = PEOPLE_MAPPING if mapping is None else mapping

@@ -240,3 +240,52 @@ async def test_a_server_stopped_mid_apply_is_waited_for_and_nothing_is_duplicate
     assert len(found) == count
     replanned = await plan_against(target, rows)
     assert replanned.changes == ()
+
+
+async def test_groups_get_their_members_as_dns_and_an_empty_group_is_kept_valid(
+    directory: Directory, base_dn: str, closing: list[object]
+) -> None:
+    person_mapping = {"uid": "id", "cn": "name", "sn": "last"}
+    await plan_and_apply(
+        ldap_target(directory, base_dn, closing, mapping=person_mapping),
+        people(*({"id": u, "name": u, "last": u} for u in ("ann", "bob", "cat"))),
+        mapping=person_mapping,
+    )
+    groups_dn = f"ou=groups,{base_dn}"
+    directory.admin().add_s(
+        groups_dn, [("objectClass", [b"organizationalUnit"]), ("ou", [b"groups"])]
+    )
+    mapping = {"cn": "name", "member": "members"}
+    groups = ldap_target(
+        directory,
+        groups_dn,
+        closing,
+        key="cn",
+        rdn="cn",
+        mapping=mapping,
+        object_classes=["groupOfNames"],
+        references={"member": {"base_dn": base_dn, "rdn_attribute": "uid"}},
+    )
+    rows = people({"name": "team", "members": ["bob", "ann"]}, {"name": "empty", "members": []})
+    await plan_and_apply(groups, rows, key="cn", mapping=mapping)
+    conn = directory.admin()
+    team = conn.search_s(f"cn=team,{groups_dn}", ldap.SCOPE_BASE, attrlist=["member"])[0][1]
+    assert sorted(team["member"]) == [f"uid=ann,{base_dn}".encode(), f"uid=bob,{base_dn}".encode()]
+    ann = conn.search_s(f"uid=ann,{base_dn}", ldap.SCOPE_BASE, attrlist=["memberOf"])[0][1]
+    assert ann["memberOf"] == [f"cn=team,{groups_dn}".encode()]  # the memberof overlay
+
+    assert (await plan_against(groups, rows, key="cn", mapping=mapping)).changes == ()
+    moved = people({"name": "team", "members": ["cat"]}, {"name": "empty", "members": ["ann"]})
+    changed = await plan_and_apply(groups, moved, key="cn", mapping=mapping)
+    assert (changed.counts.update, changed.counts.create) == (2, 0)
+    team = conn.search_s(f"cn=team,{groups_dn}", ldap.SCOPE_BASE, attrlist=["member"])[0][1]
+    assert team["member"] == [f"uid=cat,{base_dn}".encode()]
+    emptied = await plan_and_apply(
+        groups,
+        people({"name": "team", "members": []}, {"name": "empty", "members": ["ann"]}),
+        key="cn",
+        mapping=mapping,
+    )
+    assert emptied.counts.update == 1
+    team = conn.search_s(f"cn=team,{groups_dn}", ldap.SCOPE_BASE, attrlist=["member"])[0][1]
+    assert team["member"] == [b""]

@@ -126,6 +126,14 @@ class MongoTarget(_Tagged):
     collection: Slug = Field(description="Collection in the target repository database.")
 
 
+class LdapReference(_Frozen):
+    """Where the entries an attribute points to live: each value (a key, e.g. a uid) is
+    written as the DN `<rdn_attribute>=<value>,<base_dn>`."""
+
+    base_dn: DistinguishedName
+    rdn_attribute: AttributeName
+
+
 class LdapTarget(_Tagged):
     """Entries one level under base_dn, named `<rdn_attribute>=<value>,<base_dn>`."""
 
@@ -145,6 +153,14 @@ class LdapTarget(_Tagged):
     )
     filter: LdapFilter | None = Field(
         default=None, description="Narrows the entries read further (ANDed with the classes)."
+    )
+    references: dict[AttributeName, LdapReference] = Field(
+        default_factory=dict,
+        max_length=20,
+        description="Attributes whose source values are keys of other entries, written as "
+        "their DNs (a group's member list from a source field listing member uids). A "
+        "groupOfNames without members gets one empty member value (the class requires one).",
+        examples=[{"member": {"base_dn": "ou=people,dc=example,dc=org", "rdn_attribute": "uid"}}],
     )
     deprovision: Literal["delete", "disable"] = Field(
         default="delete",

@@ -60,6 +60,7 @@ class LdapTargetConnector:
         self._page_size = page_size
         self._rdn = target.rdn_attribute
         self._disable = target.deprovision == "disable"
+        self._is_group = any(c.lower() == "groupofnames" for c in target.object_classes)
         # The attributes read: those the sequence writes (all user attributes without a mapping).
         self._attributes: list[str] | None = None
         if attributes is not None:
@@ -80,6 +81,16 @@ class LdapTargetConnector:
 
     def _stored_as(self, attributes: dict[str, Any]) -> dict[str, Any]:
         stored = as_directory_record(attributes)
+        for name, reference in self._target.references.items():
+            value = stored.get(name)
+            if value is not None:
+                keys = [value] if isinstance(value, str) else value
+                stored[name] = as_directory_value(
+                    [
+                        f"{reference.rdn_attribute}={escape_dn_chars(k)},{reference.base_dn}"
+                        for k in keys
+                    ]
+                )
         if self._disable:
             # A record in the source is enabled: a locked entry that comes back is unlocked.
             stored[LOCK_ATTRIBUTE] = None
@@ -267,18 +278,29 @@ class LdapTargetConnector:
         have = {a.lower(): as_directory_value(v) for a, v in found[1].items()}
         return all(have.get(n.lower()) == as_directory_value(wanted[n]) for n in names)
 
+    def _values(self, name: str, value: Any) -> list[bytes]:
+        values = encoded(as_directory_value(value))
+        if not values and name.lower() == "member" and self._is_group:
+            # groupOfNames must have a member: an empty group keeps one empty value, which
+            # reads back as no member at all.
+            return [b""]
+        return values
+
     def _add_list(self, after: Mapping[str, Any]) -> Modlist:
         modlist: Modlist = [("objectClass", [c.encode() for c in self._target.object_classes])]
+        names = {n.lower() for n in after}
         for name, value in after.items():
-            values = encoded(as_directory_value(value))
+            values = self._values(name, value)
             if values and name.lower() != "objectclass":
                 modlist.append((name, values))
+        if self._is_group and "member" not in names:
+            modlist.append(("member", [b""]))
         return modlist
 
     def _replace_list(self, names: Mapping[str, Any], after: Mapping[str, Any]) -> Modlist:
         # A replace with no values removes the attribute, and is no error if it is absent.
         return [
-            (ldap.MOD_REPLACE, name, encoded(as_directory_value(after.get(name))) or None)
+            (ldap.MOD_REPLACE, name, self._values(name, after.get(name)) or None)
             for name in names
             if name.lower() != "objectclass"
         ]
