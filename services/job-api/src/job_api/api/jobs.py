@@ -248,8 +248,7 @@ async def list_planned_changes(
     job_id: JobId,
     index: Annotated[int, Path(ge=0, description="The sequence's position, from 0.")],
     action: Annotated[
-        Literal["create", "update", "delete", "disable"] | None,
-        Query(description="Only this action."),
+        Literal["create", "update", "delete"] | None, Query(description="Only this action.")
     ] = None,
     page: PageNumber = 1,
     page_size: PageSize = 10,

@@ -342,7 +342,7 @@ export function mountJobDetail(main, { me, navigate, jobId }) {
     const index = changes.index;
     const actionSelect = h("select", { id: "changes-action", testid: "changes-action", onchange: () => { changes.action = actionSelect.value; changes.page = 1; loadChanges(); } },
       h("option", { value: "" }, "All actions"),
-      ["create", "update", "delete", "disable"].map((a) => h("option", { value: a, selected: a === changes.action }, a)));
+      ["create", "update", "delete"].map((a) => h("option", { value: a, selected: a === changes.action }, a)));
     const body = h("tbody", {}, h("tr", {}, h("td", { colspan: 4, class: "empty" }, "Loading the planned changes…")));
     const pager = h("div", { class: "pager" });
     replace(changesSlot, h("section", { class: "card card--flush", testid: "changes-panel", "aria-labelledby": "changes-title" },
