@@ -2,7 +2,8 @@
 
 libldap sends a request at once and hands its answer back by message id, so one connection
 can carry a window of operations: the descriptor is watched with `loop.add_reader`, answers
-are drained with `result3(timeout=0)` and each resolves the future of its message id. The
+are drained with `result3(timeout=0)` and each resolves the future of its message id (a
+search's entries all at once, when its result arrives). The
 window is bounded because slapd dropped a client that pipelined without bound. When the
 server goes away every pending operation fails with `DirectoryUnavailableError` and the next
 operation opens a new connection."""
@@ -50,6 +51,7 @@ def describe(error: BaseException) -> str:
 @dataclass
 class _Pending:
     future: asyncio.Future[tuple[list[Entry], list[Any]]]
+    sent_at: float
     entries: list[Entry] = field(default_factory=list)
 
 
@@ -69,6 +71,7 @@ class AsyncLdapConnection:
         self._pending: dict[int, _Pending] = {}
         self._opening: asyncio.Lock = asyncio.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
 
     def __repr__(self) -> str:  # never the password
         return f"AsyncLdapConnection({self.url!r}, bind_dn={self.bind_dn!r})"
@@ -84,6 +87,18 @@ class AsyncLdapConnection:
             self._conn = conn
             self._fd = conn.fileno()
             loop.add_reader(self._fd, self._drain)
+            self._watchdog = loop.call_later(self._timeout / 4, self._watch)
+
+    def _watch(self) -> None:
+        """An operation unanswered for `timeout` seconds means a server that hangs: the
+        connection is dropped like a lost one. One timer per connection, not one per operation."""
+        if self._conn is None or self._loop is None:
+            return
+        oldest = min((p.sent_at for p in self._pending.values()), default=None)
+        if oldest is not None and self._loop.time() - oldest > self._timeout:
+            self._broken(DirectoryUnavailableError(f"no answer within {self._timeout:g}s"))
+            return
+        self._watchdog = self._loop.call_later(self._timeout / 4, self._watch)
 
     def _connect(self) -> Any:
         conn = ldap.initialize(self.url)
@@ -104,6 +119,9 @@ class AsyncLdapConnection:
     def _broken(self, error: Exception) -> None:
         """Forget the connection and fail every operation still waiting on it."""
         conn, self._conn = self._conn, None
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         if self._fd is not None and self._loop is not None:
             self._loop.remove_reader(self._fd)
         self._fd = None
@@ -119,7 +137,8 @@ class AsyncLdapConnection:
         """Every answer that has arrived, each to its operation's future."""
         while self._conn is not None:
             try:
-                rtype, rdata, msgid, ctrls = self._conn.result3(ldap.RES_ANY, 0, 0)
+                # all=1: a search comes back whole (one call per page, not per entry).
+                rtype, rdata, msgid, ctrls = self._conn.result3(ldap.RES_ANY, 1, 0)
             except _UNAVAILABLE as error:
                 self._broken(DirectoryUnavailableError(describe(error)))
                 return
@@ -133,22 +152,21 @@ class AsyncLdapConnection:
                 continue
             if rtype is None:
                 return
-            waiting_for = self._pending.get(msgid)
+            waiting_for = self._pending.pop(msgid, None)
             if waiting_for is None:
                 continue
-            if rtype == ldap.RES_SEARCH_ENTRY:
-                waiting_for.entries.extend(rdata)
-                continue
-            if rtype == ldap.RES_SEARCH_REFERENCE:
-                continue
-            del self._pending[msgid]
+            if rtype == ldap.RES_SEARCH_RESULT and rdata:
+                # Entries; continuation references (no DN) are not followed.
+                waiting_for.entries.extend(entry for entry in rdata if entry[0] is not None)
             if not waiting_for.future.done():
                 waiting_for.future.set_result((waiting_for.entries, ctrls))
 
     async def _call(self, send: Callable[[Any], int]) -> tuple[list[Entry], list[Any]]:
         async with self._window:
-            await self.open()
-            loop = asyncio.get_running_loop()
+            if self._conn is None:
+                await self.open()
+            loop = self._loop
+            assert loop is not None
             future: asyncio.Future[tuple[list[Entry], list[Any]]] = loop.create_future()
             try:
                 msgid = send(self._conn)
@@ -157,12 +175,9 @@ class AsyncLdapConnection:
                 raise DirectoryUnavailableError(describe(error)) from None
             except ldap.LDAPError as error:
                 raise DirectoryRefusedError(error) from None
-            self._pending[msgid] = _Pending(future)
+            self._pending[msgid] = _Pending(future, loop.time())
             try:
-                return await asyncio.wait_for(future, self._timeout)
-            except TimeoutError:
-                self._broken(DirectoryUnavailableError(f"no answer within {self._timeout:g}s"))
-                raise DirectoryUnavailableError(f"no answer within {self._timeout:g}s") from None
+                return await future
             finally:
                 self._pending.pop(msgid, None)
 

@@ -22,6 +22,11 @@ def as_directory_value(value: Any) -> DirectoryValue:
     """One attribute's value: None when absent or empty, a text, or sorted distinct texts."""
     if value is None:
         return None
+    if type(value) is list and len(value) == 1 and type(value[0]) is bytes:
+        # What a directory answers for most attributes: one value. The common case, made cheap
+        # for reads of large targets.
+        text = value[0].decode("utf-8")
+        return text or None
     items: Iterable[Any] = value if isinstance(value, list | tuple | set) else (value,)
     texts = sorted({t for t in (_text(item) for item in items if item is not None) if t != ""})
     if not texts:
