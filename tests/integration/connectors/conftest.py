@@ -212,7 +212,7 @@ def ldap_engine_processes(
         "TEST_WRONG_DIRECTORY_PASSWORD": WRONG_PASSWORD,
         "PROVISIONING_PROGRESS_INTERVAL_SECONDS": "0.2",
         "PROVISIONING_TARGET_RETRY_BACKOFF_SECONDS": "0.1",
-        "PROVISIONING_LOG_LEVEL": "DEBUG",
+        "PROVISIONING_LOG_LEVEL": "INFO",
     }
     LOGS.mkdir(parents=True, exist_ok=True)
     runner = RunnerProcess(env=env, kafka=kafka, log_path=LOGS / f"ldap-runner-{run_id}.log")

@@ -114,6 +114,7 @@ async def test_a_canceled_job_leaves_the_directory_as_it_was(
         people_definition(base_dn, {"create": {"count": 3}}), people(4)
     )
     await ldap_engine.events.wait_for(job_id, SequenceBlocked)
+    await status(ldap_engine, job_id, "THRESHOLD")  # the runner took the block in
     await ldap_engine.command(CancelJob(source=SOURCE, subject=job_id, data=command_data()))
     await ldap_engine.events.wait_for(job_id, JobCanceled)
     assert uids(directory, base_dn) == []
@@ -129,6 +130,7 @@ async def test_disables_stop_at_the_delete_threshold_and_are_written_once_approv
     await ldap_engine.events.wait_for(first, JobCompleted)
     second = await ldap_engine.submit(definition, people(2))
     (blocked,) = await ldap_engine.events.wait_for(second, SequenceBlocked)
+    await status(ldap_engine, second, "THRESHOLD")
     assert blocked.data.threshold.action == "delete"
     assert blocked.data.threshold.actual == 3
     locked = directory.ldapsearch(base_dn, "(pwdAccountLockedTime=*)", "uid")
