@@ -3,7 +3,7 @@
 libldap sends a request at once and hands its answer back by message id, so one connection
 can carry a window of operations: the descriptor is watched with `loop.add_reader`, answers
 are drained with `result3(timeout=0)` and each resolves the future of its message id (a
-search's entries all at once, when its result arrives). The
+search's with the entries gathered until its result). The
 window is bounded because slapd dropped a client that pipelined without bound. When the
 server goes away every pending operation fails with `DirectoryUnavailableError` and the next
 operation opens a new connection."""
@@ -24,6 +24,7 @@ CUT_SHORT = (ldap.SIZELIMIT_EXCEEDED, ldap.TIMELIMIT_EXCEEDED, ldap.ADMINLIMIT_E
 
 Entry = tuple[str, dict[str, list[bytes]]]
 Modlist = list[tuple[Any, ...]]
+Answer = asyncio.Future[tuple[list[Entry], list[Any]]]
 
 
 class DirectoryUnavailableError(Exception):
@@ -137,8 +138,10 @@ class AsyncLdapConnection:
         """Every answer that has arrived, each to its operation's future."""
         while self._conn is not None:
             try:
-                # all=1: a search comes back whole (one call per page, not per entry).
-                rtype, rdata, msgid, ctrls = self._conn.result3(ldap.RES_ANY, 1, 0)
+                # all=0: one message per call, a search's entries one by one. With all=1 an
+                # unfinished search answers None after each entry it reads, which cannot be
+                # told from "nothing more has arrived".
+                rtype, rdata, msgid, ctrls = self._conn.result3(ldap.RES_ANY, 0, 0)
             except _UNAVAILABLE as error:
                 self._broken(DirectoryUnavailableError(describe(error)))
                 return
@@ -152,22 +155,27 @@ class AsyncLdapConnection:
                 continue
             if rtype is None:
                 return
-            waiting_for = self._pending.pop(msgid, None)
-            if waiting_for is None:
+            if rtype == ldap.RES_SEARCH_ENTRY:
+                waiting = self._pending.get(msgid)
+                if waiting is not None:
+                    waiting.entries.extend(rdata)
                 continue
-            if rtype == ldap.RES_SEARCH_RESULT and rdata:
-                # Entries; continuation references (no DN) are not followed.
-                waiting_for.entries.extend(entry for entry in rdata if entry[0] is not None)
-            if not waiting_for.future.done():
-                waiting_for.future.set_result((waiting_for.entries, ctrls))
+            if rtype == ldap.RES_SEARCH_REFERENCE:
+                continue  # continuation references are not followed
+            waiting = self._pending.pop(msgid, None)
+            if waiting is not None and not waiting.future.done():
+                waiting.future.set_result((waiting.entries, ctrls))
 
-    async def _call(self, send: Callable[[Any], int]) -> tuple[list[Entry], list[Any]]:
-        async with self._window:
+    async def submit(self, send: Callable[[Any], int]) -> Answer:
+        """Send one operation as soon as the window has room; the returned future resolves
+        with its answer (entries, controls). Writers send a whole batch this way, then wait
+        for the answers: no task per operation."""
+        await self._window.acquire()
+        try:
             if self._conn is None:
                 await self.open()
             loop = self._loop
             assert loop is not None
-            future: asyncio.Future[tuple[list[Entry], list[Any]]] = loop.create_future()
             try:
                 msgid = send(self._conn)
             except _UNAVAILABLE as error:
@@ -175,11 +183,28 @@ class AsyncLdapConnection:
                 raise DirectoryUnavailableError(describe(error)) from None
             except ldap.LDAPError as error:
                 raise DirectoryRefusedError(error) from None
-            self._pending[msgid] = _Pending(future, loop.time())
-            try:
-                return await future
-            finally:
-                self._pending.pop(msgid, None)
+        except BaseException:
+            self._window.release()
+            raise
+        future: Answer = loop.create_future()
+        future.add_done_callback(self._answered)
+        self._pending[msgid] = _Pending(future, loop.time())
+        return future
+
+    def _answered(self, _: Answer) -> None:
+        self._window.release()
+
+    async def _call(self, send: Callable[[Any], int]) -> tuple[list[Entry], list[Any]]:
+        return await (await self.submit(send))
+
+    def send_add(self, dn: str, modlist: Modlist) -> Callable[[Any], int]:
+        return lambda c: c.add_ext(dn, modlist)
+
+    def send_modify(self, dn: str, modlist: Modlist) -> Callable[[Any], int]:
+        return lambda c: c.modify_ext(dn, modlist)
+
+    def send_delete(self, dn: str) -> Callable[[Any], int]:
+        return lambda c: c.delete_ext(dn)
 
     async def add(self, dn: str, modlist: Modlist) -> None:
         await self._call(lambda c: c.add_ext(dn, modlist))

@@ -10,7 +10,7 @@ written again, so nothing is duplicated."""
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 import ldap
@@ -174,9 +174,7 @@ class LdapTargetConnector:
         remaining = list(changes)
         written = 0
         for attempt in range(1, self._retry.attempts + 1):
-            results = await asyncio.gather(
-                *(self._write(change) for change in remaining), return_exceptions=True
-            )
+            results = await self._attempt(remaining)
             refused: list[tuple[PlannedChange, BaseException]] = []
             unfinished: list[PlannedChange] = []
             for change, result in zip(remaining, results, strict=True):
@@ -216,6 +214,80 @@ class LdapTargetConnector:
             f"{self.shown_as}: unreachable after {self._retry.attempts} attempts; {written} of "
             f"the batch's {len(changes)} changes were written"
         )
+
+    async def _attempt(self, changes: Sequence[PlannedChange]) -> list[BaseException | None]:
+        """Every change of the batch sent through the window, then every answer collected.
+        A change that is one operation (most) is sent directly; a rename (two operations in
+        order) gets a task of its own; an answer that may mean "done already" is settled
+        after (see _write)."""
+        loop = asyncio.get_running_loop()
+        sent: list[asyncio.Future[Any]] = []
+        lost: DirectoryUnavailableError | None = None
+        for change in changes:
+            if lost is not None:
+                sent.append(_failed(loop, lost))
+                continue
+            operation = self._one_operation(change)
+            if operation is None:
+                sent.append(asyncio.ensure_future(self._write(change)))
+                continue
+            try:
+                sent.append(await self._connection.submit(operation))
+            except DirectoryUnavailableError as error:
+                lost = error  # the rest would only wait for the same dead server
+                sent.append(_failed(loop, error))
+            except DirectoryRefusedError as error:
+                sent.append(_failed(loop, error))
+        results: list[BaseException | None] = []
+        for change, answer in zip(changes, sent, strict=True):
+            try:
+                await answer
+            except DirectoryRefusedError as refused:
+                try:
+                    await self._settle(change, refused)
+                except (DirectoryRefusedError, DirectoryUnavailableError) as error:
+                    results.append(error)
+                    continue
+            except DirectoryUnavailableError as error:
+                results.append(error)
+                continue
+            results.append(None)
+        return results
+
+    def _one_operation(self, change: PlannedChange) -> Callable[[Any], int] | None:
+        connection = self._connection
+        match change.action:
+            case "create":
+                assert change.after is not None
+                dn = self._dn(str(change.after[self._rdn]))
+                return connection.send_add(dn, self._add_list(change.after))
+            case "update":
+                assert change.after is not None
+                assert change.before is not None
+                if self._rdn in change.before:
+                    return None
+                dn = self._dn(str(change.after[self._rdn]))
+                return connection.send_modify(dn, self._replace_list(change.before, change.after))
+            case "delete":
+                assert change.before is not None
+                return connection.send_delete(self._dn(str(change.before[self._rdn])))
+            case "disable":
+                assert change.before is not None
+                return connection.send_modify(
+                    self._dn(str(change.before[self._rdn])),
+                    [(ldap.MOD_REPLACE, LOCK_ATTRIBUTE, [LOCKED_FOR_GOOD.encode()])],
+                )
+        return None  # pragma: no cover - every action is matched
+
+    async def _settle(self, change: PlannedChange, refused: DirectoryRefusedError) -> None:
+        """A refusal that means the change is in the directory already is no failure."""
+        if change.action == "create" and isinstance(refused.error, ldap.ALREADY_EXISTS):
+            assert change.after is not None
+            if await self._holds(self._dn(str(change.after[self._rdn])), change.after):
+                return
+        if change.action == "delete" and isinstance(refused.error, ldap.NO_SUCH_OBJECT):
+            return
+        raise refused
 
     def _change_dn(self, change: PlannedChange) -> str:
         record = change.after if change.action in ("create", "update") else change.before
@@ -325,3 +397,9 @@ class LdapTargetConnector:
                     ) from None
                 raise TargetError(f"{self.shown_as}: the {what} was refused: {refused}") from None
         raise AssertionError("unreachable")  # pragma: no cover - attempts >= 1
+
+
+def _failed(loop: asyncio.AbstractEventLoop, error: BaseException) -> asyncio.Future[Any]:
+    future: asyncio.Future[Any] = loop.create_future()
+    future.set_exception(error)
+    return future
