@@ -37,6 +37,8 @@ from sequence_runner.domain.records import PlannedChange, TargetRules
 logger = logging.getLogger(__name__)
 
 LOCK_ATTRIBUTE = "pwdAccountLockedTime"
+# Returned with "*" but not attributes of a record.
+_NOT_RECORD_ATTRIBUTES = frozenset({"objectClass", "objectclass"})
 # The ppolicy value meaning "locked by an administrator, until unlocked".
 LOCKED_FOR_GOOD = "000001010000Z"
 
@@ -68,6 +70,10 @@ class LdapTargetConnector:
             names.setdefault(key.lower(), key)
             names.setdefault(self._rdn.lower(), self._rdn)
             self._attributes = list(names.values())
+        # Every record has these, None when the entry lacks them (a directory has no null).
+        self._always = list(self._attributes or []) + ([LOCK_ATTRIBUTE] if self._disable else [])
+        self._rdn_lower = self._rdn.lower()
+        self._suffix_lower = "," + target.base_dn.lower()
         self.rules = TargetRules(
             stored_as=self._stored_as,
             absent_is_empty=True,
@@ -116,7 +122,7 @@ class LdapTargetConnector:
         requested = list(self._attributes) if self._attributes is not None else ["*"]
         if self._disable:
             requested.append(LOCK_ATTRIBUTE)  # operational: only returned when asked for
-        names = {a.lower(): a for a in requested}
+        names = {a: a for a in requested} | {a.lower(): a for a in requested}
         records: list[dict[str, Any]] = []
         try:
             async for page in self._connection.paged_search(
@@ -143,19 +149,18 @@ class LdapTargetConnector:
     def _record(
         self, dn: str, values: Mapping[str, list[bytes]], names: dict[str, str]
     ) -> dict[str, Any]:
-        record: dict[str, Any] = {}
+        # Run once per entry of the target: kept to dictionary lookups (see make bench).
+        record: dict[str, Any] = dict.fromkeys(self._always)
         for attribute, raw in values.items():
-            name = names.get(attribute.lower(), attribute)
-            if name.lower() == "objectclass" and "objectclass" not in names:
+            name = names.get(attribute) or names.get(attribute.lower()) or attribute
+            if name in _NOT_RECORD_ATTRIBUTES and name not in names:
                 continue
             record[name] = as_directory_value(raw)
-        if self._attributes is not None:
-            for name in self._attributes:
-                record.setdefault(name, None)
-        if self._disable:
-            record.setdefault(LOCK_ATTRIBUTE, None)
         value = record.get(self._rdn)
-        if not isinstance(value, str) or dn.lower() != self._dn(value).lower():
+        if not isinstance(value, str) or (
+            dn.lower() != f"{self._rdn_lower}={value.lower()}{self._suffix_lower}"
+            and dn.lower() != self._dn(value).lower()
+        ):
             # Written by other means under another name: the DN this connector would use to
             # update or delete it would reach nothing, or another entry.
             raise TargetError(
