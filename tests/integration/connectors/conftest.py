@@ -85,6 +85,11 @@ class Directory:
         return done.stdout
 
 
+def _port_of(url: str) -> int:
+    host = url.split("://", 1)[-1].split("/", 1)[0]
+    return int(host.rsplit(":", 1)[1]) if ":" in host else 389
+
+
 @pytest.fixture(scope="session")
 def directory() -> Iterator[Directory]:
     url = os.environ.get("LDAP_URI")
@@ -95,7 +100,7 @@ def directory() -> Iterator[Directory]:
             ADMIN_DN,
             ADMIN_PASSWORD,
             Path(infra_dir) if infra_dir else None,
-            int(url.rsplit(":", 1)[-1].strip("/")),
+            _port_of(url),
         )
         return
     found = Directory(
