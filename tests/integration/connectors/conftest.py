@@ -157,6 +157,7 @@ class LdapEngineRig:
     events: EventLog
     database: AsyncDatabase[dict[str, Any]]
     runner: RunnerProcess
+    data_dir: Path
 
     async def submit(self, definition: dict[str, Any], inputs: dict[str, Any]) -> str:
         job_id = str(uuid.uuid4())
@@ -257,6 +258,7 @@ async def ldap_engine(
             events=events,
             database=mongo_client[env["MONGO_DATABASE"]],
             runner=runner,
+            data_dir=Path(env["PROVISIONING_DATA_DIR"]),
         )
     finally:
         await events.stop()

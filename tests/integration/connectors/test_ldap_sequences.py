@@ -175,3 +175,27 @@ async def test_a_wrong_bind_password_fails_the_sequence_and_is_never_shown(
     assert "Invalid credentials" in log  # the failure is logged...
     assert WRONG_PASSWORD not in log  # ...without the password
     assert directory.password not in log
+
+
+async def test_a_refused_entry_fails_with_its_dn_and_a_restart_finishes_without_doubles(
+    ldap_engine: LdapEngineRig, directory: Directory, base_dn: str
+) -> None:
+    name = base_dn.split(",", 1)[0].removeprefix("ou=")
+    path = ldap_engine.data_dir / f"{name}.csv"
+    # p001 has no surname: inetOrgPerson requires one, so the server refuses the entry.
+    path.write_text("id,name,last\np000,P 0,P\np001,P 1,\np002,P 2,P\n", encoding="utf-8")
+    definition = people_definition(base_dn, {"create": {"count": 100}})
+    definition["sequences"][0]["source"] = {"type": "csv", "path": f"{name}.csv"}
+    job_id = await ldap_engine.submit(definition, {})
+    (failed,) = await ldap_engine.events.wait_for(job_id, SequenceFailed)
+    assert f"uid=p001,{base_dn}" in failed.data.reason
+    assert "Object class violation" in failed.data.reason
+    assert uids(directory, base_dn) == ["p000", "p002"]  # what was written, exactly
+
+    path.write_text("id,name,last\np000,P 0,P\np001,P 1,P\np002,P 2,P\n", encoding="utf-8")
+    await status(ldap_engine, job_id, "FAILED")
+    await ldap_engine.command(RestartJob(source=SOURCE, subject=job_id, data=command_data()))
+    await ldap_engine.events.wait_for(job_id, JobCompleted)
+    assert uids(directory, base_dn) == ["p000", "p001", "p002"]
+    run = await ldap_engine.run(job_id)
+    assert run["sequences"][0]["planned"]["create"] == 1  # planned again against the directory
