@@ -150,7 +150,8 @@ WRONG_PASSWORD = "wrong-Pa55word-never-logged"
 @dataclass
 class LdapEngineRig:
     """The runner and the guard as processes, with a connections file naming the test slapd
-    (`directory`) and the same server with a wrong password (`wrong-password`)."""
+    (`directory`), the same server with a wrong password (`wrong-password`) and its reader
+    whose searches are cut at 3 entries (`size-limited`)."""
 
     kafka: KafkaSettings
     broker: KafkaBroker
@@ -202,6 +203,11 @@ def ldap_engine_processes(
                     "bind_dn": directory.bind_dn,
                     "password": "${TEST_WRONG_DIRECTORY_PASSWORD}",
                 },
+                "size-limited": {
+                    "url": directory.url,
+                    "bind_dn": READER_DN,
+                    "password": "${TEST_READER_PASSWORD}",
+                },
             }
         ),
         encoding="utf-8",
@@ -216,6 +222,7 @@ def ldap_engine_processes(
         "PROVISIONING_CONNECTIONS_FILE": str(connections),
         "TEST_DIRECTORY_PASSWORD": directory.password,
         "TEST_WRONG_DIRECTORY_PASSWORD": WRONG_PASSWORD,
+        "TEST_READER_PASSWORD": READER_PASSWORD,
         "PROVISIONING_PROGRESS_INTERVAL_SECONDS": "0.2",
         "PROVISIONING_TARGET_RETRY_BACKOFF_SECONDS": "0.1",
         "PROVISIONING_LOG_LEVEL": "INFO",

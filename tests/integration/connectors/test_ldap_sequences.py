@@ -199,3 +199,23 @@ async def test_a_refused_entry_fails_with_its_dn_and_a_restart_finishes_without_
     assert uids(directory, base_dn) == ["p000", "p001", "p002"]
     run = await ldap_engine.run(job_id)
     assert run["sequences"][0]["planned"]["create"] == 1  # planned again against the directory
+
+
+async def test_a_search_cut_short_by_the_server_plans_nothing(
+    ldap_engine: LdapEngineRig, directory: Directory, base_dn: str
+) -> None:
+    filled = await ldap_engine.submit(
+        people_definition(base_dn, {"create": {"count": 100}}), people(5)
+    )
+    await ldap_engine.events.wait_for(filled, JobCompleted)
+    # The same sequence, with a source that lost everyone, read by an account the server cuts
+    # at 3 entries: planned on that read, it would delete 3 people and miss 2.
+    job_id = await ldap_engine.submit(
+        people_definition(base_dn, {"create": {"count": 100}}, connection="size-limited"),
+        people(0),
+    )
+    (failed,) = await ldap_engine.events.wait_for(job_id, SequenceFailed)
+    assert "cut the search short" in failed.data.reason
+    assert "Size limit exceeded" in failed.data.reason
+    assert ldap_engine.events.events(job_id, SequenceBlocked) == []
+    assert len(uids(directory, base_dn)) == 5
