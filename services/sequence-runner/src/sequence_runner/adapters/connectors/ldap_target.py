@@ -187,7 +187,7 @@ class LdapTargetConnector:
                     written += 1
                 elif isinstance(result, DirectoryUnavailableError):
                     # It may or may not have reached the server before it went away; writing
-                    # it again is safe (see _write).
+                    # it again is safe (see _attempt).
                     unfinished.append(change)
                 elif isinstance(result, DirectoryRefusedError):
                     refused.append((change, result))
@@ -223,8 +223,10 @@ class LdapTargetConnector:
     async def _attempt(self, changes: Sequence[PlannedChange]) -> list[BaseException | None]:
         """Every change of the batch sent through the window, then every answer collected.
         A change that is one operation (most) is sent directly; a rename (two operations in
-        order) gets a task of its own; an answer that may mean "done already" is settled
-        after (see _write)."""
+        order) gets a task of its own. Writing a change again finds it done: the same plan
+        applied twice (a runner restarted mid-apply, a batch retried after the server went
+        away) gives the same directory; an answer that may mean "done already" is settled
+        after (see _settle), and an entry that exists with other values is still refused."""
         loop = asyncio.get_running_loop()
         sent: list[asyncio.Future[Any]] = []
         lost: DirectoryUnavailableError | None = None
@@ -234,7 +236,7 @@ class LdapTargetConnector:
                 continue
             operation = self._one_operation(change)
             if operation is None:
-                sent.append(asyncio.ensure_future(self._write(change)))
+                sent.append(asyncio.ensure_future(self._rename(change)))
                 continue
             try:
                 sent.append(await self._connection.submit(operation))
@@ -298,53 +300,27 @@ class LdapTargetConnector:
         record = change.after if change.action in ("create", "update") else change.before
         return self._dn(str((record or {}).get(self._rdn, change.key)))
 
-    async def _write(self, change: PlannedChange) -> None:
-        """One change, written so that writing it again finds it done: the same plan applied
-        twice (a runner restarted mid-apply, a batch retried after the server went away) gives
-        the same directory. An entry that exists with other values is still refused."""
+    async def _rename(self, change: PlannedChange) -> None:
+        """An update whose RDN value changed: a modrdn, then a modify of the other changed
+        attributes, in that order. A modrdn that finds the old name gone and the new one there
+        was done by an earlier attempt."""
+        assert change.after is not None
+        assert change.before is not None
         connection = self._connection
-        match change.action:
-            case "create":
-                assert change.after is not None
-                dn = self._dn(str(change.after[self._rdn]))
-                try:
-                    await connection.add(dn, self._add_list(change.after))
-                except DirectoryRefusedError as refused:
-                    if not isinstance(refused.error, ldap.ALREADY_EXISTS):
-                        raise
-                    if not await self._holds(dn, change.after):
-                        raise
-            case "update":
-                assert change.after is not None
-                assert change.before is not None
-                dn = self._dn(str(change.after[self._rdn]))
-                if self._rdn in change.before:
-                    old_dn = self._dn(str(change.before[self._rdn]))
-                    rdn_text = f"{self._rdn}={escape_dn_chars(str(change.after[self._rdn]))}"
-                    try:
-                        await connection.rename(old_dn, rdn_text)
-                    except DirectoryRefusedError as refused:
-                        renamed = isinstance(refused.error, ldap.NO_SUCH_OBJECT) and (
-                            await connection.search_one(dn, ["1.1"]) is not None
-                        )
-                        if not renamed:
-                            raise
-                changed = {n: v for n, v in change.before.items() if n != self._rdn}
-                if changed:
-                    await connection.modify(dn, self._replace_list(changed, change.after))
-            case "delete":
-                assert change.before is not None
-                try:
-                    await connection.delete(self._dn(str(change.before[self._rdn])))
-                except DirectoryRefusedError as refused:
-                    if not isinstance(refused.error, ldap.NO_SUCH_OBJECT):
-                        raise
-            case "disable":
-                assert change.before is not None
-                await connection.modify(
-                    self._dn(str(change.before[self._rdn])),
-                    [(ldap.MOD_REPLACE, LOCK_ATTRIBUTE, [LOCKED_FOR_GOOD.encode()])],
-                )
+        dn = self._dn(str(change.after[self._rdn]))
+        old_dn = self._dn(str(change.before[self._rdn]))
+        rdn_text = f"{self._rdn}={escape_dn_chars(str(change.after[self._rdn]))}"
+        try:
+            await connection.rename(old_dn, rdn_text)
+        except DirectoryRefusedError as refused:
+            renamed = isinstance(refused.error, ldap.NO_SUCH_OBJECT) and (
+                await connection.search_one(dn, ["1.1"]) is not None
+            )
+            if not renamed:
+                raise
+        changed = {n: v for n, v in change.before.items() if n != self._rdn}
+        if changed:
+            await connection.modify(dn, self._replace_list(changed, change.after))
 
     async def _holds(self, dn: str, wanted: Mapping[str, Any]) -> bool:
         """Whether the entry at `dn` already has exactly the wanted values."""
