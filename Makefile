@@ -8,8 +8,9 @@ UV_VERSION := 0.13.9
 UV := .tools/bin/uv
 VENV_STAMP := .venv/.synced
 CHROMIUM ?= /usr/bin/chromium
+SLAPD ?= /usr/sbin/slapd
 
-.PHONY: help venv browser run test test-unit lint format infra-up infra-down infra-status infra-logs bench screenshots clean
+.PHONY: help venv browser ldap-server run test test-unit lint format infra-up infra-down infra-status infra-logs bench screenshots clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -18,7 +19,8 @@ $(UV):
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-$(VENV_STAMP): $(UV) uv.lock pyproject.toml libs/common/pyproject.toml services/*/pyproject.toml
+# python-ldap builds from source against Debian's libldap2-dev/libsasl2-dev: installed first.
+$(VENV_STAMP): $(UV) uv.lock pyproject.toml libs/common/pyproject.toml services/*/pyproject.toml | ldap-server
 	$(UV) sync --all-packages --frozen --quiet
 	@touch $@
 
@@ -29,10 +31,13 @@ browser: ## install Debian's chromium for the browser tests (no browser download
 	  echo "installing Debian's chromium for the console tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-run: venv ## start Kafka, MongoDB and every service, load the demo; Ctrl-C stops all
+ldap-server: ## install Debian's OpenLDAP (slapd, ldap-utils, and the headers python-ldap builds with)
+	@scripts/install-ldap.sh
+
+run: venv ldap-server ## start Kafka, MongoDB, slapd and every service, load the demo; Ctrl-C stops all
 	.venv/bin/python scripts/run.py
 
-test: venv browser ## lint, type-check and run every test tier on their own broker and database
+test: venv browser ldap-server ## lint, type-check and run every test tier on their own broker and database
 	scripts/test.sh
 
 test-unit: venv ## the unit tests alone: no broker, no database, a few seconds
@@ -49,7 +54,7 @@ format: venv ## apply ruff's fixes and formatting
 	.venv/bin/ruff check --fix .
 	.venv/bin/ruff format .
 
-infra-up: venv ## start the local Kafka broker and MongoDB server (ports 9092, 27017)
+infra-up: venv ## start the local Kafka broker, MongoDB server and slapd (ports 9092, 27017, 3389)
 	scripts/infra.sh up
 
 infra-down: ## stop them

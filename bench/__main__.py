@@ -2,13 +2,14 @@
 
 import asyncio
 
-from bench import bench_listing, bench_planner, bench_target
+from bench import bench_ldap, bench_listing, bench_planner, bench_target
 
 
 async def run() -> None:
     print("benchmark                                    (best of N runs; ratio = ours / baseline)")
     await bench_planner.main()
     await bench_target.main()
+    await bench_ldap.main()
     await bench_listing.main()
 
 

@@ -5,17 +5,17 @@ import random
 from typing import Any
 
 from sequence_runner.domain.planner import plan
-from sequence_runner.domain.records import SourceRecord
+from sequence_runner.domain.records import SourceEntry
 
 from bench.timing import best_of, report
 
 MAPPING = {"uid": "employee_id", "mail": "email", "sn": "last_name", "givenName": "first_name"}
 
 
-def records(count: int) -> tuple[list[SourceRecord], list[dict[str, Any]]]:
+def records(count: int) -> tuple[list[SourceEntry], list[dict[str, Any]]]:
     rng = random.Random(42)
     source = [
-        SourceRecord(
+        SourceEntry(
             line=i + 2,
             fields={
                 "employee_id": f"E{i:07d}",
@@ -44,7 +44,7 @@ def records(count: int) -> tuple[list[SourceRecord], list[dict[str, Any]]]:
     return source, target
 
 
-def raw_diff(source: list[SourceRecord], target: list[dict[str, Any]]) -> int:
+def raw_diff(source: list[SourceEntry], target: list[dict[str, Any]]) -> int:
     wanted = {r.fields["employee_id"]: {a: r.fields[f] for a, f in MAPPING.items()} for r in source}
     existing = {t["uid"]: t for t in target}
     changed = 0

@@ -1,12 +1,24 @@
 #!/usr/bin/env bash
-# `make bench`: benchmarks against the broker and database in KAFKA_BOOTSTRAP_SERVERS /
-# MONGO_URI, or against a local MongoDB server of its own on port 27019 that it stops after.
+# `make bench`: benchmarks against the broker, database and directory in KAFKA_BOOTSTRAP_SERVERS /
+# MONGO_URI / LDAP_URI, or against a local MongoDB server (port 27019) and slapd (port 13390,
+# fresh data) of its own that it stops after.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export INFRA_DIR="$PWD/.infra/bench" MONGO_PORT="${BENCH_MONGO_PORT:-27019}"
+export LDAP_PORT="${BENCH_LDAP_PORT:-13390}"
+started=()
+stop() { for c in "${started[@]}"; do scripts/infra.sh down "$c" || true; done; }
+trap stop EXIT
 if [[ -z "${MONGO_URI:-}" ]]; then
+  started+=(mongo)
   scripts/infra.sh up mongo
-  trap 'scripts/infra.sh down mongo' EXIT
   export MONGO_URI="mongodb://127.0.0.1:$MONGO_PORT"
+fi
+if [[ -z "${LDAP_URI:-}" ]]; then
+  scripts/infra.sh down ldap >/dev/null 2>&1 || true
+  rm -rf "$INFRA_DIR/ldap"
+  started+=(ldap)
+  scripts/infra.sh up ldap
+  export LDAP_URI="ldap://127.0.0.1:$LDAP_PORT"
 fi
 .venv/bin/python -m bench

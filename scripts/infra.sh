@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2317  # shellcheck misreads the "${c}_up" dispatch and the final exit as dead code
 # Local infrastructure for tests and `make run`: a real single-node Apache Kafka
-# broker (KRaft, combined broker+controller, official jars from Maven Central)
-# and a MongoDB wire-protocol server (SecantusDB), each as a background process.
+# broker (KRaft, combined broker+controller, official jars from Maven Central),
+# a MongoDB wire-protocol server (SecantusDB) and an OpenLDAP directory (Debian's
+# slapd, with its own cn=config), each as a background process.
 #
-#   scripts/infra.sh up|down|status|logs [kafka|mongo]
+#   scripts/infra.sh up|down|status|logs [kafka|mongo|ldap]
 #
 # Environment (defaults in brackets):
 #   INFRA_DIR              [<repo>/.infra/run]  data, logs and pid files
 #   KAFKA_PORT             [9092]   client listener, advertised as PLAINTEXT://127.0.0.1:$KAFKA_PORT
 #   KAFKA_CONTROLLER_PORT  [9093]   KRaft controller listener
 #   MONGO_PORT             [27017]
+#   LDAP_PORT              [3389]   slapd on ldap://127.0.0.1:$LDAP_PORT, suffix dc=example,dc=org
+#   LDAP_ADMIN_PASSWORD    [admin-password]  of cn=admin,dc=example,dc=org (set when the data is made)
+#   LDAP_READER_PASSWORD   [reader-password] of cn=limited-reader,dc=example,dc=org (size limit 3)
+#   SLAPD                  [/usr/sbin/slapd]  `make ldap-server` installs Debian's
 #   PYTHON                 [<repo>/.venv/bin/python, else python3]  interpreter that has secantusdb
 #   INFRA_TIMEOUT          [90]     seconds `up` waits for each component to answer
 #   STOP_TIMEOUT           [20]     seconds `down` waits after SIGTERM before SIGKILL
@@ -29,6 +34,10 @@ INFRA_DIR="${INFRA_DIR:-$REPO_DIR/.infra/run}"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 MONGO_PORT="${MONGO_PORT:-27017}"
+LDAP_PORT="${LDAP_PORT:-3389}"
+LDAP_ADMIN_PASSWORD="${LDAP_ADMIN_PASSWORD:-admin-password}"
+LDAP_READER_PASSWORD="${LDAP_READER_PASSWORD:-reader-password}"
+SLAPD="${SLAPD:-/usr/sbin/slapd}"
 INFRA_TIMEOUT="${INFRA_TIMEOUT:-90}"
 STOP_TIMEOUT="${STOP_TIMEOUT:-20}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}"
@@ -63,6 +72,11 @@ MONGO_DIR="$INFRA_DIR/mongo"
 MONGO_LOG="$MONGO_DIR/mongo.log"
 MONGO_CONF="$MONGO_DIR/secantusd.toml"
 MONGO_PID="$INFRA_DIR/mongo.pid"
+LDAP_DIR="$INFRA_DIR/ldap"
+LDAP_LOG="$LDAP_DIR/slapd.log"
+LDAP_CONFIG="$LDAP_DIR/slapd.d"
+LDAP_PID="$INFRA_DIR/ldap.pid"
+LDAP_TEMPLATES="$REPO_DIR/infra/ldap"
 
 log() { echo "infra: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -346,6 +360,73 @@ EOF
   echo "mongo running on $HOST:$MONGO_PORT"
 }
 
+# ---------------------------------------------------------------- ldap
+
+# The client tools read /etc/ldap/ldap.conf and ~/.ldaprc unless told not to.
+ldap_probe() {
+  LDAPNOINIT=1 ldapsearch -x -LLL -o nettimeout=2 -H "ldap://$HOST:$LDAP_PORT" \
+    -s base -b '' namingContexts >/dev/null
+}
+ldap_live_pid() { live_pid "$LDAP_PID" "$LDAP_CONFIG"; }
+
+fill_ldap_template() {  # $1 template, $2 output; values never contain '|'
+  local admin_hash reader_hash
+  admin_hash="$("$(dirname "$SLAPD")/slappasswd" -s "$LDAP_ADMIN_PASSWORD")"
+  reader_hash="$("$(dirname "$SLAPD")/slappasswd" -s "$LDAP_READER_PASSWORD")"
+  sed -e "s|@LDAP_DIR@|$LDAP_DIR|g" -e "s|@SCHEMA_DIR@|$LDAP_TEMPLATES/schema|g" \
+    -e "s|@MODULE_DIR@|${LDAP_MODULE_DIR:-/usr/lib/ldap}|g" \
+    -e "s|@ADMIN_HASH@|$admin_hash|g" -e "s|@READER_HASH@|$reader_hash|g" "$1" >"$2"
+}
+
+# cn=config and the starting entries are made once per INFRA_DIR with slapadd; a data folder
+# that exists keeps its entries (and its administrator password) across restarts.
+make_ldap_database() {
+  [[ -f "$LDAP_DIR/.complete" ]] && return 0
+  rm -rf "$LDAP_CONFIG" "$LDAP_DIR/data"
+  mkdir -p "$LDAP_CONFIG" "$LDAP_DIR/data"
+  fill_ldap_template "$LDAP_TEMPLATES/config.ldif" "$LDAP_DIR/config.ldif"
+  fill_ldap_template "$LDAP_TEMPLATES/base.ldif" "$LDAP_DIR/base.ldif"
+  local slapadd
+  slapadd="$(dirname "$SLAPD")/slapadd"
+  if ! "$slapadd" -n 0 -F "$LDAP_CONFIG" -l "$LDAP_DIR/config.ldif" >>"$LDAP_LOG" 2>&1 ||
+    ! "$slapadd" -n 1 -F "$LDAP_CONFIG" -l "$LDAP_DIR/base.ldif" >>"$LDAP_LOG" 2>&1; then
+    tail -n 40 "$LDAP_LOG" >&2
+    die "slapadd could not build the directory in $LDAP_DIR (output above)"
+  fi
+  rm -f "$LDAP_DIR/config.ldif" "$LDAP_DIR/base.ldif"  # they hold the password hashes
+  date -u +%FT%TZ >"$LDAP_DIR/.complete"
+}
+
+ldap_up() {
+  local pid
+  if pid="$(ldap_live_pid)"; then
+    if ldap_probe; then
+      echo "ldap already running on $HOST:$LDAP_PORT"
+      return 0
+    fi
+    log "ldap (pid $pid) is running but not answering yet; waiting"
+    wait_ready ldap "$pid" "$LDAP_LOG" ldap_probe || die "ldap not ready; try 'scripts/infra.sh down ldap'"
+    echo "ldap running on $HOST:$LDAP_PORT"
+    return 0
+  fi
+  port_open "$LDAP_PORT" && die "port $LDAP_PORT is already in use by a process this INFRA_DIR ($INFRA_DIR) did not start"
+  [[ -x "$SLAPD" ]] || die "$SLAPD not found; run 'make ldap-server' (Debian's slapd and ldap-utils)"
+  command -v ldapsearch >/dev/null || die "ldapsearch not found; run 'make ldap-server'"
+  mkdir -p "$LDAP_DIR"
+  make_ldap_database
+  # -d 0: stay in the foreground (so the pid and the process group are ours) and log only
+  # what slapd prints on its own (startup failures).
+  spawn "$LDAP_PID" "$LDAP_LOG" "$LDAP_DIR" \
+    "$SLAPD" -d 0 -F "$LDAP_CONFIG" -h "ldap://$HOST:$LDAP_PORT/"
+  pid="$(<"$LDAP_PID")"
+  log "ldap (slapd) starting (pid $pid, log $LDAP_LOG)"
+  if ! wait_ready ldap "$pid" "$LDAP_LOG" ldap_probe; then
+    stop_component ldap "$LDAP_PID" "$LDAP_CONFIG" >/dev/null
+    exit 1
+  fi
+  echo "ldap running on $HOST:$LDAP_PORT (suffix dc=example,dc=org, admin cn=admin,dc=example,dc=org)"
+}
+
 # ---------------------------------------------------------------- commands
 
 status_one() {
@@ -370,15 +451,15 @@ lock_instance() {
 }
 
 usage() {
-  echo "usage: $0 up|down|status|logs [kafka|mongo]" >&2
+  echo "usage: $0 up|down|status|logs [kafka|mongo|ldap]" >&2
   exit 2
 }
 
 main() {
   local cmd="${1:-}" components
   case "${2:-all}" in
-    all) components=(kafka mongo) ;;
-    kafka | mongo) components=("$2") ;;
+    all) components=(kafka mongo ldap) ;;
+    kafka | mongo | ldap) components=("$2") ;;
     *) usage ;;
   esac
   [[ $# -le 2 ]] || usage
@@ -395,6 +476,7 @@ main() {
         case "$c" in
           kafka) stop_component kafka "$KAFKA_PID" "$KAFKA_PROPS" ;;
           mongo) stop_component mongo "$MONGO_PID" "$MONGO_DIR/data" ;;
+          ldap) stop_component ldap "$LDAP_PID" "$LDAP_CONFIG" ;;
         esac
       done
       ;;
@@ -403,6 +485,7 @@ main() {
         case "$c" in
           kafka) status_one kafka "$HOST:$KAFKA_PORT" || rc=3 ;;
           mongo) status_one mongo "$HOST:$MONGO_PORT" || rc=3 ;;
+          ldap) status_one ldap "$HOST:$LDAP_PORT" || rc=3 ;;
         esac
       done
       return "$rc"
@@ -413,6 +496,7 @@ main() {
         case "$c" in
           kafka) files+=("$KAFKA_LOG") ;;
           mongo) files+=("$MONGO_LOG") ;;
+          ldap) files+=("$LDAP_LOG") ;;
         esac
       done
       local existing=() f

@@ -22,6 +22,9 @@ from provisioning_common.topics import ensure_topics
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = REPO / ".venv" / "bin"
+# The administrator of the demo's directory (infra/ldap/config.ldif); the password is
+# LDAP_ADMIN_PASSWORD's, `admin-password` unless set.
+ADMIN_DN = "cn=admin,dc=example,dc=org"
 SERVICES = ("threshold-guard", "sequence-runner", "job-api-projector", "job-api")
 
 
@@ -50,6 +53,7 @@ class Launcher:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.stop_infra: list[list[str]] = []
         self.env: dict[str, str] = {}
+        self.directory_env: dict[str, str] = {}
 
     # ---- infrastructure -----------------------------------------------------------------
 
@@ -85,12 +89,37 @@ class Launcher:
             mongo or f"mongodb://127.0.0.1:{mongo_port}",
         )
 
+    def start_directory(self) -> str:
+        """The demo's directory: LDAP_URI's, or slapd from scripts/infra.sh (Debian's package,
+        `make ldap-server`), and the connections file that names it `directory`."""
+        uri = os.environ.get("LDAP_URI")
+        if uri:
+            say(f"using the directory at {uri} from the environment")
+        else:
+            env = {**os.environ, "INFRA_DIR": str(self.infra_dir)}
+            script = str(REPO / "scripts" / "infra.sh")
+            subprocess.run([script, "up", "ldap"], env=env, check=True)
+            self.stop_infra.append([script, "down", "ldap"])
+            uri = f"ldap://127.0.0.1:{os.environ.get('LDAP_PORT', '3389')}"
+        connections = self.infra_dir / "connections.json"
+        connections.parent.mkdir(parents=True, exist_ok=True)
+        # The password stays a reference: the file holds no secret, the runner's environment does.
+        bind_dn = os.environ.get("LDAP_BIND_DN", ADMIN_DN)
+        connection = {"url": uri, "bind_dn": bind_dn, "password": "${LDAP_ADMIN_PASSWORD}"}
+        connections.write_text(json.dumps({"directory": connection}, indent=2) + "\n")
+        self.directory_env = {
+            "PROVISIONING_CONNECTIONS_FILE": str(connections),
+            "LDAP_ADMIN_PASSWORD": os.environ.get("LDAP_ADMIN_PASSWORD", "admin-password"),
+        }
+        return uri
+
     # ---- services -------------------------------------------------------------------------
 
     def start_services(self, kafka: str, mongo: str) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
         self.env = {
             **os.environ,
+            **self.directory_env,
             "KAFKA_BOOTSTRAP_SERVERS": kafka,
             "MONGO_URI": mongo,
             "PROVISIONING_DATA_DIR": str(self.data_dir),
@@ -205,11 +234,18 @@ def main() -> int:
     signal.signal(signal.SIGINT, request_stop)
     try:
         kafka, mongo = launcher.start_infrastructure()
+        ldap_uri = launcher.start_directory()
         launcher.start_services(kafka, mongo)
         launcher.wait_healthy()
         launcher.load_demo()
         say(f"console: {launcher.api_url}/  (sign in with the API key {launcher.admin_key})")
         say(f"API:     {launcher.api_url}/api/v1  (docs {launcher.api_url}/docs)")
+        password = launcher.directory_env["LDAP_ADMIN_PASSWORD"]
+        shown = "$LDAP_ADMIN_PASSWORD" if "LDAP_ADMIN_PASSWORD" in os.environ else password
+        say(
+            f"directory: ldapsearch -x -H {ldap_uri} -D {ADMIN_DN} -w {shown} "
+            "-b ou=people,dc=example,dc=org uid cn mail"
+        )
         say("Ctrl-C stops everything")
         while True:
             launcher.check_alive()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make test`: lint and type-check, then every test tier against a real broker and database.
-# Uses KAFKA_BOOTSTRAP_SERVERS / MONGO_URI when set; otherwise starts its own on the test
-# ports (19092, 27018) with fresh data, so it can run while `make run` is up, and stops them.
+# Uses KAFKA_BOOTSTRAP_SERVERS / MONGO_URI / LDAP_URI when set; otherwise starts its own on the
+# test ports (19092, 27018, 13389) with fresh data, so it can run while `make run` is up, and
+# stops them. With LDAP_URI set, LDAP_BIND_DN and LDAP_ADMIN_PASSWORD say how to bind.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO="$PWD"
@@ -10,6 +11,8 @@ export INFRA_DIR="$REPO/.infra/test"
 export KAFKA_PORT="${TEST_KAFKA_PORT:-19092}"
 export KAFKA_CONTROLLER_PORT="${TEST_KAFKA_CONTROLLER_PORT:-19093}"
 export MONGO_PORT="${TEST_MONGO_PORT:-27018}"
+export LDAP_PORT="${TEST_LDAP_PORT:-13389}"
+export LDAP_ADMIN_PASSWORD="${LDAP_ADMIN_PASSWORD:-admin-password}"
 
 started=()
 cleanup() {
@@ -23,7 +26,7 @@ echo "== lint and types"
 make --no-print-directory lint
 
 # A fresh test broker and database every run: no state leaks from the last run into this one.
-if [[ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" || -z "${MONGO_URI:-}" ]]; then
+if [[ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" || -z "${MONGO_URI:-}" || -z "${LDAP_URI:-}" ]]; then
   scripts/infra.sh down >/dev/null 2>&1 || true
   rm -rf "$INFRA_DIR"
 fi
@@ -40,6 +43,15 @@ if [[ -z "${MONGO_URI:-}" ]]; then
   export MONGO_URI="mongodb://127.0.0.1:$MONGO_PORT"
 fi
 
-echo "== tests (unit, integration, e2e) against $KAFKA_BOOTSTRAP_SERVERS and $MONGO_URI"
+if [[ -z "${LDAP_URI:-}" ]]; then
+  echo "== starting the test OpenLDAP server on 127.0.0.1:$LDAP_PORT"
+  started+=(ldap)
+  scripts/infra.sh up ldap
+  export LDAP_URI="ldap://127.0.0.1:$LDAP_PORT"
+  # The tests stop and start this slapd (a server lost mid-apply); they find it here.
+  export TEST_LDAP_INFRA_DIR="$INFRA_DIR"
+fi
+
+echo "== tests (unit, integration, e2e) against $KAFKA_BOOTSTRAP_SERVERS, $MONGO_URI and $LDAP_URI"
 mkdir -p test-results
 .venv/bin/pytest -p no:cacheprovider -q -ra --junitxml=test-results/junit.xml "$@"

@@ -29,6 +29,8 @@ from tests.support.processes import REPO
 TEST_KAFKA_PORT = int(os.environ.get("TEST_KAFKA_PORT", "19092"))
 TEST_KAFKA_CONTROLLER_PORT = int(os.environ.get("TEST_KAFKA_CONTROLLER_PORT", "19093"))
 TEST_MONGO_PORT = int(os.environ.get("TEST_MONGO_PORT", "27018"))
+# infra.sh's `up` starts the directory too: on the port the connector tests look for it.
+TEST_LDAP_PORT = int(os.environ.get("TEST_LDAP_PORT", "13389"))
 TEST_INFRA_DIR = REPO / ".infra" / "test"
 
 
@@ -56,6 +58,7 @@ def _infra_env() -> dict[str, str]:
         "KAFKA_PORT": str(TEST_KAFKA_PORT),
         "KAFKA_CONTROLLER_PORT": str(TEST_KAFKA_CONTROLLER_PORT),
         "MONGO_PORT": str(TEST_MONGO_PORT),
+        "LDAP_PORT": str(TEST_LDAP_PORT),
     }
 
 

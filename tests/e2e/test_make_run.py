@@ -2,6 +2,7 @@
 
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -49,15 +50,24 @@ def demo_jobs(api: str, key: str) -> dict[str, str] | None:
     return {job["definition_id"]: job["status"] for job in answer.json()["items"]}
 
 
+def directory_search(argv: list[str]) -> str:
+    done = subprocess.run(
+        argv, capture_output=True, text=True, check=True, env={**os.environ, "LDAPNOINIT": "1"}
+    )
+    return done.stdout
+
+
 def test_make_run_starts_everything_loads_the_demo_and_stops_clean(tmp_path: Path) -> None:
     ports = {
         "KAFKA_PORT": free_port(),
         "KAFKA_CONTROLLER_PORT": free_port(),
         "MONGO_PORT": free_port(),
+        "LDAP_PORT": free_port(),
         "JOB_API_PORT": free_port(),
     }
     infra_dir = tmp_path / "run"
-    env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "MONGO_URI")}
+    given = ("KAFKA_BOOTSTRAP_SERVERS", "MONGO_URI", "LDAP_URI", "LDAP_ADMIN_PASSWORD")
+    env = {k: v for k, v in os.environ.items() if k not in given}
     env |= {k: str(v) for k, v in ports.items()}
     env |= {"INFRA_DIR": str(infra_dir), "PROVISIONING_ADMIN_API_KEY": "make-run-test-key"}
     api = f"http://127.0.0.1:{ports['JOB_API_PORT']}"
@@ -85,6 +95,18 @@ def test_make_run_starts_everything_loads_the_demo_and_stops_clean(tmp_path: Pat
         assert statuses == {"hr-import": "COMPLETED", "contractors-import": "THRESHOLD"}, output()
         assert httpx.get(f"{api}/healthz", timeout=5).status_code == 200
         assert f"console: {api}/" in output()
+        # The demo's people and departments are in the directory, as its own client shows them
+        # with the line `make run` prints; the contractors stopped at the threshold are not.
+        line = next(x for x in output().splitlines() if "ldapsearch" in x)
+        argv = shlex.split(line.split("directory: ", 1)[1])
+        people = directory_search(argv)
+        assert people.count("dn: uid=") == 40, people
+        assert "mail: alan.ritchie1@example.org" in people
+        base = argv.index("-b") + 1
+        groups = directory_search([*argv[:base], "ou=groups,dc=example,dc=org", "member"])
+        assert groups.count("member: uid=") == 40, groups
+        contractors = directory_search([*argv[:base], "ou=contractors,dc=example,dc=org"])
+        assert "dn: uid=" not in contractors
     finally:
         launcher.send_signal(signal.SIGINT)  # what Ctrl-C sends
         code = launcher.wait(timeout=90)

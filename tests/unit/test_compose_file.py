@@ -1,6 +1,7 @@
 """docker-compose.yml cannot run here (no Docker engine), so it is checked against the code:
 images, ports, dependencies, healthchecks and every variable a service is given."""
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -77,10 +78,29 @@ def test_every_long_running_service_has_a_healthcheck(service: str) -> None:
     assert SERVICES[service]["healthcheck"]["test"]
 
 
+def referenced_by_mounted_connections(service: str) -> set[str]:
+    """The variables a service's mounted connections file refers to (`${LDAP_ADMIN_PASSWORD}`)."""
+    file = SERVICES[service]["environment"].get("PROVISIONING_CONNECTIONS_FILE")
+    if file is None:
+        return set()
+    (mount,) = [v for v in SERVICES[service]["volumes"] if v.split(":")[1] == file]
+    text = (REPO / mount.split(":")[0]).read_text()
+    return set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", text))
+
+
+def test_the_directory_is_built_from_the_projects_own_config() -> None:
+    ldap = SERVICES["ldap"]
+    assert ldap["build"]["dockerfile"] == "infra/ldap/Dockerfile"
+    assert "127.0.0.1:3389:389" in ldap["ports"]
+    assert SERVICES["sequence-runner"]["depends_on"]["ldap"]["condition"] == "service_healthy"
+    assert referenced_by_mounted_connections("sequence-runner") == {"LDAP_ADMIN_PASSWORD"}
+
+
 @pytest.mark.parametrize("service", sorted(SETTINGS_OF))
 def test_every_variable_given_is_one_the_service_reads(service: str) -> None:
     given = set(SERVICES[service]["environment"])
-    unknown = given - variables_read_by(SETTINGS_OF[service])
+    read = variables_read_by(SETTINGS_OF[service]) | referenced_by_mounted_connections(service)
+    unknown = given - read
     assert not unknown, f"{service} is given variables no settings field reads: {unknown}"
 
 

@@ -98,7 +98,7 @@ async def test_replace_refuses_another_id_an_unknown_id_and_a_stale_version(
     [
         ({"thresholds": {}}, "thresholds", "at least one threshold"),
         ({"source": {"type": "csv", "path": "../etc/passwd"}}, "path", "inside the data folder"),
-        ({"source": {"type": "ldap"}}, "source", "csv"),
+        ({"source": {"type": "scim"}}, "source", "csv"),
         ({"thresholds": {"delete": {}}}, "delete", "count, a percent"),
     ],
 )

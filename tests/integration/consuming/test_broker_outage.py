@@ -78,6 +78,7 @@ class SlowTarget:
         self._target = target
         self.prepare = target.prepare
         self.read_all = target.read_all
+        self.rules = target.rules
 
     async def apply(self, changes: Sequence[PlannedChange]) -> None:
         await self._target.apply(changes)

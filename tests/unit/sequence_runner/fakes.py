@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from provisioning_common.definitions import SequenceDefinition
+from provisioning_common.definitions import MongoTarget, SequenceDefinition
 from provisioning_common.envelope import Envelope
 from sequence_runner.adapters.connectors.base import (
     SourceConnector,
@@ -12,7 +12,7 @@ from sequence_runner.adapters.connectors.base import (
     TargetConnector,
     TargetError,
 )
-from sequence_runner.domain.records import PlannedChange, SourceEntry
+from sequence_runner.domain.records import PlannedChange, SourceEntry, TargetRules
 from sequence_runner.domain.run import Run
 from sequence_runner.handlers.ports import StoredPlan, StoredRun, UnpublishableEventError
 
@@ -145,6 +145,7 @@ class FakeTarget:
         self.records: dict[Any, dict[str, Any]] = {}
         self.writes: list[PlannedChange] = []
         self.failing: TargetError | None = None
+        self.rules = TargetRules()
 
     async def prepare(self) -> None:
         pass
@@ -176,7 +177,8 @@ class FakeConnectors:
         return FakeSource(self.sources[sequence.name], sequence.name)
 
     def target(self, sequence: SequenceDefinition) -> TargetConnector:
-        collection = sequence.target.collection
+        target = sequence.target
+        collection = target.collection if isinstance(target, MongoTarget) else target.base_dn
         if collection not in self.targets:
             self.targets[collection] = FakeTarget(sequence.key)
         return self.targets[collection]

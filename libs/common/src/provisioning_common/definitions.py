@@ -67,7 +67,58 @@ class InlineSource(_Tagged):
     type: Literal["inline"] = "inline"
 
 
-Source = Annotated[CsvSource | JsonlSource | InlineSource, Field(discriminator="type")]
+ConnectionName = Annotated[
+    Slug,
+    Field(
+        description="Name of a connection in the runner's connections file "
+        "(PROVISIONING_CONNECTIONS_FILE), which holds the server's URL and bind credentials; "
+        "none of them is ever part of a definition.",
+        examples=["directory"],
+    ),
+]
+# An RFC 4514 DN, checked loosely here (the server is the judge): `name=value` parts.
+DistinguishedName = Annotated[
+    str,
+    Field(
+        min_length=3,
+        max_length=1000,
+        pattern=r"^[A-Za-z][A-Za-z0-9-]*=.+$",
+        examples=["ou=people,dc=example,dc=org"],
+    ),
+]
+# An LDAP attribute description: a name, or an OID.
+AttributeName = Annotated[
+    str, Field(min_length=1, max_length=128, pattern=r"^([A-Za-z][A-Za-z0-9-]*|[0-9][0-9.]*)$")
+]
+LdapFilter = Annotated[
+    str,
+    Field(
+        min_length=3,
+        max_length=4000,
+        pattern=r"^\(.*\)$",
+        description="An RFC 4515 search filter, in parentheses.",
+        examples=["(departmentNumber=42)"],
+    ),
+]
+
+
+class LdapSource(_Tagged):
+    """The entries of a directory, read with paged searches; each record is an entry's
+    requested attributes, and errors name the entry's DN."""
+
+    type: Literal["ldap"] = "ldap"
+    connection: ConnectionName
+    base_dn: DistinguishedName
+    scope: Literal["one", "subtree"] = Field(
+        default="subtree", description="One level under base_dn, or the whole subtree."
+    )
+    filter: LdapFilter = "(objectClass=*)"
+    attributes: list[AttributeName] = Field(
+        min_length=1, max_length=200, description="Attributes read: the record's fields."
+    )
+
+
+Source = Annotated[CsvSource | JsonlSource | InlineSource | LdapSource, Field(discriminator="type")]
 
 
 class MongoTarget(_Tagged):
@@ -75,7 +126,51 @@ class MongoTarget(_Tagged):
     collection: Slug = Field(description="Collection in the target repository database.")
 
 
-Target = Annotated[MongoTarget, Field(discriminator="type")]
+class LdapReference(_Frozen):
+    """Where the entries an attribute points to live: each value (a key, e.g. a uid) is
+    written as the DN `<rdn_attribute>=<value>,<base_dn>`."""
+
+    base_dn: DistinguishedName
+    rdn_attribute: AttributeName
+
+
+class LdapTarget(_Tagged):
+    """Entries one level under base_dn, named `<rdn_attribute>=<value>,<base_dn>`."""
+
+    type: Literal["ldap"] = "ldap"
+    connection: ConnectionName
+    base_dn: DistinguishedName
+    rdn_attribute: AttributeName = Field(
+        description="Attribute whose value names the entry (its RDN), e.g. uid or cn; a "
+        "changed value renames the entry (modrdn)."
+    )
+    object_classes: list[AttributeName] = Field(
+        min_length=1,
+        max_length=20,
+        description="Object classes of the entries written; only entries that have all of "
+        "them are records of this sequence (an ou or an admin role under the same base is not).",
+        examples=[["inetOrgPerson"]],
+    )
+    filter: LdapFilter | None = Field(
+        default=None, description="Narrows the entries read further (ANDed with the classes)."
+    )
+    references: dict[AttributeName, LdapReference] = Field(
+        default_factory=dict,
+        max_length=20,
+        description="Attributes whose source values are keys of other entries, written as "
+        "their DNs (a group's member list from a source field listing member uids). A "
+        "groupOfNames without members gets one empty member value (the class requires one).",
+        examples=[{"member": {"base_dn": "ou=people,dc=example,dc=org", "rdn_attribute": "uid"}}],
+    )
+    deprovision: Literal["delete", "disable"] = Field(
+        default="delete",
+        description="What delete_missing does to an entry that left the source: delete it, or "
+        "disable it (ppolicy pwdAccountLockedTime; re-enabled if the record comes back). "
+        "Disables count against the delete threshold.",
+    )
+
+
+Target = Annotated[MongoTarget | LdapTarget, Field(discriminator="type")]
 
 
 class ThresholdLimit(_Frozen):
@@ -139,6 +234,20 @@ class SequenceDefinition(_Frozen):
                 raise ValueError("mapping: give at least one attribute, or leave it out")
             if self.key not in self.mapping:
                 raise ValueError(f"key: {self.key!r} must be a target attribute of the mapping")
+        return self
+
+    @model_validator(mode="after")
+    def _ldap_entries_are_named(self) -> Self:
+        # The RDN value comes from the mapped attributes; without it no DN can be made.
+        if (
+            isinstance(self.target, LdapTarget)
+            and self.mapping is not None
+            and self.target.rdn_attribute not in self.mapping
+        ):
+            raise ValueError(
+                f"target.rdn_attribute: {self.target.rdn_attribute!r} must be a target "
+                "attribute of the mapping (it names each entry)"
+            )
         return self
 
     @model_validator(mode="after")

@@ -17,6 +17,7 @@ from sequence_runner.adapters.kafka import KafkaEventPublisher
 from sequence_runner.adapters.mongo_plans import MongoPlanRepository
 from sequence_runner.adapters.mongo_runs import MongoRunRepository
 from sequence_runner.adapters.mongo_target_claims import MongoTargetClaims
+from sequence_runner.connections import load_connections
 from sequence_runner.entrypoints.consumers import GROUP, subscribe_runner
 from sequence_runner.handlers.engine import Engine, EngineOptions
 from sequence_runner.settings import RunnerSettings
@@ -55,6 +56,7 @@ def build_components(settings: RunnerSettings) -> RunnerComponents:
             attempts=settings.target_retry_attempts,
             backoff_seconds=settings.target_retry_backoff_seconds,
         ),
+        connections=load_connections(settings.connections_file),
     )
     engine = Engine(
         runs,

@@ -29,6 +29,12 @@ class RunnerSettings(BaseSettings):
         description="Folder that csv and jsonl source paths are relative to; nothing outside "
         "it is read.",
     )
+    connections_file: Path | None = Field(
+        default=None,
+        description="JSON file of the named connections (URL, bind DN, password) that "
+        "definitions refer to; values may reference the environment, e.g. "
+        "${LDAP_ADMIN_PASSWORD}. See docs/connectors.md.",
+    )
     log_level: str = Field(default="INFO", description="Level of the service's JSON logs.")
     progress_interval_seconds: float = Field(
         default=1.0, gt=0, description="At most one SequenceProgress per sequence this often."

@@ -106,7 +106,9 @@ class CommandAcceptedPublic(BaseModel):
 
 class PlannedChangePublic(_Public):
     seq: int
-    action: Literal["create", "update", "delete"]
+    # disable: a record that left the source is locked, not deleted (an LDAP target's
+    # `deprovision: disable`); counted with the deletions.
+    action: Literal["create", "update", "delete", "disable"]
     key: Any
     before: dict[str, Any] | None = None
     after: dict[str, Any] | None = None

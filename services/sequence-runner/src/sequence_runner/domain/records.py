@@ -1,11 +1,14 @@
 """Records as the runner sees them: what a source yields and the changes a plan holds."""
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from provisioning_common.events import PlanCounts
 
-ChangeAction = Literal["create", "update", "delete"]
+# `disable`: a record that left the source is kept but locked (deprovision: disable); it is
+# counted with the deletions, against the delete threshold, and shown as its own action.
+ChangeAction = Literal["create", "update", "delete", "disable"]
 # A record's identity in the target repository: the value of its key attribute.
 Key = str | int
 
@@ -13,16 +16,17 @@ Key = str | int
 @dataclass(frozen=True)
 class SourceEntry:
     """One record of a source: its line (or position) for error messages, and its fields.
+    `dn`: a directory entry's DN, which errors name instead of a line.
 
-    Not named `SourceRecord`: job-api has one, the Kafka record a message came from."""
+    Not named `SourceRecord`: job-api once had one, the Kafka record a message came from."""
 
     line: int
     fields: dict[str, Any]
+    dn: str | None = None
 
-
-# The former name, until the planner and the connectors (changed on other branches) use
-# SourceEntry; remove it then.
-SourceRecord = SourceEntry
+    @property
+    def at(self) -> int | str:
+        return self.dn if self.dn is not None else self.line
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,8 @@ class PlannedChange:
     """One change of a plan.
 
     create: `after` is the new record. update: `before` holds the old values of the changed
-    attributes, `after` the whole record as it will be. delete: `before` is the record removed.
+    attributes, `after` the whole record as it will be. delete and disable: `before` is the
+    record removed or disabled.
     `by_id`: the target record has no key attribute (or a null one); the planner knew it by its
     `_id`, and the write must find it that way.
     """
@@ -41,6 +46,22 @@ class PlannedChange:
     before: dict[str, Any] | None
     after: dict[str, Any] | None
     by_id: bool = False
+
+
+@dataclass(frozen=True)
+class TargetRules:
+    """How a target repository stores and retires records, as far as planning is concerned.
+
+    `stored_as`: the wanted attributes as the target will hold them (a directory keeps text,
+    multi-valued attributes as sets), so an unchanged record compares equal. `absent_is_empty`:
+    an attribute the target record lacks equals an empty wanted value (a directory has no null).
+    `deprovision`: what `delete_missing` does to a record that left the source; with
+    "disable", `is_disabled` tells the records already disabled, which need nothing more."""
+
+    stored_as: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    absent_is_empty: bool = False
+    deprovision: Literal["delete", "disable"] = "delete"
+    is_disabled: Callable[[Mapping[str, Any]], bool] | None = None
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from sequence_runner.adapters.connectors.base import ConnectorError
 from sequence_runner.domain.plan_checks import check_creates_have_free_ids
 from sequence_runner.domain.plan_digest import plan_digest
 from sequence_runner.domain.planner import plan
-from sequence_runner.domain.records import Plan, PlanError, SourceEntry
+from sequence_runner.domain.records import Plan, PlanError, SourceEntry, TargetRules
 from sequence_runner.domain.run import Run
 from sequence_runner.domain.transitions import (
     Moved,
@@ -130,6 +130,7 @@ class SequenceWork:
                 definition.mapping,
                 definition.delete_missing,
                 source.shown_as,
+                target.rules,
             )
         except (ConnectorError, PlanError) as error:
             await self.fail(run, index, str(error))
@@ -246,8 +247,9 @@ def _checked_plan(
     mapping: Mapping[str, str] | None,
     delete_missing: bool,
     source_name: str,
+    rules: TargetRules,
 ) -> Plan:
-    result = plan(records, target_records, key, mapping, delete_missing, source_name)
+    result = plan(records, target_records, key, mapping, delete_missing, source_name, rules)
     check_creates_have_free_ids(result, target_records, key, source_name)
     return result
 

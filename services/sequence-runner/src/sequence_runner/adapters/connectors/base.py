@@ -3,7 +3,7 @@
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
-from sequence_runner.domain.records import PlannedChange, SourceRecord
+from sequence_runner.domain.records import PlannedChange, SourceEntry, TargetRules
 
 
 class ConnectorError(Exception):
@@ -24,12 +24,17 @@ class SourceConnector(Protocol):
         """How failure reasons name the source: a file's path, `inputs.<sequence>`."""
         ...
 
-    def read(self) -> AsyncIterator[SourceRecord]:
+    def read(self) -> AsyncIterator[SourceEntry]:
         """Every record of the source, in order; raises SourceError naming the line."""
         ...
 
 
 class TargetConnector(Protocol):
+    @property
+    def rules(self) -> TargetRules:
+        """How the target stores and retires records, for the planner."""
+        ...
+
     async def prepare(self) -> None:
         """Make the target ready to be planned against (indexes, schema); idempotent."""
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from sequence_runner.adapters.connectors.base import SourceError
 from sequence_runner.adapters.connectors.files import open_text, read_in_batches
-from sequence_runner.domain.records import SourceRecord
+from sequence_runner.domain.records import SourceEntry
 
 if TYPE_CHECKING:
     from _csv import Reader
@@ -24,7 +24,7 @@ class CsvSourceConnector:
     def shown_as(self) -> str:
         return self._shown_as
 
-    async def read(self) -> AsyncIterator[SourceRecord]:
+    async def read(self) -> AsyncIterator[SourceEntry]:
         handle = await asyncio.to_thread(open_text, self._path, self._shown_as, newline="")
         # strict: an unclosed quote is an error, not a field that swallows the rest of the
         # file (whose records would then be missing, and planned as deletions).
@@ -32,7 +32,7 @@ class CsvSourceConnector:
         async for record in read_in_batches(handle, self._rows(reader)):
             yield record
 
-    def _rows(self, reader: "Reader") -> Iterator[SourceRecord]:
+    def _rows(self, reader: "Reader") -> Iterator[SourceEntry]:
         # A record is known by its first line: a quoted field may run over several lines.
         first_line = 1
         try:
@@ -64,7 +64,7 @@ class CsvSourceConnector:
                         f"{self._shown_as}: line {first_line}: expected {len(names)} fields, "
                         f"found {len(row)}"
                     )
-                yield SourceRecord(line=first_line, fields=dict(zip(names, row, strict=True)))
+                yield SourceEntry(line=first_line, fields=dict(zip(names, row, strict=True)))
         except csv.Error as error:
             raise SourceError(f"{self._shown_as}: line {first_line}: {error}") from error
         except UnicodeDecodeError as error:

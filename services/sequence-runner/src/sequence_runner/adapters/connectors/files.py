@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TextIO
 
 from sequence_runner.adapters.connectors.base import SourceError
-from sequence_runner.domain.records import SourceRecord
+from sequence_runner.domain.records import SourceEntry
 
 READ_BATCH = 1000
 
@@ -31,8 +31,8 @@ def open_text(path: Path, shown_as: str, *, newline: str | None = None) -> TextI
 
 
 async def read_in_batches(
-    handle: TextIO, records: Iterator[SourceRecord]
-) -> AsyncIterator[SourceRecord]:
+    handle: TextIO, records: Iterator[SourceEntry]
+) -> AsyncIterator[SourceEntry]:
     """Yield `records`, parsed from `handle` in a worker thread so a big file never stalls the
     consumers; the file is closed however the reading ends."""
     try:
@@ -46,8 +46,8 @@ async def read_in_batches(
         handle.close()
 
 
-def _take(records: Iterator[SourceRecord], count: int) -> list[SourceRecord]:
-    batch: list[SourceRecord] = []
+def _take(records: Iterator[SourceEntry], count: int) -> list[SourceEntry]:
+    batch: list[SourceEntry] = []
     for record in records:
         batch.append(record)
         if len(batch) >= count:

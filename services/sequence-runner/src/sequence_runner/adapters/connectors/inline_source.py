@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from sequence_runner.adapters.connectors.base import SourceError
-from sequence_runner.domain.records import SourceRecord
+from sequence_runner.domain.records import SourceEntry
 
 
 class InlineSourceConnector:
@@ -21,7 +21,7 @@ class InlineSourceConnector:
     def shown_as(self) -> str:
         return self._shown_as
 
-    async def read(self) -> AsyncIterator[SourceRecord]:
+    async def read(self) -> AsyncIterator[SourceEntry]:
         # Position 1, 2, … stands in for a line number in error messages.
         for position, fields in enumerate(self._records, start=1):
-            yield SourceRecord(line=position, fields=dict(fields))
+            yield SourceEntry(line=position, fields=dict(fields))

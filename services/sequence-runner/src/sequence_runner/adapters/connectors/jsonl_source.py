@@ -8,7 +8,7 @@ from typing import TextIO
 
 from sequence_runner.adapters.connectors.base import SourceError
 from sequence_runner.adapters.connectors.files import open_text, read_in_batches
-from sequence_runner.domain.records import SourceRecord
+from sequence_runner.domain.records import SourceEntry
 
 
 class JsonlSourceConnector:
@@ -20,12 +20,12 @@ class JsonlSourceConnector:
     def shown_as(self) -> str:
         return self._shown_as
 
-    async def read(self) -> AsyncIterator[SourceRecord]:
+    async def read(self) -> AsyncIterator[SourceEntry]:
         handle = await asyncio.to_thread(open_text, self._path, self._shown_as)
         async for record in read_in_batches(handle, self._records(handle)):
             yield record
 
-    def _records(self, handle: TextIO) -> Iterator[SourceRecord]:
+    def _records(self, handle: TextIO) -> Iterator[SourceEntry]:
         line = 0
         try:
             for line, text in enumerate(handle, start=1):
@@ -42,6 +42,6 @@ class JsonlSourceConnector:
                         f"{self._shown_as}: line {line}: expected a JSON object, "
                         f"found {type(value).__name__}"
                     )
-                yield SourceRecord(line=line, fields=value)
+                yield SourceEntry(line=line, fields=value)
         except UnicodeDecodeError as error:
             raise SourceError(f"{self._shown_as}: after line {line}: not UTF-8 text") from error

@@ -12,7 +12,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import ConnectionFailure, PyMongoError
 
 from sequence_runner.adapters.connectors.base import TargetError
-from sequence_runner.domain.records import PlannedChange
+from sequence_runner.domain.records import PlannedChange, TargetRules
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ class MongoTargetConnector:
         self._collection = collection
         self._key = key
         self._retry = retry
+        self.rules = TargetRules()
 
     async def prepare(self) -> None:
         # Sparse: documents written by other means without the attribute do not collide.

@@ -7,17 +7,27 @@ from provisioning_common.definitions import (
     CsvSource,
     InlineSource,
     JsonlSource,
+    LdapSource,
+    LdapTarget,
     MongoTarget,
     SequenceDefinition,
 )
 from pymongo.asynchronous.database import AsyncDatabase
 
-from sequence_runner.adapters.connectors.base import SourceConnector, TargetConnector
+from sequence_runner.adapters.connectors.base import (
+    ConnectorError,
+    SourceConnector,
+    TargetConnector,
+)
 from sequence_runner.adapters.connectors.csv_source import CsvSourceConnector
 from sequence_runner.adapters.connectors.files import resolve_in_data_folder
 from sequence_runner.adapters.connectors.inline_source import InlineSourceConnector
 from sequence_runner.adapters.connectors.jsonl_source import JsonlSourceConnector
+from sequence_runner.adapters.connectors.ldap_client import AsyncLdapConnection
+from sequence_runner.adapters.connectors.ldap_source import LdapSourceConnector
+from sequence_runner.adapters.connectors.ldap_target import LdapTargetConnector
 from sequence_runner.adapters.connectors.mongo_target import MongoTargetConnector, RetryPolicy
+from sequence_runner.connections import Connection
 
 
 class ConnectorRegistry:
@@ -27,10 +37,40 @@ class ConnectorRegistry:
         data_dir: Path,
         target_database: AsyncDatabase[dict[str, Any]],
         retry: RetryPolicy,
+        connections: dict[str, Connection] | None = None,
     ) -> None:
         self._data_dir = data_dir
         self._target_database = target_database
         self._retry = retry
+        self._connections = connections or {}
+        # One connection per name, shared by every sequence that uses it: the window of
+        # operations in flight is the server's, not each sequence's.
+        self._ldap: dict[str, AsyncLdapConnection] = {}
+
+    def _ldap_connection(self, name: str) -> tuple[AsyncLdapConnection, int]:
+        settings = self._connections.get(name)
+        if settings is None:
+            known = ", ".join(sorted(self._connections)) or "none"
+            raise ConnectorError(
+                f"no connection named {name!r} in the runner's connections file "
+                f"(PROVISIONING_CONNECTIONS_FILE); known: {known}"
+            )
+        connection = self._ldap.get(name)
+        if connection is None:
+            connection = AsyncLdapConnection(
+                settings.url,
+                settings.bind_dn,
+                settings.password.get_secret_value(),
+                window=settings.window,
+                timeout=settings.timeout_seconds,
+            )
+            self._ldap[name] = connection
+        return connection, settings.page_size
+
+    async def close(self) -> None:
+        """Close the directory connections (the next use opens them again)."""
+        for connection in self._ldap.values():
+            await connection.close()
 
     def source(
         self, sequence: SequenceDefinition, inputs: list[dict[str, Any]] | None
@@ -45,6 +85,11 @@ class ConnectorRegistry:
                 return JsonlSourceConnector(path, source.path)
             case InlineSource():
                 return InlineSourceConnector(sequence.name, inputs)
+            case LdapSource():
+                connection, page_size = self._ldap_connection(source.connection)
+                return LdapSourceConnector(
+                    source.connection, connection, source, self._retry, page_size
+                )
         raise TypeError(f"no connector for source type {source.type!r}")  # pragma: no cover
 
     def target(self, sequence: SequenceDefinition) -> TargetConnector:
@@ -53,4 +98,16 @@ class ConnectorRegistry:
             case MongoTarget():
                 collection = self._target_database[target.collection]
                 return MongoTargetConnector(collection, sequence.key, self._retry)
+            case LdapTarget():
+                connection, page_size = self._ldap_connection(target.connection)
+                attributes = list(sequence.mapping) if sequence.mapping is not None else None
+                return LdapTargetConnector(
+                    target.connection,
+                    connection,
+                    target,
+                    sequence.key,
+                    attributes,
+                    self._retry,
+                    page_size,
+                )
         raise TypeError(f"no connector for target type {target.type!r}")  # pragma: no cover

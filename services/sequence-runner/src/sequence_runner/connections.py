@@ -1,0 +1,92 @@
+"""The runner's connections file: where each named connection's server is and how to bind.
+
+A definition names a connection; its URL, bind DN and password live only here, so no
+definition, event, API answer or log line carries them. String values may reference the
+environment (`${LDAP_ADMIN_PASSWORD}`), which is where secrets are expected to come from."""
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError
+
+_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ConnectionsError(ValueError):
+    """The connections file cannot be used; the message names the file and the field, never a
+    value (which may be a secret)."""
+
+
+class LdapConnection(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: Literal["ldap"] = "ldap"
+    url: str = Field(pattern=r"^ldaps?://", description="ldap://host:port or ldaps://host:port.")
+    bind_dn: str = Field(min_length=3, description="The service account the runner binds as.")
+    password: SecretStr = Field(description="Its password; reference the environment here.")
+    page_size: int = Field(default=1000, ge=1, le=100_000, description="Entries per page read.")
+    window: int = Field(
+        default=128,
+        ge=1,
+        le=1024,
+        description="Operations in flight on the connection; slapd dropped clients that "
+        "pipelined without bound, 64-256 is safe.",
+    )
+    timeout_seconds: float = Field(
+        default=30, gt=0, description="Connect timeout, and the longest wait for one answer."
+    )
+
+
+# A union on `type` once SQL and SCIM connections join; `type` may be left out until then.
+Connection = LdapConnection
+_CONNECTIONS = TypeAdapter(dict[str, Connection])
+
+
+def _expand(value: Any, where: str, environ: os._Environ[str] | dict[str, str]) -> Any:
+    if isinstance(value, str):
+
+        def variable(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in environ:
+                return environ[name]
+            if default is not None:
+                return default
+            raise ConnectionsError(f"{where}: the environment variable {name} is not set")
+
+        return _REFERENCE.sub(variable, value)
+    if isinstance(value, dict):
+        return {k: _expand(v, f"{where}.{k}", environ) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, f"{where}[{i}]", environ) for i, v in enumerate(value)]
+    return value
+
+
+def load_connections(
+    path: Path | None, environ: os._Environ[str] | dict[str, str] | None = None
+) -> dict[str, Connection]:
+    """The named connections of a JSON file (none without a file)."""
+    if path is None:
+        return {}
+    environ = os.environ if environ is None else environ
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConnectionsError(f"connections file {path}: {error.strerror}") from None
+    except json.JSONDecodeError as error:
+        raise ConnectionsError(
+            f"connections file {path}: not JSON (line {error.lineno}: {error.msg})"
+        ) from None
+    if not isinstance(raw, dict):
+        raise ConnectionsError(f"connections file {path}: expected an object of connections")
+    expanded = {name: _expand(value, name, environ) for name, value in raw.items()}
+    try:
+        return _CONNECTIONS.validate_python(expanded)
+    except ValidationError as error:
+        # Pydantic quotes the input it refused; that input may be a password.
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
+        )
+        raise ConnectionsError(f"connections file {path}: {problems}") from None
