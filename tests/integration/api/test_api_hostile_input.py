@@ -93,7 +93,8 @@ async def test_dates_at_the_ends_of_the_calendar(
 
 
 async def test_the_contract_url_with_its_empty_filters_lists_the_jobs(api: ApiHarness) -> None:
-    """Issue 4 writes the listing as a template whose filters are empty: empty is no filter.
+    """Clients fill the listing's URL template with the filters they do not use left empty:
+    empty is no filter.
 
     `definition_id=` filtered on the empty id (no job) and `created_from=` was a 422.
     """

@@ -1,4 +1,4 @@
-"""Statuses of job and sequence instances, and the transitions DESIGN.md allows between them."""
+"""Statuses of job and sequence instances, and the transitions allowed between them."""
 
 from enum import StrEnum
 
