@@ -1,0 +1,102 @@
+"""The fault suite's system and its record: the four services as processes a test kills, on the
+session's broker and database, and the figures each scenario leaves in
+test-results/reliability.json (scripts/reliability_report.py turns them into
+docs/reliability.md)."""
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Infra
+from tests.support.processes import REPO
+from tests.support.stack import Stack
+
+LOGS = REPO / "test-results" / "faults-logs"
+RESULTS = REPO / "test-results" / "reliability.json"
+# Short enough that a sequence outlasts it (tests/faults/test_long_sequences.py); the services
+# read it as KAFKA_MAX_POLL_INTERVAL_MS.
+MAX_POLL_INTERVAL_MS = 6000
+
+
+@pytest.fixture(scope="session")
+def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One system for the scenarios that kill services or feed it bad input; each scenario
+    uses its own definitions, collections and jobs."""
+    system = Stack.create(
+        infra.kafka_bootstrap,
+        infra.mongo_uri,
+        tmp_path_factory.mktemp("faults-data"),
+        LOGS,
+        extra_env={
+            "KAFKA_MAX_POLL_INTERVAL_MS": str(MAX_POLL_INTERVAL_MS),
+            "PROVISIONING_APPLY_BATCH_SIZE": "500",
+        },
+    )
+    system.start()
+    try:
+        yield system
+    finally:
+        system.stop()
+
+
+@dataclass
+class Figures:
+    """What one fault or bad input did to the system: all but jobs and records must be 0."""
+
+    scenario: str
+    fault: str
+    jobs: int = 0
+    records: int = 0
+    jobs_lost: int = 0
+    applied_twice: int = 0
+    writes_while_blocked: int = 0
+    partitions_stalled: int = 0
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    result: str = "not run"
+    command: str = ""
+
+
+OUTCOME = pytest.StashKey[str]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.when == "call":
+        item.stash[OUTCOME] = report.outcome
+    return report
+
+
+@pytest.fixture
+def figures(request: pytest.FixtureRequest) -> Iterator[Figures]:
+    """The figures of this test's scenario, written to the results file whatever its outcome
+    (a failed scenario is recorded as failed, with what it saw)."""
+    node = request.node
+    doc = (node.function.__doc__ or node.name).strip().splitlines()[0]
+    path = Path(str(node.fspath)).relative_to(REPO)
+    found = Figures(
+        scenario=node.name,
+        fault=doc,
+        command=f"make test-faults ARGS='{path}::{node.name}'",
+    )
+    started = time.monotonic()
+    yield found
+    found.seconds = round(time.monotonic() - started, 1)
+    found.result = node.stash.get(OUTCOME, "error")
+    record(found)
+
+
+def record(figures: Figures) -> None:
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        rows: dict[str, Any] = json.loads(RESULTS.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        rows = {}
+    rows[figures.scenario] = asdict(figures)
+    RESULTS.write_text(json.dumps(rows, indent=2, sort_keys=True) + "\n")
