@@ -20,7 +20,10 @@ def settle(
         statuses = stack.wait_settled(list(expected), timeout=timeout)
     except AssertionError as error:
         figures.notes.append(str(error)[:500])
-        statuses = {job_id: str(stack.status_pair(job_id)) for job_id in expected}
+        statuses = {}
+        for job_id in expected:
+            runner, shown = stack.status_pair(job_id)
+            statuses[job_id] = str(shown) if runner == shown else f"runner {runner}, API {shown}"
     wrong = {j: s for j, s in statuses.items() if s != expected[j]}
     figures.jobs_lost += len(wrong)
     if wrong:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from provisioning_common.events import JobEvent, parse_job_event
 from provisioning_common.settings import KafkaSettings
@@ -177,13 +177,16 @@ class Stack:
         assert answer.status_code == 201, answer.text
 
     def submit(
-        self, definition_id: str, inputs: dict[str, list[dict[str, Any]]] | None = None
+        self,
+        definition_id: str,
+        inputs: dict[str, list[dict[str, Any]]] | None = None,
+        request_id: str | None = None,
     ) -> str:
-        """POST /jobs with a fresh request id; returns the id of the accepted job."""
+        """POST /jobs (with a fresh request id unless given); returns the accepted job's id."""
         answer = self.http.post(
             "/jobs",
             json={
-                "request_id": f"faults-{uuid.uuid4().hex}",
+                "request_id": request_id or f"faults-{uuid.uuid4().hex}",
                 "definition_id": definition_id,
                 "inputs": inputs or {},
             },
@@ -199,6 +202,11 @@ class Stack:
         assert answer.status_code == 200, answer.text
         found: dict[str, Any] = answer.json()
         return found
+
+    def decide(self, job_id: str, command: str) -> None:
+        """An operator's command (`threshold/cancel`, `threshold/validate`, `restart`), answered 202."""
+        answer = self.http.post(f"/jobs/{job_id}/{command}")
+        assert answer.status_code == 202, answer.text
 
     def wait_settled(self, job_ids: list[str], timeout: float = 120.0) -> dict[str, str]:
         """Wait until the runner and the read model agree every job has settled; returns the
@@ -267,6 +275,10 @@ class Stack:
     def dead_letters(self, topic: str) -> list[bytes]:
         return asyncio.run(read_topic(self.kafka, f"{self.kafka.topic(topic)}.dlq"))
 
+    def publish(self, topic: str, value: bytes, key: str) -> None:
+        """One raw message on one of the system's topics, as any Kafka client could send."""
+        asyncio.run(publish_raw(self.kafka, self.kafka.topic(topic), value, key))
+
     def stalled_partitions(self, timeout: float = 30.0) -> dict[str, list[str]]:
         """Partitions some group has not consumed to the end within `timeout`: each group's
         committed offset must reach the end offset of every partition it reads."""
@@ -288,6 +300,15 @@ def _parses(raw: bytes) -> bool:
     except ValueError:
         return False
     return True
+
+
+async def publish_raw(kafka: KafkaSettings, topic: str, value: bytes, key: str) -> None:
+    producer = AIOKafkaProducer(**kafka.to_aiokafka_params(), max_request_size=2_000_000)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value, key=key.encode())
+    finally:
+        await producer.stop()
 
 
 async def read_topic(kafka: KafkaSettings, topic: str) -> list[bytes]:
