@@ -204,7 +204,7 @@ class Stack:
         return found
 
     def decide(self, job_id: str, command: str) -> None:
-        """An operator's command (`threshold/cancel`, `threshold/validate`, `restart`), answered 202."""
+        """An operator's command, e.g. `threshold/cancel` or `restart`, answered 202."""
         answer = self.http.post(f"/jobs/{job_id}/{command}")
         assert answer.status_code == 202, answer.text
 
