@@ -9,7 +9,7 @@ UV := .tools/bin/uv
 VENV_STAMP := .venv/.synced
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: help venv browser run test lint format infra-up infra-down infra-status infra-logs bench screenshots clean
+.PHONY: help venv browser run test test-faults lint format infra-up infra-down infra-status infra-logs bench screenshots clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -34,6 +34,11 @@ run: venv ## start Kafka, MongoDB and every service, load the demo; Ctrl-C stops
 
 test: venv browser ## lint, type-check and run every test tier on their own broker and database
 	scripts/test.sh
+
+test-faults: venv ## the fault suite alone, then docs/reliability.md from its figures (ARGS= one test)
+	@[[ -n "$(ARGS)" ]] || rm -f test-results/reliability.json
+	scripts/test.sh $(or $(ARGS),tests/faults); status=$$?; \
+	  .venv/bin/python scripts/reliability_report.py; exit $$status
 
 lint: venv ## ruff check, ruff format --check, mypy --strict
 	.venv/bin/ruff check .

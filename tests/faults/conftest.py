@@ -78,7 +78,8 @@ def figures(request: pytest.FixtureRequest) -> Iterator[Figures]:
     """The figures of this test's scenario, written to the results file whatever its outcome
     (a failed scenario is recorded as failed, with what it saw)."""
     node = request.node
-    doc = (node.function.__doc__ or node.name).strip().splitlines()[0]
+    # The docstring's first paragraph names the fault in the report's table.
+    doc = " ".join((node.function.__doc__ or node.name).split("\n\n")[0].split())
     path = Path(str(node.fspath)).relative_to(REPO)
     found = Figures(
         scenario=node.name,
