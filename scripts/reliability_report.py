@@ -21,6 +21,7 @@ FILES = (
     "test_service_crashes.py",
     "test_infrastructure_outages.py",
     "test_long_sequences.py",
+    "test_blocked_sequences.py",
     "test_poison.py",
     "test_bad_sources.py",
 )
@@ -49,7 +50,8 @@ nothing; every consumer group must have consumed every partition to its end.
   state, or whose state the API and the runner disagree on.
 - **applied twice**: a sequence or job completed by more than one distinct event, or records
   in a target beyond those expected.
-- **writes while blocked**: records in the collection of a sequence stopped at its threshold.
+- **writes while blocked**: records in the collection of a sequence stopped at its threshold
+  (and, for a first load, the collection itself if it was created).
 - **partitions stalled**: partitions some consumer group did not consume to their end within
   30 s after the jobs settled.
 """

@@ -23,7 +23,8 @@ RESULTS = REPO / "test-results" / "reliability.json"
 MAX_POLL_INTERVAL_MS = 6000
 
 
-@pytest.fixture(scope="session")
+# Package scope: its processes stop when the fault suite ends, not with the whole session.
+@pytest.fixture(scope="package")
 def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """One system for the scenarios that kill services or feed it bad input; each scenario
     uses its own definitions, collections and jobs."""
