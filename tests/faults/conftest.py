@@ -45,6 +45,25 @@ def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
         system.stop()
 
 
+@pytest.fixture(scope="module")
+def own_stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A system of this module's own (own topics, groups and databases on the same broker
+    and database), for scenarios that may leave a consumer stuck: until the defect is fixed,
+    a stuck partition must fail that scenario only, not every scenario after it."""
+    system = Stack.create(
+        infra.kafka_bootstrap,
+        infra.mongo_uri,
+        tmp_path_factory.mktemp("faults-own-data"),
+        LOGS,
+        extra_env={"KAFKA_MAX_POLL_INTERVAL_MS": str(MAX_POLL_INTERVAL_MS)},
+    )
+    system.start()
+    try:
+        yield system
+    finally:
+        system.stop()
+
+
 @dataclass
 class Figures:
     """What one fault or bad input did to the system: all but jobs and records must be 0."""

@@ -94,8 +94,9 @@ def definition(name: str, path: str) -> dict[str, Any]:
     }
 
 
-def test_bad_source_files(stack: Stack, figures: Figures) -> None:
+def test_bad_source_files(own_stack: Stack, figures: Figures) -> None:
     """Source files with malformed rows, wrong encodings, duplicate, missing and huge keys"""
+    stack = own_stack
     run = uuid.uuid4().hex[:8]
     jobs: dict[str, tuple[str, str, str]] = {}
     for number, (case, (file_name, content, says)) in enumerate(BAD_SOURCES.items()):
@@ -140,8 +141,9 @@ def test_bad_source_files(stack: Stack, figures: Figures) -> None:
     assert figures.partitions_stalled == 0, figures.notes
 
 
-def test_a_wrong_encoding_is_reported_at_its_line(stack: Stack, figures: Figures) -> None:
+def test_a_wrong_encoding_is_reported_at_its_line(own_stack: Stack, figures: Figures) -> None:
     """A csv whose third line is Latin-1: the reason names that line, not the file's start"""
+    stack = own_stack
     name = f"latin-{uuid.uuid4().hex[:8]}"
     content = "uid,cn\nu1,Ann\nu2,Ren\u00e9e\nu3,Bob\n".encode("latin-1")
     stack.define(definition(name, stack.write_source(f"{name}/people.csv", content)))

@@ -105,9 +105,10 @@ def people(tag: str, count: int) -> dict[str, list[dict[str, Any]]]:
     return {"people": [{"uid": f"{tag}-{i}"} for i in range(count)]}
 
 
-def test_poison_on_every_topic(stack: Stack, figures: Figures) -> None:
+def test_poison_on_every_topic(own_stack: Stack, figures: Figures) -> None:
     """Poison on job-requests, job-events and job-commands: invalid JSON, unprocessable,
     unknown type, oversized (1 MB)"""
+    stack = own_stack
     run = uuid.uuid4().hex[:8]
     passes, stops = f"poison-ok-{run}", f"poison-stop-{run}"
     stack.define(definition(passes, 50))
