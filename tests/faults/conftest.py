@@ -45,11 +45,11 @@ def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
         system.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def own_stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """A system of this module's own (own topics, groups and databases on the same broker
-    and database), for scenarios that may leave a consumer stuck: until the defect is fixed,
-    a stuck partition must fail that scenario only, not every scenario after it."""
+    """A second system (own topics, groups and databases on the same broker and database)
+    for hostile input that may leave a consumer stuck: until the defect is fixed, a stuck
+    partition must fail those scenarios only, not the crash scenarios after them."""
     system = Stack.create(
         infra.kafka_bootstrap,
         infra.mongo_uri,

@@ -114,7 +114,7 @@ def test_bad_source_files(own_stack: Stack, figures: Figures) -> None:
     good_job = stack.submit(good)
 
     expected = {job_id: "FAILED" for job_id in jobs} | {good_job: "COMPLETED"}
-    statuses = settle(stack, expected, figures, timeout=60)
+    statuses = settle(stack, expected, figures, timeout=45)
     count_target(stack, good, 2, figures)
     count_applied_twice(stack, list(expected), figures)
     count_stalled(stack, figures)

@@ -147,7 +147,7 @@ def test_poison_on_every_topic(own_stack: Stack, figures: Figures) -> None:
         timeout=60,
         what="every request to become a job",
     )
-    statuses = settle(stack, expected, figures, timeout=60)
+    statuses = settle(stack, expected, figures, timeout=45)
     found = stack.count(passes)
     figures.records += completed_records
     count_blocked_writes(stack, stops, figures)

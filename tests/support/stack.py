@@ -160,9 +160,21 @@ class Stack:
             ),
         )
 
-    def start(self) -> None:
+    def start(self, timeout: float = 120.0) -> None:
+        """Start every service at once (the machine is small: one by one costs their sum),
+        then wait until each is ready."""
         for service in self.services.values():
-            service.start()
+            service.start(wait=False)
+        for service in self.services.values():
+            process = service.current
+            assert process is not None
+
+            def up(service: Service = service, process: ServiceProcess = process) -> bool:
+                if not process.alive():
+                    raise AssertionError(f"{service.name} exited:\n{process.log_tail()}")
+                return service.ready()
+
+            wait_until(up, timeout=timeout, what=f"{service.name} ready ({service.log_path})")
 
     def stop(self) -> dict[str, int | None]:
         codes = {name: self.services[name].stop() for name in reversed(SERVICE_NAMES)}
