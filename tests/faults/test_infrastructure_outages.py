@@ -22,8 +22,8 @@ from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.mongo]
 
-RECORDS = 10_000
-OUTAGE_SECONDS = 10.0
+RECORDS = 6_000
+OUTAGE_SECONDS = 8.0
 INFRA = str(REPO / "scripts" / "infra.sh")
 
 
@@ -145,7 +145,7 @@ def expected_after(
 def test_broker_stopped_and_started_mid_job(
     outage_stack: Stack, own_infra: OwnInfrastructure, figures: Figures
 ) -> None:
-    """The Kafka broker stopped for 10 s in the middle of an apply of 10,000 records"""
+    """The Kafka broker stopped for 8 s in the middle of an apply of 6,000 records"""
     stack = outage_stack
     name = f"broker-{uuid.uuid4().hex[:8]}"
     job_id = big_job(stack, name)
@@ -182,7 +182,7 @@ def test_broker_stopped_and_started_mid_job(
 def test_database_stopped_and_started_mid_job(
     outage_stack: Stack, own_infra: OwnInfrastructure, figures: Figures
 ) -> None:
-    """The MongoDB server stopped for 10 s in the middle of an apply of 10,000 records"""
+    """The MongoDB server stopped for 8 s in the middle of an apply of 6,000 records"""
     stack = outage_stack
     name = f"database-{uuid.uuid4().hex[:8]}"
     job_id = big_job(stack, name)

@@ -18,7 +18,7 @@ from tests.support.stack import Stack
 
 pytestmark = [pytest.mark.kafka, pytest.mark.mongo]
 
-RECORDS = 10_000
+RECORDS = 8_000
 
 
 def test_the_poll_interval_is_configurable() -> None:
@@ -30,7 +30,7 @@ def test_the_poll_interval_is_configurable() -> None:
 
 
 def test_a_sequence_longer_than_the_poll_interval_runs_once(stack: Stack, figures: Figures) -> None:
-    """A sequence applying 10,000 records for longer than max.poll.interval.ms (6 s)"""
+    """A sequence applying 8,000 records for longer than max.poll.interval.ms (6 s)"""
     name = f"long-{stack.kafka.topic_prefix.strip('.')}"
     rows = "".join(f"u{i},u{i}@example.org\n" for i in range(RECORDS))
     path = stack.write_source(f"{name}/people.csv", "uid,mail\n" + rows)
