@@ -83,6 +83,7 @@ class Figures:
 
 
 OUTCOME = pytest.StashKey[str]()
+FAILURE = pytest.StashKey[str]()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -90,6 +91,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     if report.when == "call":
         item.stash[OUTCOME] = report.outcome
+        crash = getattr(report.longrepr, "reprcrash", None)
+        if report.failed and crash is not None:
+            item.stash[FAILURE] = str(crash.message)
     return report
 
 
@@ -110,6 +114,8 @@ def figures(request: pytest.FixtureRequest) -> Iterator[Figures]:
     yield found
     found.seconds = round(time.monotonic() - started, 1)
     found.result = node.stash.get(OUTCOME, "error")
+    if FAILURE in node.stash:
+        found.notes.append(f"failed: {node.stash[FAILURE][:300]}")
     record(found)
 
 
