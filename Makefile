@@ -10,7 +10,7 @@ VENV_STAMP := .venv/.synced
 CHROMIUM ?= /usr/bin/chromium
 SLAPD ?= /usr/sbin/slapd
 
-.PHONY: help venv browser ldap-server run test test-unit lint format infra-up infra-down infra-status infra-logs bench screenshots clean
+.PHONY: help venv browser ldap-server run test test-unit test-faults lint format infra-up infra-down infra-status infra-logs bench screenshots clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -44,6 +44,11 @@ test-unit: venv ## the unit tests alone: no broker, no database, a few seconds
 	@# Without the schemathesis and hypothesis plugins: seconds of imports no unit test needs.
 	PROVISIONING_TESTS_WITHOUT_INFRA=1 .venv/bin/pytest -p no:cacheprovider -p no:schemathesis \
 	  -p no:hypothesispytest -q tests/unit
+
+test-faults: venv ## the fault suite alone, then docs/reliability.md from its figures (ARGS= one test)
+	@[[ -n "$(ARGS)" ]] || rm -f test-results/reliability.json
+	scripts/test.sh $(or $(ARGS),tests/faults); status=$$?; \
+	  .venv/bin/python scripts/reliability_report.py; exit $$status
 
 lint: venv ## ruff check, ruff format --check, mypy --strict
 	.venv/bin/ruff check .

@@ -2,6 +2,10 @@
 
 Infrastructure comes from KAFKA_BOOTSTRAP_SERVERS / MONGO_URI when both are set, from
 `docker compose` when a Docker engine answers, and otherwise from scripts/infra.sh.
+
+The services are supervised as compose's `restart: unless-stopped` would: one that dies is
+started again after a back-off (1 s, doubling to 30 s, back to 1 s once it stayed up 30 s), the
+restart is logged, and everything else keeps running. Ctrl-C or SIGTERM stops it all.
 """
 
 import asyncio
@@ -12,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -25,7 +30,17 @@ VENV_BIN = REPO / ".venv" / "bin"
 # The administrator of the demo's directory (infra/ldap/config.ldif); the password is
 # LDAP_ADMIN_PASSWORD's, `admin-password` unless set.
 ADMIN_DN = "cn=admin,dc=example,dc=org"
+# Started in this order, stopped in the reverse one; each is a console script of .venv/bin.
 SERVICES = ("threshold-guard", "sequence-runner", "job-api-projector", "job-api")
+# scripts/infra.sh components, each with the variable that names an existing one instead.
+INFRASTRUCTURE = (("kafka", "KAFKA_BOOTSTRAP_SERVERS"), ("mongo", "MONGO_URI"))
+
+# compose restarts after 100 ms doubling to a minute; a Python service needs a few seconds to
+# start, so the first pause is 1 s and the longest 30 s.
+FIRST_RESTART_DELAY = 1.0
+LONGEST_RESTART_DELAY = 30.0
+# A service that stayed up this long before dying is restarted after the first pause again.
+STABLE_AFTER_SECONDS = 30.0
 
 
 def say(message: str) -> None:
@@ -42,6 +57,62 @@ def docker_engine_answers() -> bool:
     return done.returncode == 0
 
 
+@dataclass
+class RestartBackoff:
+    """How long to wait before starting a dead service again: doubling while it keeps dying
+    soon after each start, back to the first pause once it stayed up a while."""
+
+    first: float = FIRST_RESTART_DELAY
+    longest: float = LONGEST_RESTART_DELAY
+    stable_after: float = STABLE_AFTER_SECONDS
+    previous: float | None = None
+
+    def next_delay(self, uptime: float) -> float:
+        if self.previous is None or uptime >= self.stable_after:
+            delay = self.first
+        else:
+            delay = min(self.previous * 2, self.longest)
+        self.previous = delay
+        return delay
+
+
+@dataclass
+class SupervisedService:
+    """One service process `make run` keeps running, and when it may start again."""
+
+    name: str
+    argv: list[str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    restarts: int = 0
+    restart_at: float | None = None
+    backoff: RestartBackoff = field(default_factory=RestartBackoff)
+
+    def start(self, env: dict[str, str]) -> None:
+        with self.log_path.open("ab") as log:
+            # Own process group: Ctrl-C in the terminal reaches us, and we stop them in order.
+            self.process = subprocess.Popen(
+                self.argv,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+                start_new_session=True,
+            )
+        self.started_at = time.monotonic()
+        self.restart_at = None
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+
 class Launcher:
     def __init__(self) -> None:
         self.infra_dir = Path(os.environ.get("INFRA_DIR", REPO / ".infra" / "run"))
@@ -50,7 +121,7 @@ class Launcher:
         self.port = int(os.environ.get("JOB_API_PORT", "8000"))
         self.admin_key = os.environ.get("PROVISIONING_ADMIN_API_KEY") or "demo-admin-key"
         self.data_dir = Path(os.environ.get("PROVISIONING_DATA_DIR", REPO / "demo" / "data"))
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.services: dict[str, SupervisedService] = {}
         self.stop_infra: list[list[str]] = []
         self.env: dict[str, str] = {}
         self.directory_env: dict[str, str] = {}
@@ -78,7 +149,7 @@ class Launcher:
         say("no Docker engine: starting the local Kafka broker and MongoDB server")
         env = {**os.environ, "INFRA_DIR": str(self.infra_dir)}
         script = str(REPO / "scripts" / "infra.sh")
-        components = [c for c, given in (("kafka", kafka), ("mongo", mongo)) if not given]
+        components = [c for c, variable in INFRASTRUCTURE if not os.environ.get(variable)]
         for component in components:
             subprocess.run([script, "up", component], env=env, check=True)
             self.stop_infra.append([script, "down", component])
@@ -130,37 +201,51 @@ class Launcher:
         }
         asyncio.run(ensure_topics(KafkaSettings(bootstrap_servers=kafka)))
         for name in SERVICES:
-            log = (self.logs / f"{name}.log").open("ab")
-            # Own process group: Ctrl-C in the terminal reaches us, and we stop them in order.
-            self.processes[name] = subprocess.Popen(
-                [str(VENV_BIN / name)],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=REPO,
-                start_new_session=True,
+            service = SupervisedService(
+                name=name, argv=[str(VENV_BIN / name)], log_path=self.logs / f"{name}.log"
             )
-            log.close()
-            say(f"started {name} (pid {self.processes[name].pid}, log {self.logs / name}.log)")
+            service.start(self.env)
+            self.services[name] = service
+            assert service.process is not None
+            say(f"started {name} (pid {service.process.pid}, log {service.log_path})")
+
+    def supervise(self) -> None:
+        """Restart every service that died, once its back-off has passed; the rest run on."""
+        now = time.monotonic()
+        for service in self.services.values():
+            if service.alive():
+                continue
+            if service.restart_at is None:
+                assert service.process is not None
+                uptime = now - service.started_at
+                delay = service.backoff.next_delay(uptime)
+                service.restart_at = now + delay
+                say(
+                    f"{service.name} exited with code {service.process.returncode} after "
+                    f"{uptime:.0f}s; restarting it in {delay:.0f}s (log {service.log_path})"
+                )
+            elif now >= service.restart_at:
+                service.start(self.env)
+                service.restarts += 1
+                assert service.process is not None
+                say(
+                    f"restarted {service.name} (pid {service.process.pid}, "
+                    f"restart {service.restarts})"
+                )
 
     def wait_healthy(self, timeout: float = 90.0) -> None:
         url = f"{self.api_url}/healthz"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            self.check_alive()
+            self.supervise()
             try:
                 if httpx.get(url, timeout=2).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.5)
-        raise RuntimeError(f"job-api did not answer {url} within {timeout:.0f}s")
-
-    def check_alive(self) -> None:
-        for name, process in self.processes.items():
-            if process.poll() is not None:
-                tail = (self.logs / f"{name}.log").read_text(errors="replace").splitlines()[-30:]
-                raise RuntimeError(f"{name} exited with {process.returncode}:\n" + "\n".join(tail))
+        tail = self.services["job-api"].log_tail()
+        raise RuntimeError(f"job-api did not answer {url} within {timeout:.0f}s:\n{tail}")
 
     @property
     def api_url(self) -> str:
@@ -202,18 +287,20 @@ class Launcher:
     # ---- stop ---------------------------------------------------------------------------
 
     def stop(self) -> None:
-        for name in reversed(SERVICES):
-            process = self.processes.get(name)
-            if process is None or process.poll() is not None:
+        running = [self.services[n] for n in reversed(SERVICES) if n in self.services]
+        for service in running:
+            if service.alive():
+                assert service.process is not None
+                service.process.send_signal(signal.SIGTERM)
+        for service in running:
+            if service.process is None:
                 continue
-            process.send_signal(signal.SIGTERM)
-        for name, process in self.processes.items():
             try:
-                process.wait(timeout=20)
+                service.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                say(f"{name} did not stop within 20s; killing it")
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+                say(f"{service.name} did not stop within 20s; killing it")
+                os.killpg(service.process.pid, signal.SIGKILL)
+                service.process.wait(timeout=10)
         for command in reversed(self.stop_infra):
             subprocess.run(command, cwd=REPO, check=False)
         say("stopped everything it started")
@@ -248,8 +335,8 @@ def main() -> int:
         )
         say("Ctrl-C stops everything")
         while True:
-            launcher.check_alive()
-            time.sleep(1)
+            launcher.supervise()
+            time.sleep(0.5)
     except KeyboardInterrupt:
         if not stopping:
             print()

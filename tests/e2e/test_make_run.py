@@ -1,5 +1,7 @@
-"""`make run` as a new user types it: everything starts, the demo loads, Ctrl-C stops it all."""
+"""`make run` as a new user types it: everything starts, the demo loads, a service that dies
+comes back while the rest runs on, and Ctrl-C stops it all."""
 
+import importlib.util
 import os
 import re
 import shlex
@@ -7,7 +9,11 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import httpx
 import pytest
@@ -57,7 +63,40 @@ def directory_search(argv: list[str]) -> str:
     return done.stdout
 
 
-def test_make_run_starts_everything_loads_the_demo_and_stops_clean(tmp_path: Path) -> None:
+@dataclass
+class Launched:
+    """scripts/run.py as a process, on its own ports and folder."""
+
+    process: subprocess.Popen[bytes]
+    api: str
+    key: str
+    ports: dict[str, int]
+    infra_dir: Path
+    log_path: Path
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def service_pids(self) -> list[tuple[str, int]]:
+        """Every service process it started or restarted, in order."""
+        found = re.findall(r"(?:re)?started ([\w-]+) \(pid (\d+)", self.output())
+        return [(name, int(pid)) for name, pid in found]
+
+    def wait_for_demo(self) -> None:
+        deadline = time.monotonic() + 240
+        statuses: dict[str, str] | None = None
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"make run exited early:\n{self.output()}"
+            statuses = demo_jobs(self.api, self.key)
+            if statuses == {"hr-import": "COMPLETED", "contractors-import": "THRESHOLD"}:
+                return
+            time.sleep(1)
+        raise AssertionError(f"demo jobs ended as {statuses}:\n{self.output()}")
+
+
+@pytest.fixture
+def launched(tmp_path: Path) -> Iterator[Launched]:
+    """make run's launcher; at the end, Ctrl-C must stop everything it started."""
     ports = {
         "KAFKA_PORT": free_port(),
         "KAFKA_CONTROLLER_PORT": free_port(),
@@ -70,54 +109,121 @@ def test_make_run_starts_everything_loads_the_demo_and_stops_clean(tmp_path: Pat
     env = {k: v for k, v in os.environ.items() if k not in given}
     env |= {k: str(v) for k, v in ports.items()}
     env |= {"INFRA_DIR": str(infra_dir), "PROVISIONING_ADMIN_API_KEY": "make-run-test-key"}
-    api = f"http://127.0.0.1:{ports['JOB_API_PORT']}"
-    log = (tmp_path / "make-run.log").open("wb")
-    launcher = subprocess.Popen(
+    log_path = tmp_path / "make-run.log"
+    log = log_path.open("wb")
+    process = subprocess.Popen(
         [sys.executable, str(REPO / "scripts" / "run.py")],
         env=env,
         cwd=REPO,
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-
-    def output() -> str:
-        return (tmp_path / "make-run.log").read_text(errors="replace")
-
+    run = Launched(
+        process=process,
+        api=f"http://127.0.0.1:{ports['JOB_API_PORT']}",
+        key="make-run-test-key",
+        ports=ports,
+        infra_dir=infra_dir,
+        log_path=log_path,
+    )
     try:
-        deadline = time.monotonic() + 240
-        statuses: dict[str, str] | None = None
-        while time.monotonic() < deadline:
-            assert launcher.poll() is None, f"make run exited early:\n{output()}"
-            statuses = demo_jobs(api, "make-run-test-key")
-            if statuses == {"hr-import": "COMPLETED", "contractors-import": "THRESHOLD"}:
-                break
-            time.sleep(1)
-        assert statuses == {"hr-import": "COMPLETED", "contractors-import": "THRESHOLD"}, output()
-        assert httpx.get(f"{api}/healthz", timeout=5).status_code == 200
-        assert f"console: {api}/" in output()
-        # The demo's people and departments are in the directory, as its own client shows them
-        # with the line `make run` prints; the contractors stopped at the threshold are not.
-        line = next(x for x in output().splitlines() if "ldapsearch" in x)
-        argv = shlex.split(line.split("directory: ", 1)[1])
-        people = directory_search(argv)
-        assert people.count("dn: uid=") == 40, people
-        assert "mail: alan.ritchie1@example.org" in people
-        base = argv.index("-b") + 1
-        groups = directory_search([*argv[:base], "ou=groups,dc=example,dc=org", "member"])
-        assert groups.count("member: uid=") == 40, groups
-        contractors = directory_search([*argv[:base], "ou=contractors,dc=example,dc=org"])
-        assert "dn: uid=" not in contractors
+        yield run
     finally:
-        launcher.send_signal(signal.SIGINT)  # what Ctrl-C sends
-        code = launcher.wait(timeout=90)
+        process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        code = process.wait(timeout=90)
         log.close()
 
-    assert code == 0, output()
+    assert code == 0, run.output()
     for name, port in ports.items():
         assert not port_answers("127.0.0.1", port), f"{name} {port} still answers after Ctrl-C"
     left = [p for p in processes_mentioning(str(infra_dir)) if "pytest" not in p]
     assert not left, f"processes left behind: {left}"
-    service_pids = [int(pid) for pid in re.findall(r"started [\w-]+ \(pid (\d+)", output())]
-    assert len(service_pids) == 4, output()
-    alive = [pid for pid in service_pids if pid_alive(pid)]
+    alive = [(name, pid) for name, pid in run.service_pids() if pid_alive(pid)]
     assert not alive, f"service processes left behind: {alive}"
+
+
+def test_make_run_starts_everything_loads_the_demo_and_stops_clean(launched: Launched) -> None:
+    launched.wait_for_demo()
+    assert httpx.get(f"{launched.api}/healthz", timeout=5).status_code == 200
+    assert f"console: {launched.api}/" in launched.output()
+    assert len(launched.service_pids()) == 4, launched.output()
+    # The demo's people and departments are in the directory, as its own client shows them
+    # with the line `make run` prints; the contractors stopped at the threshold are not.
+    line = next(x for x in launched.output().splitlines() if "ldapsearch" in x)
+    argv = shlex.split(line.split("directory: ", 1)[1])
+    people = directory_search(argv)
+    assert people.count("dn: uid=") == 40, people
+    assert "mail: alan.ritchie1@example.org" in people
+    base = argv.index("-b") + 1
+    groups = directory_search([*argv[:base], "ou=groups,dc=example,dc=org", "member"])
+    assert groups.count("member: uid=") == 40, groups
+    contractors = directory_search([*argv[:base], "ou=contractors,dc=example,dc=org"])
+    assert "dn: uid=" not in contractors
+
+
+def test_a_service_killed_under_make_run_comes_back_and_the_system_still_completes_jobs(
+    launched: Launched,
+) -> None:
+    launched.wait_for_demo()
+    runner = [pid for name, pid in launched.service_pids() if name == "sequence-runner"]
+    assert len(runner) == 1, launched.output()
+    others = [(n, pid) for n, pid in launched.service_pids() if n != "sequence-runner"]
+
+    os.kill(runner[0], signal.SIGKILL)
+
+    def restarted() -> list[int]:
+        return [
+            pid
+            for name, pid in launched.service_pids()
+            if name == "sequence-runner" and pid != runner[0]
+        ]
+
+    deadline = time.monotonic() + 30
+    while not restarted() and time.monotonic() < deadline:
+        assert launched.process.poll() is None, f"make run exited:\n{launched.output()}"
+        time.sleep(0.5)
+    assert restarted(), f"the runner was not restarted:\n{launched.output()}"
+    assert re.search(
+        r"sequence-runner exited with code -9 after \d+s; restarting it in 1s", launched.output()
+    )
+    assert pid_alive(restarted()[0])
+    # The rest ran on: the broker, the database and every other service kept their process.
+    assert all(pid_alive(pid) for _, pid in others), launched.output()
+    assert port_answers("127.0.0.1", launched.ports["KAFKA_PORT"])
+    assert port_answers("127.0.0.1", launched.ports["MONGO_PORT"])
+
+    # The restarted runner does the work: a new job of the demo's definition completes.
+    headers = {"Authorization": f"Bearer {launched.key}"}
+    submitted = httpx.post(
+        f"{launched.api}/api/v1/jobs",
+        json={"request_id": f"after-restart-{uuid.uuid4().hex}", "definition_id": "hr-import"},
+        headers=headers,
+        timeout=10,
+    )
+    assert submitted.status_code == 202, submitted.text
+    job_url = f"{launched.api}/api/v1/jobs/{submitted.json()['id']}"
+    deadline = time.monotonic() + 120
+    status = None
+    while time.monotonic() < deadline:
+        status = httpx.get(job_url, headers=headers, timeout=10).json()["status"]
+        if status == "COMPLETED":
+            break
+        time.sleep(1)
+    assert status == "COMPLETED", launched.output()
+
+
+def load_launcher() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("make_run", REPO / "scripts" / "run.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_restarts_back_off_doubling_to_a_limit_and_start_over_once_stable() -> None:
+    backoff = load_launcher().RestartBackoff(first=1.0, longest=30.0, stable_after=30.0)
+    quick_deaths = [backoff.next_delay(uptime=2.0) for _ in range(7)]
+    assert quick_deaths == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+    assert backoff.next_delay(uptime=45.0) == 1.0
+    assert backoff.next_delay(uptime=1.0) == 2.0

@@ -129,3 +129,13 @@ def test_the_api_listens_on_all_interfaces_inside_its_container() -> None:
     env = SERVICES["job-api"]["environment"]
     assert env["JOB_API_HOST"] == "0.0.0.0"
     assert env["JOB_API_PORT"] == "8000"
+
+
+@pytest.mark.parametrize("service", [s for s in SERVICES if s != "topics"])
+def test_every_long_running_service_is_restarted_unless_stopped(service: str) -> None:
+    # As `make run` supervises its services: one that dies comes back, the others run on.
+    assert SERVICES[service]["restart"] == "unless-stopped"
+
+
+def test_the_one_shot_topic_creation_is_not_restarted() -> None:
+    assert SERVICES["topics"]["restart"] == "no"
