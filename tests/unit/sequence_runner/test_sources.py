@@ -102,6 +102,20 @@ async def test_a_csv_file_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
         await read(CsvSourceConnector(path, "latin.csv"))
 
 
+async def test_a_byte_that_is_not_utf8_is_reported_at_its_line_deep_in_a_file(
+    tmp_path: Path,
+) -> None:
+    # Past the first 8 KB a text stream decodes at once: the error must still name its line.
+    rows = "".join(f"{n},name{n}\n" for n in range(2, 2000))
+    csv_path, jsonl_path = tmp_path / "latin.csv", tmp_path / "latin.jsonl"
+    csv_path.write_bytes(b"id,name\n" + rows.encode() + b"2000,Jos\xe9\n")
+    with pytest.raises(SourceError, match=r"latin.csv: line 2000: not UTF-8 text \(byte 0xe9"):
+        await read(CsvSourceConnector(csv_path, "latin.csv"))
+    jsonl_path.write_bytes(b'{"id": 1}\n{"id": 2, "name": "Jos\xe9"}\n')
+    with pytest.raises(SourceError, match=r"latin.jsonl: line 2: not UTF-8 text"):
+        await read(JsonlSourceConnector(jsonl_path, "latin.jsonl"))
+
+
 async def test_jsonl_lines_become_records(tmp_path: Path) -> None:
     path = tmp_path / "p.jsonl"
     path.write_text('{"id": 1, "tags": ["a"]}\n\n{"id": 2}\n', encoding="utf-8")

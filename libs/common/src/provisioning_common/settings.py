@@ -48,6 +48,13 @@ class KafkaSettings(BaseSettings):
     consumer_max_backoff_seconds: float = Field(
         default=30.0, gt=0, description="Longest pause between two tries of one message."
     )
+    max_poll_interval_ms: int = Field(
+        default=300_000,
+        ge=1000,
+        description="Longest time a consumer may go between two polls before the group takes "
+        "its partitions away. Plans and applies run beside the consumer, so a long sequence "
+        "does not count against it.",
+    )
 
     def topic(self, name: str) -> str:
         """The real name of one of the topics in provisioning_common.topics."""
@@ -63,6 +70,10 @@ class KafkaSettings(BaseSettings):
             give_up_after=self.consumer_give_up_after,
             max_delay_seconds=self.consumer_max_backoff_seconds,
         )
+
+    def consumer_options(self) -> dict[str, Any]:
+        """Keyword arguments every subscriber of the system takes (faststream's subscriber)."""
+        return {"max_poll_interval_ms": self.max_poll_interval_ms}
 
     def to_faststream_params(self) -> dict[str, Any]:
         """Keyword arguments of faststream's KafkaBroker: idempotent producer, acks from all ISR."""

@@ -76,6 +76,7 @@ def app_factory(settings: JobApiSettings) -> FastStream:
             title=f"{SERVICE}:{topic}",
             description="Folds every job event into its job instance document.",
             policy=settings.kafka.consumer_retry_policy(),
+            **settings.kafka.consumer_options(),
         )
         logger.info(
             "%s started: kafka %s, topic %s, group %s; mongo %s, database %s",

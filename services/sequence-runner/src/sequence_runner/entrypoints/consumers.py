@@ -29,6 +29,7 @@ def subscribe_runner(broker: KafkaBroker, kafka: KafkaSettings, engine: Engine) 
         title=f"{GROUP}:{kafka.topic(JOB_EVENTS)}",
         description="Starts jobs and applies or stops planned sequences on the guard's word.",
         policy=kafka.consumer_retry_policy(),
+        **kafka.consumer_options(),
     )
     subscribe_envelopes(
         broker,
@@ -39,6 +40,7 @@ def subscribe_runner(broker: KafkaBroker, kafka: KafkaSettings, engine: Engine) 
         title=f"{GROUP}:{kafka.topic(JOB_COMMANDS)}",
         description="Validates, cancels and restarts jobs for operators.",
         policy=kafka.consumer_retry_policy(),
+        **kafka.consumer_options(),
         # A command can overtake the guard's decision it answers (another topic): wait for it,
         # for at most the engine's decision_wait_seconds (by the command's time), and in any
         # case no longer than the subscriber's MAX_WAIT_SECONDS (by our clock).

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sequence_runner.adapters.connectors.base import SourceError
-from sequence_runner.adapters.connectors.files import open_text, read_in_batches
+from sequence_runner.adapters.connectors.files import open_lines, read_in_batches
 from sequence_runner.domain.records import SourceEntry
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ class CsvSourceConnector:
         return self._shown_as
 
     async def read(self) -> AsyncIterator[SourceEntry]:
-        handle = await asyncio.to_thread(open_text, self._path, self._shown_as, newline="")
+        handle = await asyncio.to_thread(open_lines, self._path, self._shown_as)
         # strict: an unclosed quote is an error, not a field that swallows the rest of the
         # file (whose records would then be missing, and planned as deletions).
         reader = csv.reader(handle, delimiter=self._delimiter, strict=True)
@@ -67,7 +67,3 @@ class CsvSourceConnector:
                 yield SourceEntry(line=first_line, fields=dict(zip(names, row, strict=True)))
         except csv.Error as error:
             raise SourceError(f"{self._shown_as}: line {first_line}: {error}") from error
-        except UnicodeDecodeError as error:
-            raise SourceError(
-                f"{self._shown_as}: after line {reader.line_num}: not UTF-8 text"
-            ) from error

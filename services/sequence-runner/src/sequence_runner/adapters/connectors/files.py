@@ -4,7 +4,7 @@ is refused), opened with a clear error, and read in batches off the event loop."
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO
 
 from sequence_runner.adapters.connectors.base import SourceError
 from sequence_runner.domain.records import SourceEntry
@@ -22,16 +22,48 @@ def resolve_in_data_folder(data_dir: Path, relative: str) -> Path:
     return candidate
 
 
-def open_text(path: Path, shown_as: str, *, newline: str | None = None) -> TextIO:
+class SourceLines:
+    """A source file's lines, decoded one at a time, so that a byte that is not UTF-8 is
+    reported at its line: a text stream decodes 8 KB at a time, and its error names none.
+
+    Lines keep their line ends, as a file opened with newline="" gives them (what csv wants).
+    """
+
+    def __init__(self, handle: BinaryIO, shown_as: str) -> None:
+        self._handle = handle
+        self._shown_as = shown_as
+        self.line = 0
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        raw = self._handle.readline()
+        if not raw:
+            raise StopIteration
+        self.line += 1
+        try:
+            # utf-8-sig on the first line: spreadsheets often start a file with a byte-order mark.
+            return raw.decode("utf-8-sig" if self.line == 1 else "utf-8")
+        except UnicodeDecodeError as error:
+            raise SourceError(
+                f"{self._shown_as}: line {self.line}: not UTF-8 text (byte "
+                f"0x{raw[error.start]:02x} at column {error.start + 1}); save the file as UTF-8"
+            ) from error
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def open_lines(path: Path, shown_as: str) -> SourceLines:
     try:
-        # utf-8-sig: spreadsheets often start the file with a byte-order mark.
-        return path.open(newline=newline, encoding="utf-8-sig")
+        return SourceLines(path.open("rb"), shown_as)
     except OSError as error:
         raise SourceError(f"{shown_as}: cannot be opened: {error.strerror}") from error
 
 
 async def read_in_batches(
-    handle: TextIO, records: Iterator[SourceEntry]
+    handle: SourceLines, records: Iterator[SourceEntry]
 ) -> AsyncIterator[SourceEntry]:
     """Yield `records`, parsed from `handle` in a worker thread so a big file never stalls the
     consumers; the file is closed however the reading ends."""

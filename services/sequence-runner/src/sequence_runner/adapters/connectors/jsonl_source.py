@@ -4,10 +4,9 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import TextIO
 
 from sequence_runner.adapters.connectors.base import SourceError
-from sequence_runner.adapters.connectors.files import open_text, read_in_batches
+from sequence_runner.adapters.connectors.files import SourceLines, open_lines, read_in_batches
 from sequence_runner.domain.records import SourceEntry
 
 
@@ -21,27 +20,23 @@ class JsonlSourceConnector:
         return self._shown_as
 
     async def read(self) -> AsyncIterator[SourceEntry]:
-        handle = await asyncio.to_thread(open_text, self._path, self._shown_as)
+        handle = await asyncio.to_thread(open_lines, self._path, self._shown_as)
         async for record in read_in_batches(handle, self._records(handle)):
             yield record
 
-    def _records(self, handle: TextIO) -> Iterator[SourceEntry]:
-        line = 0
-        try:
-            for line, text in enumerate(handle, start=1):
-                if not text.strip():
-                    continue
-                try:
-                    value = json.loads(text)
-                except json.JSONDecodeError as error:
-                    raise SourceError(
-                        f"{self._shown_as}: line {line}: invalid JSON: {error.msg}"
-                    ) from error
-                if not isinstance(value, dict):
-                    raise SourceError(
-                        f"{self._shown_as}: line {line}: expected a JSON object, "
-                        f"found {type(value).__name__}"
-                    )
-                yield SourceEntry(line=line, fields=value)
-        except UnicodeDecodeError as error:
-            raise SourceError(f"{self._shown_as}: after line {line}: not UTF-8 text") from error
+    def _records(self, handle: SourceLines) -> Iterator[SourceEntry]:
+        for line, text in enumerate(handle, start=1):
+            if not text.strip():
+                continue
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as error:
+                raise SourceError(
+                    f"{self._shown_as}: line {line}: invalid JSON: {error.msg}"
+                ) from error
+            if not isinstance(value, dict):
+                raise SourceError(
+                    f"{self._shown_as}: line {line}: expected a JSON object, "
+                    f"found {type(value).__name__}"
+                )
+            yield SourceEntry(line=line, fields=value)
