@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import OutOfOrderSequenceNumber
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from provisioning_common.events import JobCompleted, parse_job_event
@@ -98,3 +99,32 @@ async def test_producer_is_idempotent_with_acks_from_all_replicas(
         assert producer._txn_manager.has_pid()
         assert producer._txn_manager._pid_and_epoch.pid >= 0
         assert producer._sender._acks == -1  # acks="all"
+
+
+async def test_a_producer_that_lost_its_sequence_is_replaced_and_the_retry_goes_through(
+    isolated: KafkaSettings,
+) -> None:
+    """After a broker outage aiokafka's idempotent producer can answer every send with
+    OutOfOrderSequenceNumber for ever (a batch expired and left a gap); the runner's outbox then
+    never emptied. The producer is replaced, with a new producer id, and the retry is written."""
+    topic = isolated.topic(JOB_EVENTS)
+    broker = build_broker(isolated)
+    async with broker:
+        await broker.start()
+        await publish_envelope(broker, topic, JobCompleted(source="/tests", subject="job-3"))
+        broken = broker._producer._producer.producer  # type: ignore[attr-defined]
+        first_pid = broken._txn_manager._pid_and_epoch.pid
+
+        async def out_of_order(*args: Any, **kwargs: Any) -> Any:
+            raise OutOfOrderSequenceNumber()
+
+        broken.send = out_of_order
+        again = JobCompleted(source="/tests", subject="job-4")
+        with pytest.raises(OutOfOrderSequenceNumber):
+            await publish_envelope(broker, topic, again)
+        written = await publish_envelope(broker, topic, again)
+
+        renewed = broker._producer._producer.producer  # type: ignore[attr-defined]
+        assert renewed is not broken
+        assert renewed._txn_manager._pid_and_epoch.pid != first_pid
+        assert written.topic == topic
