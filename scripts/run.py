@@ -22,7 +22,14 @@ from provisioning_common.topics import ensure_topics
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = REPO / ".venv" / "bin"
-SERVICES = ("threshold-guard", "sequence-runner", "job-api-projector", "job-api")
+SERVICES = (
+    "threshold-guard",
+    "sequence-runner",
+    "job-api-projector",
+    "job-api-notifier",
+    "job-api-scheduler",
+    "job-api",
+)
 
 
 def say(message: str) -> None:

@@ -57,12 +57,12 @@ class EmailSender:
         self._timeout = timeout_seconds
 
     async def send(self, message: EmailMessage) -> str:
-        if self._host is None:
+        if not self._host:
             raise NotConfiguredError("no SMTP server configured (PROVISIONING_SMTP_HOST)")
         await asyncio.to_thread(self._send, message)
         return f"accepted by {self._host}:{self._port}"
 
     def _send(self, message: EmailMessage) -> None:
-        assert self._host is not None
+        assert self._host
         with smtplib.SMTP(self._host, self._port, timeout=self._timeout) as smtp:
             smtp.send_message(message)
