@@ -99,7 +99,10 @@ async def test_two_schedulers_and_a_restart_send_each_firing_once(
         return Scheduler(store=ScheduleStore(db), request_job=request_job, clock=clock)
 
     first, second = replica(), replica()
-    assert await asyncio.gather(first.tick(), second.tick()) == [0, 0]  # a new schedule: no backlog
+    assert list(await asyncio.gather(first.tick(), second.tick())) == [
+        0,
+        0,
+    ]  # a new schedule: no backlog
 
     clock.now = datetime(2026, 12, 6, 5, 30, 2, tzinfo=UTC)
     assert sorted(await asyncio.gather(first.tick(), second.tick())) == [0, 1]

@@ -8,8 +8,8 @@ from provisioning_common.definition_options import Schedule
 from pydantic import ValidationError
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int, minute: int, second: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 def test_an_interval_fires_on_the_same_instants_everywhere() -> None:
