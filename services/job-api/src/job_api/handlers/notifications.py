@@ -73,6 +73,8 @@ class Notifier:
         job = await self.store.job(event.subject)
         if job is None or kind not in job.notify_on or not job.recipients:
             return False
+        if job.dry_run and kind == "threshold":
+            return False  # a dry run's blocked plan waits for nobody: it is told as it ends
         body = notice_body(event, kind, job, self.console_base_url)
         for recipient in job.recipients:
             for channel in ("webhook", "email"):

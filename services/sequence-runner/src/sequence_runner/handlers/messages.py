@@ -1,6 +1,7 @@
 """The runner's message handlers, one per message type, and the tables that name them."""
 
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from provisioning_common.commands import CancelJob, RestartJob, ValidateThreshold
@@ -18,7 +19,8 @@ async def start_job(event: JobCreated, engine: Engine) -> None:
 async def apply_released_plan(event: SequenceReleased, engine: Engine) -> None:
     data = event.data
     await engine.step(
-        event.subject, lambda run: on_released(run, data.index, data.plan_id, event.source)
+        event.subject,
+        lambda run: on_released(run, data.index, data.plan_id, event.source, datetime.now(UTC)),
     )
 
 
@@ -26,7 +28,9 @@ async def stop_at_threshold(event: SequenceBlocked, engine: Engine) -> None:
     data = event.data
     await engine.step(
         event.subject,
-        lambda run: on_blocked(run, data.index, data.plan_id, data.threshold, event.source),
+        lambda run: on_blocked(
+            run, data.index, data.plan_id, data.threshold, event.source, datetime.now(UTC)
+        ),
     )
 
 
