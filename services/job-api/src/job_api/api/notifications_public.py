@@ -31,3 +31,21 @@ class NotificationPublic(BaseModel):
 
 class NotificationsPublic(BaseModel):
     items: list[NotificationPublic]
+
+
+class ScheduleFiringPublic(BaseModel):
+    id: str = Field(description="The firing's job request id: schedule:<definition>:<time>.")
+    at: datetime = Field(description="The firing time the schedule gave.")
+    status: Literal["claimed", "requested", "skipped"]
+    missed: int = Field(description="Earlier firings missed while no scheduler ran (not run).")
+    job_id: str | None = None
+    reason: str | None = Field(default=None, description="Why a skipped firing started no job.")
+    settled_at: datetime | None = None
+
+    @classmethod
+    def of(cls, doc: dict[str, Any]) -> "ScheduleFiringPublic":
+        return cls.model_validate({**doc, "id": doc["_id"]})
+
+
+class ScheduleFiringsPublic(BaseModel):
+    items: list[ScheduleFiringPublic]
