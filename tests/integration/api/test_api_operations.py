@@ -7,8 +7,12 @@ from typing import Any
 import pytest
 from job_api.adapters.notification_store import NotificationStore
 from job_api.adapters.schedule_store import ScheduleStore
+from job_api.bootstrap import JobApiServices
+from job_api.handlers.retention import SYSTEM_ACTOR, RetentionSweep
+from provisioning_common.definition_options import Retention
+from provisioning_common.topics import JOB_EVENTS
 
-from tests.integration.api.harness import ApiHarness, insert_jobs, job_doc
+from tests.integration.api.harness import ApiHarness, insert_jobs, job_doc, messages_about
 
 pytestmark = [pytest.mark.kafka, pytest.mark.mongo]
 
@@ -113,3 +117,82 @@ async def test_a_definitions_firings_say_what_each_started_or_why_not(api: ApiHa
     assert wrong.status_code == 422
     assert "schedule" in wrong.text
     assert "cron" in wrong.text
+
+
+async def test_retention_archives_then_deletes_as_the_system_and_audits_it(
+    api: ApiHarness,
+) -> None:
+    services: JobApiServices = api.app.state.services
+    # The real time: archiving stamps archived_at with it, as an operator's archive does.
+    now = datetime.now(UTC)
+    await api.db["job_instances"].delete_many({})  # this module's other jobs are not about this
+    body = {
+        "id": "keep-short",
+        "name": "Kept a short time",
+        "retention": {"archive_after_days": 2, "delete_after_days": 5},
+        "sequences": [
+            {
+                "name": "people",
+                "source": {"type": "inline"},
+                "target": {"type": "mongo", "collection": "people"},
+                "key": "uid",
+                "thresholds": {"create": {"count": 10}},
+            }
+        ],
+    }
+    created = await api.client.post("/api/v1/job-definitions", json=body, headers=api.auth("admin"))
+    assert created.status_code == 201, created.text
+    ended = now - timedelta(days=3)
+    short, default_kept, unfinished = await insert_jobs(
+        api,
+        job_doc(definition_id="keep-short", created_at=ended, ended_at=ended),
+        # The system default (30 days) keeps a job of a definition without its own retention.
+        job_doc(definition_id="hr-import", created_at=ended, ended_at=ended),
+        job_doc(status="THRESHOLD", definition_id="keep-short", created_at=now - timedelta(days=9)),
+    )
+    old_archived = job_doc(
+        definition_id="keep-short", created_at=now - timedelta(days=20), archived=True
+    )
+    old_archived["archived_at"] = now - timedelta(days=6)
+    (gone,) = await insert_jobs(api, old_archived)
+
+    sweep = RetentionSweep(
+        db=services.db,
+        actions=services.job_actions,
+        audit=services.audit,
+        default=Retention(archive_after_days=30, delete_after_days=90),
+        clock=lambda: now,
+    )
+    assert await sweep.run() == (1, 1)
+    assert await sweep.run() == (0, 0)  # done once: a second pass (or replica) finds nothing
+
+    jobs = api.db["job_instances"]
+    archived = await jobs.find_one({"_id": short})
+    assert archived is not None
+    assert (archived["archived"], archived["archived_by"]) == (True, SYSTEM_ACTOR)
+    for kept in (default_kept, unfinished):
+        doc = await jobs.find_one({"_id": kept})
+        assert doc is not None
+        assert doc["archived"] is False
+    assert await jobs.find_one({"_id": gone}) is None
+
+    events = await messages_about(
+        api.kafka,
+        api.kafka.topic(JOB_EVENTS),
+        gone,
+        until=lambda found: any(m["type"] == "provisioning.JobDeleted" for m in found),
+    )
+    assert events[-1]["data"]["deleted_by"] == SYSTEM_ACTOR
+    audit = await api.client.get(
+        "/api/v1/audit", params={"page_size": 100}, headers=api.auth("admin")
+    )
+    assert audit.status_code == 200, audit.text
+    by_system = {
+        (e["action"], e["job_id"], e["reason"])
+        for e in audit.json()["items"]
+        if e["actor"] == SYSTEM_ACTOR
+    }
+    assert by_system == {
+        ("archive", short, "retention: ended more than 2 days ago"),
+        ("delete", gone, "retention: archived more than 5 days ago"),
+    }

@@ -94,3 +94,18 @@ class JobApiSettings(BaseSettings):
     schedule_tick_seconds: float = Field(
         default=15.0, gt=0, description="How often the scheduler looks for due firings."
     )
+    retention_archive_after_days: int = Field(
+        default=30,
+        ge=1,
+        description="Finished jobs are archived this many days after they ended, unless their "
+        "definition's retention says otherwise.",
+    )
+    retention_delete_after_days: int = Field(
+        default=90,
+        ge=1,
+        description="Archived jobs and their plans are deleted this many days after archiving, "
+        "unless their definition's retention says otherwise.",
+    )
+    retention_every_minutes: float = Field(
+        default=60.0, gt=0, description="How often the scheduler applies the retention."
+    )

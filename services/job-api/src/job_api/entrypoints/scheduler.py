@@ -1,4 +1,5 @@
-"""The job-api-scheduler process: sends a job request for each due firing of a schedule.
+"""The job-api-scheduler process: sends a job request for each due firing of a schedule, and
+applies the retention of finished jobs (archive, then delete) as the system's own actions.
 
 A process of its own, like the notifier: it must run exactly where its replicas agree, not in
 every HTTP replica's event loop. Any number of replicas may run: a firing is claimed by a
@@ -11,15 +12,16 @@ import contextlib
 import logging
 
 from faststream import FastStream
-from faststream.kafka import KafkaBroker
+from provisioning_common.definition_options import Retention
 from provisioning_common.identifiers import job_id_for_request
-from provisioning_common.kafka import build_broker
 from provisioning_common.logs import configure_logging
 from provisioning_common.redaction import redacted_uri
 from provisioning_common.requests import JobRequest
 from provisioning_common.topics import JOB_REQUESTS, ensure_topics
 
 from job_api.adapters.schedule_store import ScheduleStore
+from job_api.bootstrap import build_services
+from job_api.handlers.retention import RetentionSweep
 from job_api.handlers.schedules import Scheduler
 from job_api.settings import JobApiSettings
 
@@ -28,17 +30,21 @@ SERVICE = "job-api-scheduler"
 logger = logging.getLogger(__name__)
 
 
-def broker_factory(settings: JobApiSettings) -> KafkaBroker:
-    return build_broker(
-        settings.kafka, logger=logging.getLogger(f"{SERVICE}.kafka"), log_level=logging.DEBUG
-    )
-
-
 def app_factory(settings: JobApiSettings) -> FastStream:
     """The scheduler app; it connects when it starts, never before."""
-    broker = broker_factory(settings)
-    mongo = settings.mongo.client()
-    store = ScheduleStore(mongo[settings.mongo.database])
+    # The API's own services: retention archives and deletes through the operators' code path.
+    services = build_services(settings)
+    broker, mongo = services.broker, services.mongo
+    store = ScheduleStore(services.db)
+    retention = RetentionSweep(
+        db=services.db,
+        actions=services.job_actions,
+        audit=services.audit,
+        default=Retention(
+            archive_after_days=settings.retention_archive_after_days,
+            delete_after_days=settings.retention_delete_after_days,
+        ),
+    )
     topic = settings.kafka.topic(JOB_REQUESTS)
 
     async def request_job(request: JobRequest) -> None:
@@ -61,6 +67,14 @@ def app_factory(settings: JobApiSettings) -> FastStream:
                 logger.exception("scheduler tick failed; trying again next tick")
             await asyncio.sleep(settings.schedule_tick_seconds)
 
+    async def housekeeping() -> None:
+        while True:
+            try:
+                await retention.run()
+            except Exception:
+                logger.exception("retention failed; trying again next time")
+            await asyncio.sleep(settings.retention_every_minutes * 60)
+
     @app.on_startup
     async def prepare() -> None:
         await ensure_topics(settings.kafka)
@@ -69,6 +83,7 @@ def app_factory(settings: JobApiSettings) -> FastStream:
     @app.after_startup
     async def start_ticking() -> None:
         tasks.append(asyncio.create_task(ticking()))
+        tasks.append(asyncio.create_task(housekeeping()))
         logger.info(
             "%s started: every %.1fs; kafka %s, topic %s; mongo %s, database %s",
             SERVICE,
