@@ -13,7 +13,6 @@ import logging
 
 from faststream import FastStream
 from provisioning_common.definition_options import Retention
-from provisioning_common.identifiers import job_id_for_request
 from provisioning_common.logs import configure_logging
 from provisioning_common.redaction import redacted_uri
 from provisioning_common.requests import JobRequest
@@ -48,11 +47,9 @@ def app_factory(settings: JobApiSettings) -> FastStream:
     topic = settings.kafka.topic(JOB_REQUESTS)
 
     async def request_job(request: JobRequest) -> None:
-        # Keyed like every job request: by the job id its request id becomes.
+        # Keyed by the request id, as upstream systems key theirs (docs/definitions.md).
         await broker.publish(
-            request.model_dump_json().encode(),
-            topic=topic,
-            key=job_id_for_request(request.request_id).encode(),
+            request.model_dump_json().encode(), topic=topic, key=request.request_id.encode()
         )
 
     scheduler = Scheduler(store=store, request_job=request_job)
