@@ -96,6 +96,7 @@ def test_make_run_starts_everything_loads_the_demo_and_stops_clean(tmp_path: Pat
     left = [p for p in processes_mentioning(str(infra_dir)) if "pytest" not in p]
     assert not left, f"processes left behind: {left}"
     service_pids = [int(pid) for pid in re.findall(r"started [\w-]+ \(pid (\d+)", output())]
-    assert len(service_pids) == 4, output()
+    # guard, runner, projector, notifier, scheduler, job-api
+    assert len(service_pids) == 6, output()
     alive = [pid for pid in service_pids if pid_alive(pid)]
     assert not alive, f"service processes left behind: {alive}"

@@ -160,6 +160,8 @@ async def test_each_stop_is_told_once_across_a_crash_and_two_replicas(
             "PROVISIONING_SMTP_PORT": str(smtp_port),
             "PROVISIONING_WEBHOOK_SECRETS": json.dumps({"ops": SECRET}),
             "PROVISIONING_NOTIFY_FIRST_DELAY_SECONDS": "0.1",
+            # The events are stamped days ago (the projection tests' clock).
+            "PROVISIONING_NOTIFY_MAX_AGE_HOURS": "100000",
             "PROVISIONING_CONSOLE_BASE_URL": "https://provisioning.example.com",
         }
 

@@ -150,6 +150,14 @@ async def test_a_refusing_receiver_is_retried_then_given_up_with_every_attempt_k
     assert [ok for ok, _ in delivery["attempts"]] == [False, False, False]
 
 
+async def test_a_stop_older_than_the_max_age_is_not_told() -> None:
+    store, webhooks = FakeStore(context()), FakeWebhooks()
+    catching_up = notifier(store, webhooks)
+    catching_up.max_age = timedelta(hours=24)
+    assert not await catching_up.handle(blocked(JOB, 5))  # stamped five days before the clock
+    assert webhooks.sent == []
+
+
 def test_the_signature_is_hmac_sha256_over_the_exact_body() -> None:
     body = canonical_json({"b": 1, "a": "é"})
     expected = hmac.new(b"s3", body, hashlib.sha256).hexdigest()

@@ -91,6 +91,11 @@ class JobApiSettings(BaseSettings):
     notify_first_delay_seconds: float = Field(
         default=1.0, gt=0, description="Pause after the first failed try; doubles each time."
     )
+    notify_max_age_hours: float = Field(
+        default=24.0,
+        gt=0,
+        description="Stops older than this are not told (a notifier catching up on history).",
+    )
     schedule_tick_seconds: float = Field(
         default=15.0, gt=0, description="How often the scheduler looks for due firings."
     )

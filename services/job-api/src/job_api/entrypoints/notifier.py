@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import uuid
+from datetime import timedelta
 
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
@@ -60,6 +61,7 @@ def app_factory(settings: JobApiSettings) -> FastStream:
             give_up_after=settings.notify_attempts,
             transient_give_up_after=settings.notify_attempts,
         ),
+        max_age=timedelta(hours=settings.notify_max_age_hours),
     )
     topic = settings.kafka.topic(JOB_EVENTS)
     app = FastStream(broker, logger=logger)

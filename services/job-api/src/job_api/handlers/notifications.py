@@ -61,6 +61,9 @@ class Notifier:
     smtp_from: str
     policy: RetryPolicy
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    # Events older than this are not told: a notifier deployed (or given a new consumer group)
+    # on a system with months of history must not mail every stop of those months.
+    max_age: timedelta | None = None
 
     async def handle(self, event: JobEvent) -> bool:
         """The subscriber's handler: True when the event was acted on (it is then logged)."""
@@ -75,6 +78,9 @@ class Notifier:
             return False
         if job.dry_run and kind == "threshold":
             return False  # a dry run's blocked plan waits for nobody: it is told as it ends
+        if self.max_age is not None and event.time < self.clock() - self.max_age:
+            logger.info("%s of %s not told: older than %s", kind, event.subject, self.max_age)
+            return False
         body = notice_body(event, kind, job, self.console_base_url)
         for recipient in job.recipients:
             for channel in ("webhook", "email"):
