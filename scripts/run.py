@@ -31,7 +31,14 @@ VENV_BIN = REPO / ".venv" / "bin"
 # LDAP_ADMIN_PASSWORD's, `admin-password` unless set.
 ADMIN_DN = "cn=admin,dc=example,dc=org"
 # Started in this order, stopped in the reverse one; each is a console script of .venv/bin.
-SERVICES = ("threshold-guard", "sequence-runner", "job-api-projector", "job-api")
+SERVICES = (
+    "threshold-guard",
+    "sequence-runner",
+    "job-api-projector",
+    "job-api-notifier",
+    "job-api-scheduler",
+    "job-api",
+)
 # scripts/infra.sh components, each with the variable that names an existing one instead.
 INFRASTRUCTURE = (("kafka", "KAFKA_BOOTSTRAP_SERVERS"), ("mongo", "MONGO_URI"))
 

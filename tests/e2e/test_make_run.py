@@ -146,7 +146,8 @@ def test_make_run_starts_everything_loads_the_demo_and_stops_clean(launched: Lau
     launched.wait_for_demo()
     assert httpx.get(f"{launched.api}/healthz", timeout=5).status_code == 200
     assert f"console: {launched.api}/" in launched.output()
-    assert len(launched.service_pids()) == 4, launched.output()
+    # guard, runner, projector, notifier, scheduler, job-api
+    assert len(launched.service_pids()) == 6, launched.output()
     # The demo's people and departments are in the directory, as its own client shows them
     # with the line `make run` prints; the contractors stopped at the threshold are not.
     line = next(x for x in launched.output().splitlines() if "ldapsearch" in x)

@@ -20,6 +20,8 @@ SERVICES: dict[str, Any] = COMPOSE["services"]
 SETTINGS_OF: dict[str, type[BaseSettings]] = {
     "job-api": JobApiSettings,
     "job-api-projector": JobApiSettings,
+    "job-api-notifier": JobApiSettings,
+    "job-api-scheduler": JobApiSettings,
     "topics": JobApiSettings,
     "sequence-runner": RunnerSettings,
     "threshold-guard": GuardSettings,

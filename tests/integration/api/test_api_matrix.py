@@ -77,6 +77,12 @@ CALLS: dict[str, Call] = {
     "planned changes": Call(
         "GET", fixed("/api/v1/jobs/{threshold}/sequences/0/changes"), Permission.VIEW, 200
     ),
+    "notifications": Call(
+        "GET", fixed("/api/v1/jobs/{completed}/notifications"), Permission.VIEW, 200
+    ),
+    "schedule firings": Call(
+        "GET", fixed(f"/api/v1/job-definitions/{DEFINITION}/firings"), Permission.VIEW, 200
+    ),
     "submit job": Call(
         "POST", fixed("/api/v1/jobs"), Permission.SUBMIT, 202, lambda: job_request(DEFINITION)
     ),
@@ -180,6 +186,8 @@ def test_every_route_of_the_api_is_in_the_matrix(api: ApiHarness) -> None:
         ("GET", "/api/v1/jobs"),
         ("GET", "/api/v1/jobs/{job_id}"),
         ("GET", "/api/v1/jobs/{job_id}/sequences/{index}/changes"),
+        ("GET", "/api/v1/jobs/{job_id}/notifications"),
+        ("GET", "/api/v1/job-definitions/{definition_id}/firings"),
         ("POST", "/api/v1/jobs"),
         ("POST", "/api/v1/jobs/{job_id}/threshold/validate"),
         ("POST", "/api/v1/jobs/{job_id}/threshold/cancel"),

@@ -86,6 +86,12 @@ class FakePlans:
     async def delete(self, plan_id: str) -> None:
         self.plans.pop(plan_id, None)
 
+    async def delete_job_plans(self, job_id: str) -> int:
+        mine = [p for p, (plan, _) in self.plans.items() if plan.job_id == job_id]
+        for plan_id in mine:
+            del self.plans[plan_id]
+        return len(mine)
+
 
 class FakeClaims:
     def __init__(self) -> None:

@@ -6,6 +6,14 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.config import JsonDict
 
+from provisioning_common.definition_options import (
+    DEFAULT_NOTIFY_ON,
+    NotifyOn,
+    Recipient,
+    Retention,
+    Schedule,
+)
+
 Slug = Annotated[
     str,
     Field(
@@ -269,6 +277,11 @@ class JobDefinitionBody(_Frozen):
     name: str = Field(min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=2000)
     sequences: list[SequenceDefinition] = Field(min_length=1, max_length=50)
+    # Operations (definition_options.py): who is told, when it runs by itself, how long kept.
+    recipients: list[Recipient] = Field(default_factory=list, max_length=20)
+    notify_on: list[NotifyOn] = Field(default_factory=lambda: list(DEFAULT_NOTIFY_ON))
+    schedule: Schedule | None = None
+    retention: Retention | None = None
 
     @model_validator(mode="after")
     def _sequence_names_unique(self) -> Self:

@@ -130,6 +130,9 @@ class JobCreatedData(Payload):
     inputs: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
     origin: Origin
     requested_by: str
+    dry_run: bool = Field(
+        default=False, description="Planned only, never applied (a dry run of the job)."
+    )
 
 
 class JobRejectedData(Payload):
@@ -194,6 +197,9 @@ class SequenceCompletedData(Payload):
     index: int = Field(ge=0)
     plan_id: str
     applied: AppliedCounts
+    dry_run: bool = Field(
+        default=False, description="Planned only, never applied (a dry run of the job)."
+    )
 
 
 class SequenceFailedData(Payload):
@@ -228,7 +234,9 @@ class CommandRejectedData(Payload):
 
 
 class JobCompletedData(Payload):
-    pass
+    dry_run: bool = Field(
+        default=False, description="Planned only, never applied (a dry run of the job)."
+    )
 
 
 class JobFailedData(Payload):

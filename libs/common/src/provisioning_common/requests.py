@@ -24,3 +24,7 @@ class JobRequest(BaseModel):
         description="Records of the inline sources, by sequence name.",
     )
     requested_by: str = Field(default="unknown", min_length=1, max_length=200)
+    dry_run: bool = Field(
+        default=False,
+        description="Plan every sequence against the target as it is and apply nothing.",
+    )

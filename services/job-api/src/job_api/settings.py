@@ -68,3 +68,49 @@ class JobApiSettings(BaseSettings):
         description="Projector only (PROVISIONING_REBUILD): drop job_instances and fold "
         "provisioning.job-events again from the earliest offset with a fresh consumer group.",
     )
+    # ---- notifier (job_api.entrypoints.notifier) and scheduler ----
+    console_base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Address of the console as operators reach it; emails link to jobs there.",
+    )
+    smtp_host: str | None = Field(
+        default=None, description="SMTP server that emails are sent through; unset: no emails."
+    )
+    smtp_port: int = Field(default=25, ge=1, le=65535, description="Port of the SMTP server.")
+    smtp_from: str = Field(
+        default="provisioning@localhost", description="Sender address of the emails."
+    )
+    webhook_secrets: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="PROVISIONING_WEBHOOK_SECRETS: JSON object, recipient name -> the secret its "
+        "webhook bodies are signed with (HMAC-SHA256). Never stored in a definition.",
+    )
+    notify_attempts: int = Field(
+        default=5, ge=1, le=20, description="Tries of one webhook or email before giving up."
+    )
+    notify_first_delay_seconds: float = Field(
+        default=1.0, gt=0, description="Pause after the first failed try; doubles each time."
+    )
+    notify_max_age_hours: float = Field(
+        default=24.0,
+        gt=0,
+        description="Stops older than this are not told (a notifier catching up on history).",
+    )
+    schedule_tick_seconds: float = Field(
+        default=15.0, gt=0, description="How often the scheduler looks for due firings."
+    )
+    retention_archive_after_days: int = Field(
+        default=30,
+        ge=1,
+        description="Finished jobs are archived this many days after they ended, unless their "
+        "definition's retention says otherwise.",
+    )
+    retention_delete_after_days: int = Field(
+        default=90,
+        ge=1,
+        description="Archived jobs and their plans are deleted this many days after archiving, "
+        "unless their definition's retention says otherwise.",
+    )
+    retention_every_minutes: float = Field(
+        default=60.0, gt=0, description="How often the scheduler applies the retention."
+    )

@@ -11,10 +11,12 @@ from job_api.adapters.definitions import (
     DefinitionVersionConflictError,
     DuplicateDefinitionError,
 )
+from job_api.adapters.schedule_store import ScheduleStore
 from job_api.api import API_PREFIX
 from job_api.api.bodies import JsonTextRoute
 from job_api.api.deps import (
     CanView,
+    DatabaseDep,
     DefinitionCreateAudit,
     DefinitionDeleteAudit,
     DefinitionReplaceAudit,
@@ -22,6 +24,7 @@ from job_api.api.deps import (
     PageParams,
     ServicesDep,
 )
+from job_api.api.notifications_public import ScheduleFiringPublic, ScheduleFiringsPublic
 from job_api.api.queries import DefinitionReplaceQuery
 from job_api.api.schemas import (
     BODY_TOO_LARGE,
@@ -167,3 +170,18 @@ async def delete_job_definition(
         raise _not_found(definition_id)
     audit.status_code = 204
     return Response(status_code=204)
+
+
+@router.get("/{definition_id}/firings", response_model=ScheduleFiringsPublic, responses=_NOT_FOUND)
+async def list_schedule_firings(
+    principal: CanView,
+    services: ServicesDep,
+    db: DatabaseDep,
+    definition_id: DefinitionId,
+    params: NoQueryParams,
+) -> ScheduleFiringsPublic:
+    """The schedule's last 50 firings, newest first: the job each requested, or why skipped."""
+    if await services.definitions.get(definition_id) is None:
+        raise _not_found(definition_id)
+    firings = await ScheduleStore(db).firings(definition_id)
+    return ScheduleFiringsPublic(items=[ScheduleFiringPublic.of(doc) for doc in firings])

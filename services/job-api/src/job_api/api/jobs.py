@@ -13,6 +13,7 @@ from provisioning_common.statuses import (
 )
 
 from job_api import views
+from job_api.adapters.notification_store import NotificationStore
 from job_api.api import API_PREFIX
 from job_api.api.bodies import JsonTextRoute
 from job_api.api.deps import (
@@ -30,6 +31,7 @@ from job_api.api.deps import (
     UnarchiveAudit,
     ValidateAudit,
 )
+from job_api.api.notifications_public import NotificationPublic, NotificationsPublic
 from job_api.api.queries import JobInstancesQuery, PlannedChangesQuery
 from job_api.api.schemas import (
     BODY_TOO_LARGE,
@@ -329,3 +331,13 @@ async def delete_job(
     services.metrics.commands.labels("JobDeleted").inc()
     audit.status_code = 204
     return Response(status_code=204)
+
+
+@router.get("/{job_id}/notifications", response_model=NotificationsPublic, responses=_NOT_FOUND)
+async def list_notifications(
+    principal: CanView, db: DatabaseDep, job_id: JobId, params: NoQueryParams
+) -> NotificationsPublic:
+    """Who was told about this job, by which channel, and every attempt (webhooks retried)."""
+    await _job_instance(db, str(job_id))
+    deliveries = await NotificationStore(db).of_job(str(job_id))
+    return NotificationsPublic(items=[NotificationPublic.of(doc) for doc in deliveries])

@@ -77,6 +77,7 @@ def accept_job_request(
             inputs=request.inputs,
             origin=origin,
             requested_by=request.requested_by,
+            dry_run=request.dry_run,
         ),
     )
 

@@ -137,6 +137,9 @@ class JobInstanceSummary(_Shape):
     input_records: dict[str, int] | None = Field(
         default=None, description="Records given inline with the request, by sequence name."
     )
+    dry_run: bool = Field(
+        default=False, description="Planned and decided only: nothing was or will be applied."
+    )
 
     def sequence(self, index: int) -> SequenceInstance | None:
         return next((s for s in self.sequences if s.index == index), None)

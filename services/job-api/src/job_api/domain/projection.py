@@ -175,6 +175,7 @@ def _created(
         status=JobStatus.QUEUED,
         origin=data.origin,
         requested_by=data.requested_by,
+        dry_run=data.dry_run,
         created_at=stored_time(event.time),
         updated_at=stored_time(event.time),
         sequences=[SequenceInstance.pending(i, s.name) for i, s in enumerate(definition.sequences)],

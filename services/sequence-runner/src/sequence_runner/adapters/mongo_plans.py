@@ -93,3 +93,9 @@ class MongoPlanRepository:
     async def delete(self, plan_id: str) -> None:
         await self._changes.delete_many({"plan_id": plan_id})
         await self._plans.delete_one({"_id": plan_id})
+
+    async def delete_job_plans(self, job_id: str) -> int:
+        plan_ids = [doc["_id"] async for doc in self._plans.find({"job_id": job_id}, {"_id": 1})]
+        for plan_id in plan_ids:
+            await self.delete(plan_id)
+        return len(plan_ids)

@@ -38,6 +38,7 @@ def _state(run: Run) -> dict[str, Any]:
         "inputs_json": json.dumps(run.inputs, default=str),
         "sequences": [sequence.model_dump(mode="json") for sequence in run.sequences],
         "handled_commands": list(run.handled_commands),
+        "dry_run": run.dry_run,
         "updated_at": utcnow(),
     }
 
@@ -53,6 +54,7 @@ def _run(document: dict[str, Any]) -> Run:
         inputs=json.loads(document["inputs_json"]),
         sequences=tuple(SequenceRun.model_validate(s) for s in document["sequences"]),
         handled_commands=tuple(document.get("handled_commands", ())),
+        dry_run=document.get("dry_run", False),
     )
 
 

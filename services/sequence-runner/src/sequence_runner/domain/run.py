@@ -52,6 +52,8 @@ class Run(_Frozen):
     inputs: dict[str, list[dict[str, Any]]]
     sequences: tuple[SequenceRun, ...]
     handled_commands: tuple[str, ...] = ()
+    # A dry run plans each sequence and has it decided, and never applies a plan.
+    dry_run: bool = False
 
     def sequence(self, index: int) -> SequenceRun:
         return self.sequences[index]

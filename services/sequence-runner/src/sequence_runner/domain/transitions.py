@@ -17,6 +17,7 @@ from provisioning_common.events import (
     JobCanceled,
     JobCanceledData,
     JobCompleted,
+    JobCompletedData,
     JobCreated,
     JobFailed,
     JobFailedData,
@@ -155,6 +156,7 @@ def start(created: JobCreated, now: datetime) -> Moved:
         definition=definition,
         inputs=created.data.inputs,
         sequences=tuple(sequences),
+        dry_run=created.data.dry_run,
     )
     return Moved(
         run,
@@ -235,24 +237,37 @@ def _not_from_guard(source: str) -> Unchanged | None:
 
 
 def on_released(
-    run: Run, index: int, plan_id: str, source: str = THRESHOLD_GUARD_SOURCE
+    run: Run,
+    index: int,
+    plan_id: str,
+    source: str = THRESHOLD_GUARD_SOURCE,
+    now: datetime | None = None,
 ) -> TransitionResult:
     """The guard released the plan: apply it. The guard's event is the record of it."""
     if ignored := _not_from_guard(source):
         return ignored
     if not _deciding_on(run, index, plan_id):
         return Unchanged(f"plan {plan_id} of sequence {index} is not awaiting a decision")
+    if run.dry_run:
+        return _dry_run_decided(run, index, plan_id, None, now)
     return Moved(run.with_sequence(run.sequence(index).model_copy(update={"phase": "applying"})))
 
 
 def on_blocked(
-    run: Run, index: int, plan_id: str, hit: ThresholdHit, source: str = THRESHOLD_GUARD_SOURCE
+    run: Run,
+    index: int,
+    plan_id: str,
+    hit: ThresholdHit,
+    source: str = THRESHOLD_GUARD_SOURCE,
+    now: datetime | None = None,
 ) -> TransitionResult:
     """The guard blocked the plan: nothing is written and the job waits for an operator."""
     if ignored := _not_from_guard(source):
         return ignored
     if not _deciding_on(run, index, plan_id):
         return Unchanged(f"plan {plan_id} of sequence {index} is not awaiting a decision")
+    if run.dry_run:
+        return _dry_run_decided(run, index, plan_id, hit, now)
     sequence = run.sequence(index).model_copy(
         update={"status": SequenceStatus.THRESHOLD, "phase": None, "threshold": hit}
     )
@@ -273,6 +288,28 @@ def on_completed(
     """The plan is written: start the next sequence, or complete the job."""
     if not _in_phase(run, index, "applying") or run.sequence(index).plan_id != plan_id:
         return Unchanged(f"plan {plan_id} of sequence {index} is not being applied")
+    return _sequence_done(run, index, plan_id, applied, now)
+
+
+def _dry_run_decided(
+    run: Run, index: int, plan_id: str, hit: ThresholdHit | None, now: datetime | None
+) -> Moved:
+    """A dry run's plan is decided: kept with its counts (and the threshold it would stop at),
+    never applied; the job goes on to plan its next sequence, or completes."""
+    assert now is not None, "a dry run's decision needs the time of its events"
+    sequence = run.sequence(index).model_copy(update={"threshold": hit})
+    return _sequence_done(
+        run.with_sequence(sequence),
+        index,
+        plan_id,
+        AppliedCounts(create=0, update=0, delete=0),
+        now,
+    )
+
+
+def _sequence_done(
+    run: Run, index: int, plan_id: str, applied: AppliedCounts, now: datetime
+) -> Moved:
     done = run.sequence(index).model_copy(
         update={"status": SequenceStatus.COMPLETED, "phase": None, "applied": applied}
     )
@@ -280,7 +317,9 @@ def on_completed(
     events: list[Envelope] = [
         SequenceCompleted(
             **_about(moved, now),
-            data=SequenceCompletedData(index=index, plan_id=plan_id, applied=applied),
+            data=SequenceCompletedData(
+                index=index, plan_id=plan_id, applied=applied, dry_run=run.dry_run
+            ),
         )
     ]
     following = index + 1
@@ -297,7 +336,9 @@ def on_completed(
         )
     else:
         moved = moved.model_copy(update={"status": JobStatus.COMPLETED})
-        events.append(JobCompleted(**_about(moved, now)))
+        events.append(
+            JobCompleted(**_about(moved, now), data=JobCompletedData(dry_run=run.dry_run))
+        )
     return Moved(moved, tuple(events))
 
 

@@ -64,6 +64,10 @@ class PlanRepository(Protocol):
 
     async def delete(self, plan_id: str) -> None: ...
 
+    async def delete_job_plans(self, job_id: str) -> int:
+        """Every plan of a job, with its changes; how many there were."""
+        ...
+
 
 class UnpublishableEventError(Exception):
     """The broker refuses this very event (too large, malformed): sending it again can never

@@ -163,6 +163,10 @@ class SequenceWork:
             logger.info("sequence %s planned: %s", index, result.counts.model_dump())
 
     async def apply(self, run: Run, index: int) -> None:
+        if run.dry_run:
+            # The transitions never lead a dry run here; this is the write site's own promise.
+            await self.fail(run, index, "a dry run is planned only: its plans are never applied")
+            return
         sequence = run.sequence(index)
         plan_id, planned = sequence.plan_id, sequence.planned
         assert plan_id is not None
