@@ -49,6 +49,19 @@ class KafkaSettings(BaseSettings):
         default=30.0, gt=0, description="Longest pause between two tries of one message."
     )
 
+    consumer_max_poll_interval_ms: int = Field(
+        default=300_000,
+        ge=1000,
+        description="Longest pause between two polls before the broker takes the consumer's "
+        "partitions away (handlers return fast: long work runs in background tasks).",
+    )
+    consumer_session_timeout_ms: int = Field(
+        default=10_000,
+        ge=1000,
+        description="How long a consumer that stopped heartbeating (a killed process) keeps "
+        "its partitions before the group gives them to another replica.",
+    )
+
     def topic(self, name: str) -> str:
         """The real name of one of the topics in provisioning_common.topics."""
         return f"{self.topic_prefix}{name}"
@@ -63,6 +76,15 @@ class KafkaSettings(BaseSettings):
             give_up_after=self.consumer_give_up_after,
             max_delay_seconds=self.consumer_max_backoff_seconds,
         )
+
+    def consumer_params(self) -> dict[str, Any]:
+        """Keyword arguments of a faststream subscriber: how long a member may stay silent."""
+        return {
+            "max_poll_interval_ms": self.consumer_max_poll_interval_ms,
+            "session_timeout_ms": self.consumer_session_timeout_ms,
+            # The broker refuses a heartbeat interval of a third of the session or more.
+            "heartbeat_interval_ms": min(3000, self.consumer_session_timeout_ms // 3),
+        }
 
     def to_faststream_params(self) -> dict[str, Any]:
         """Keyword arguments of faststream's KafkaBroker: idempotent producer, acks from all ISR."""

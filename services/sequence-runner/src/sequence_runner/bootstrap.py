@@ -92,10 +92,6 @@ def app_factory(settings: RunnerSettings) -> FastStream:
         await parts.runs.ensure_indexes()
         await parts.plans.ensure_indexes()
 
-    async def resume() -> None:
-        pending = await parts.engine.resume_pending()
-        logger.info("resuming %s run(s) left with work or unsent events", pending)
-
     async def stop_work() -> None:
         await parts.engine.close()
 
@@ -106,7 +102,6 @@ def app_factory(settings: RunnerSettings) -> FastStream:
         parts.broker,
         logger=logger,
         on_startup=[prepare],
-        after_startup=[resume],
         on_shutdown=[stop_work],
         after_shutdown=[close_mongo],
     )
