@@ -9,7 +9,7 @@ UV := .tools/bin/uv
 VENV_STAMP := .venv/.synced
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: help venv browser run test test-unit lint format infra-up infra-down infra-status infra-logs bench screenshots clean
+.PHONY: help venv browser run test test-unit test-scale lint format infra-up infra-down infra-status infra-logs bench screenshots clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -39,6 +39,10 @@ test-unit: venv ## the unit tests alone: no broker, no database, a few seconds
 	@# Without the schemathesis and hypothesis plugins: seconds of imports no unit test needs.
 	PROVISIONING_TESTS_WITHOUT_INFRA=1 .venv/bin/pytest -p no:cacheprovider -p no:schemathesis \
 	  -p no:hypothesispytest -q tests/unit
+
+test-scale: venv ## the scale test alone (3 runners, 3 guards, 2 projectors, 2 APIs): docs/scale.md
+	@# SCALE_JOBS=200 for the issue's full count; the figures land in test-results/scale/.
+	scripts/test.sh -s tests/scale
 
 lint: venv ## ruff check, ruff format --check, mypy --strict
 	.venv/bin/ruff check .

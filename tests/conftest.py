@@ -30,6 +30,9 @@ TEST_KAFKA_PORT = int(os.environ.get("TEST_KAFKA_PORT", "19092"))
 TEST_KAFKA_CONTROLLER_PORT = int(os.environ.get("TEST_KAFKA_CONTROLLER_PORT", "19093"))
 TEST_MONGO_PORT = int(os.environ.get("TEST_MONGO_PORT", "27018"))
 TEST_INFRA_DIR = REPO / ".infra" / "test"
+# The services' health ports have fixed defaults (8081-8083); the suite runs many processes at
+# once, so they serve none unless a test gives them a free port.
+os.environ.setdefault("HEALTH_PORT", "0")
 
 
 @dataclass(frozen=True)

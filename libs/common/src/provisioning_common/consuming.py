@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from provisioning_common.envelope import Envelope
 from provisioning_common.kafka import send_to_dead_letter
 from provisioning_common.logs import current_job_id
+from provisioning_common.metrics import MESSAGES_DEAD_LETTERED, MESSAGES_HANDLED
 from provisioning_common.retrying import Attempts, RetryPolicy, describe
 
 logger = logging.getLogger(__name__)
@@ -164,6 +165,7 @@ def subscribe_topics(
             offset=at.offset,
             reason=reason,
         )
+        MESSAGES_DEAD_LETTERED.labels(topic).inc()
         tries.forget(at)
 
     # Named by hand: with **options mypy cannot pick the overload faststream's call matches.
@@ -230,6 +232,7 @@ def subscribe_topics(
         if attempts.failures:
             logger.info("%s handled after %d failures", attempts.what, attempts.failures)
         tries.forget(at)
+        MESSAGES_HANDLED.labels(at.topic, "acted" if handled else "ignored").inc()
         if handled:
             logger.info("handled %s (offset %s)", _kind(parsed), at.offset)
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
+from provisioning_common.health import serve_health
 from provisioning_common.kafka import build_broker
 from provisioning_common.redaction import redacted_uri
 from provisioning_common.topics import JOB_COMMANDS, JOB_EVENTS, ensure_topics
@@ -22,6 +23,9 @@ from sequence_runner.handlers.engine import Engine, EngineOptions
 from sequence_runner.settings import RunnerSettings
 
 logger = logging.getLogger("sequence_runner")
+
+# /livez, /readyz and /metrics, unless HEALTH_PORT says otherwise (0: none).
+HEALTH_PORT = 8081
 
 
 @dataclass(frozen=True)
@@ -98,10 +102,12 @@ def app_factory(settings: RunnerSettings) -> FastStream:
     async def close_mongo() -> None:
         await parts.mongo.close()
 
-    return FastStream(
+    app = FastStream(
         parts.broker,
         logger=logger,
         on_startup=[prepare],
         on_shutdown=[stop_work],
         after_shutdown=[close_mongo],
     )
+    serve_health(app, parts.broker, "sequence-runner", HEALTH_PORT)
+    return app

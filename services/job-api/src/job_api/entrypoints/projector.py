@@ -10,6 +10,7 @@ from typing import Any
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from provisioning_common.consuming import Received, subscribe_topic
+from provisioning_common.health import serve_health
 from provisioning_common.kafka import build_broker
 from provisioning_common.logs import configure_logging
 from provisioning_common.redaction import redacted_uri
@@ -22,6 +23,8 @@ from job_api.settings import JobApiSettings
 
 SERVICE = "job-api-projector"
 PROJECTOR_GROUP = "job-api-projector"
+# /livez, /readyz and /metrics, unless HEALTH_PORT says otherwise (0: none).
+HEALTH_PORT = 8083
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +44,7 @@ def app_factory(settings: JobApiSettings) -> FastStream:
     events = KafkaJobEvents(broker, settings.kafka)
     topic = settings.kafka.topic(JOB_EVENTS)
     app = FastStream(broker, logger=logger)
+    serve_health(app, broker, SERVICE, HEALTH_PORT)
 
     async def fold(raw: bytes, at: Received) -> bool:
         source = SourceRecord(topic=at.topic, partition=at.partition, offset=at.offset, key=at.key)

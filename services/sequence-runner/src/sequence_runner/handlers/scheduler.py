@@ -4,11 +4,13 @@ Only the jobs this process owns are worked on (`owns`: the jobs of its Kafka par
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 
 from provisioning_common.logs import current_job_id
+from provisioning_common.metrics import SEQUENCE_WORK, SEQUENCE_WORK_SECONDS
 from provisioning_common.retrying import GaveUpError, RetryPolicy, retrying
 
 from sequence_runner.domain.transitions import on_failed
@@ -182,7 +184,17 @@ class WorkScheduler:
             if work is None:
                 return
             index, phase = work
-            if phase == "planning":
-                await self.work.plan(stored.run, index)
-            else:
-                await self.work.apply(stored.run, index)
+            began = time.monotonic()
+            outcome = "failed"
+            try:
+                if phase == "planning":
+                    await self.work.plan(stored.run, index)
+                else:
+                    await self.work.apply(stored.run, index)
+                outcome = "done"
+            except asyncio.CancelledError:
+                outcome = "stopped"
+                raise
+            finally:
+                SEQUENCE_WORK.labels(phase, outcome).inc()
+                SEQUENCE_WORK_SECONDS.labels(phase).observe(time.monotonic() - began)
