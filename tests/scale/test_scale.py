@@ -306,6 +306,23 @@ def work_outside_ownership(runner: Replica) -> list[str]:
     return wrong
 
 
+def folded_by(projectors: list[Replica]) -> dict[str, dict[str, Any]]:
+    """Events each projector folded ('folded <type> at <partition>:<offset>: …'), and from which
+    partitions: the replicas split them."""
+    found: dict[str, dict[str, Any]] = {}
+    for projector in projectors:
+        folded = [
+            line["message"].split(" at ", 1)[1].split(":", 1)[0]
+            for line in projector.log()
+            if line["message"].startswith("folded ")
+        ]
+        found[projector.name] = {
+            "events": len(folded),
+            "partitions": sorted({int(p) for p in folded}),
+        }
+    return found
+
+
 def handled_counts(replicas: list[Replica]) -> dict[str, int]:
     """Messages each replica handled (its 'handled …' lines)."""
     counts = {}
@@ -436,7 +453,7 @@ async def test_replicas_share_the_work_and_survive_a_killed_runner(
         ),
         "jobs_worked_by_two_runners": len(handed_over),
         "messages_handled_per_guard": handled_counts(stack.of("threshold-guard")),
-        "messages_handled_per_projector": handled_counts(stack.of("job-api-projector")),
+        "events_folded_per_projector": folded_by(stack.of("job-api-projector")),
         "peak_rss_mib": {r.name: round(r.peak_rss_kib / 1024, 1) for r in stack.replicas},
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
