@@ -59,7 +59,7 @@ class Replica:
     service: str
     number: int
     process: ServiceProcess
-    port: int | None = None
+    port: int
     peak_rss_kib: int = 0
 
     @property
@@ -90,12 +90,11 @@ class Stack:
     def start(self, service: str) -> Replica:
         number = 1 + sum(1 for r in self.replicas if r.service == service)
         env = dict(self.env)
-        port = None
-        if service == "job-api":
-            port = free_port()
-            env["JOB_API_PORT"] = str(port)
-        process = spawn(service, service_argv(service), env, self.logs / f"{service}-{number}.log")
-        replica = Replica(service, number, process, port)
+        # The API's HTTP port, or the consumer's /livez, /readyz and /metrics port.
+        port = free_port()
+        env["JOB_API_PORT" if service == "job-api" else "HEALTH_PORT"] = str(port)
+        log = self.logs / f"{service}-{number}.log"
+        replica = Replica(service, number, spawn(service, service_argv(service), env, log), port)
         self.replicas.append(replica)
         return replica
 
@@ -323,6 +322,14 @@ def folded_by(projectors: list[Replica]) -> dict[str, dict[str, Any]]:
     return found
 
 
+def consumer_lag(metrics: str) -> float:
+    """The sum of a process's provisioning_consumer_lag samples."""
+    samples = [
+        line for line in metrics.splitlines() if line.startswith("provisioning_consumer_lag{")
+    ]
+    return sum(float(line.rsplit(" ", 1)[1]) for line in samples)
+
+
 def handled_counts(replicas: list[Replica]) -> dict[str, int]:
     """Messages each replica handled (its 'handled …' lines)."""
     counts = {}
@@ -348,6 +355,12 @@ async def test_replicas_share_the_work_and_survive_a_killed_runner(
     database = mongo_client[stack.env["MONGO_DATABASE"]]
     target = mongo_client[stack.env["PROVISIONING_TARGET_DB"]]
     try:
+        # The replicas share API keys through MongoDB: one made on the first API acts on both.
+        made = await apis[0].post(
+            "/api/v1/api-keys", json={"name": f"ops-{run}", "role": "operator"}
+        )
+        assert made.status_code == 201, made.text
+        operator_key = {"Authorization": f"Bearer {made.json()['key']}"}
         for n in range(JOBS):
             kind = KINDS[n % len(KINDS)]
             write_sources(stack.data_dir, n)
@@ -363,6 +376,8 @@ async def test_replicas_share_the_work_and_survive_a_killed_runner(
             kinds[submitted.json()["id"]] = KINDS[n % len(KINDS)]
         submitted_at = time.monotonic()
 
+        for api in apis:
+            api.headers.update(operator_key)
         operators = Operators(apis, kinds)
         victim, replacement = stack.of("sequence-runner")[0], None
         killed_with: set[str] = set()
@@ -393,6 +408,18 @@ async def test_replicas_share_the_work_and_survive_a_killed_runner(
             await asyncio.sleep(0.5)
         finished_at = time.monotonic()
         stack.alive()
+        # Every replica still running is ready and consumes everything: its lag comes to 0.
+        consumers = [r for r in stack.replicas if r.service != "job-api" and r.process.alive()]
+        lag: dict[str, float] = {}
+        for _ in range(60):
+            for replica in consumers:
+                base = f"http://127.0.0.1:{replica.port}"
+                assert (await apis[0].get(f"{base}/readyz")).status_code == 200, replica.name
+                lag[replica.name] = consumer_lag((await apis[0].get(f"{base}/metrics")).text)
+            if not any(lag.values()):
+                break
+            await asyncio.sleep(0.5)
+        assert not any(lag.values()), lag
     finally:
         for api in apis:
             await api.aclose()
@@ -454,6 +481,7 @@ async def test_replicas_share_the_work_and_survive_a_killed_runner(
         "jobs_worked_by_two_runners": len(handed_over),
         "messages_handled_per_guard": handled_counts(stack.of("threshold-guard")),
         "events_folded_per_projector": folded_by(stack.of("job-api-projector")),
+        "consumer_lag_at_the_end": lag,
         "peak_rss_mib": {r.name: round(r.peak_rss_kib / 1024, 1) for r in stack.replicas},
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
