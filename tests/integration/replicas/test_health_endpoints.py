@@ -120,14 +120,13 @@ async def test_probes_and_metrics_of_every_consumer_process(
 
     async def counted() -> dict[str, str] | None:
         texts = {name: answer(port, "/metrics").text for name, (_, port) in started.items()}
-        # The projector dead-letters in its own fold (the intake's way), not in the subscriber.
         done = all(
-            metric(texts[name], "provisioning_messages_dead_lettered_total", topic=topic) == 1
-            for name in ("sequence-runner", "threshold-guard")
+            metric(text, "provisioning_messages_dead_lettered_total", topic=topic) == 1
+            for text in texts.values()
         )
         return texts if done else None
 
-    texts = await eventually(counted, timeout=30, what="runner and guard counting a dead letter")
+    texts = await eventually(counted, timeout=30, what="each process counting its dead letter")
     runner, guard, projector = (texts[name] for name in SERVICES)
     for phase in ("planning", "applying"):
         labels = {"phase": phase, "outcome": "done"}

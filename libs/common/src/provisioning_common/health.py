@@ -7,7 +7,8 @@ projector), served on one small HTTP port next to the FastStream app.
   ping; 503 otherwise, with the reason.
 - `GET /metrics`: Prometheus text: FastStream's middleware metrics (messages received, handled,
   their durations and errors, per topic), the consumer's lag per partition, and the counters of
-  `provisioning_common.metrics` (dead letters, plans, applies, sequence durations).
+  `provisioning_common.metrics` (dead letters, plans, applies, sequence durations; the projector
+counts the dead letters its fold sends).
 """
 
 import asyncio

@@ -13,6 +13,7 @@ from provisioning_common.consuming import Received, subscribe_topic
 from provisioning_common.health import serve_health
 from provisioning_common.kafka import build_broker
 from provisioning_common.logs import configure_logging
+from provisioning_common.metrics import MESSAGES_DEAD_LETTERED
 from provisioning_common.redaction import redacted_uri
 from provisioning_common.topics import JOB_EVENTS, ensure_topics
 
@@ -29,6 +30,17 @@ HEALTH_PORT = 8083
 logger = logging.getLogger(__name__)
 
 
+class CountedDeadLetters:
+    """The projector's dead letters (sent by its fold, not the subscriber), counted in /metrics."""
+
+    def __init__(self, sender: KafkaJobEvents) -> None:
+        self._sender = sender
+
+    async def dead_letter(self, raw: bytes, *, source: SourceRecord, reason: str) -> None:
+        await self._sender.dead_letter(raw, source=source, reason=reason)
+        MESSAGES_DEAD_LETTERED.labels(source.topic).inc()
+
+
 def broker_factory(settings: JobApiSettings) -> KafkaBroker:
     # Through our JSON logs; per-message lines at DEBUG, since the fold logs what matters.
     return build_broker(
@@ -41,7 +53,7 @@ def app_factory(settings: JobApiSettings) -> FastStream:
     broker = broker_factory(settings)
     mongo = settings.mongo.client()
     store = JobInstanceStore(mongo[settings.mongo.database])
-    events = KafkaJobEvents(broker, settings.kafka)
+    events = CountedDeadLetters(KafkaJobEvents(broker, settings.kafka))
     topic = settings.kafka.topic(JOB_EVENTS)
     app = FastStream(broker, logger=logger)
     serve_health(app, broker, SERVICE, HEALTH_PORT)
