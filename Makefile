@@ -10,7 +10,7 @@ VENV_STAMP := .venv/.synced
 CHROMIUM ?= /usr/bin/chromium
 SLAPD ?= /usr/sbin/slapd
 
-.PHONY: help venv browser ldap-server run test test-unit test-faults lint format infra-up infra-down infra-status infra-logs bench screenshots clean
+.PHONY: help venv browser ldap-server run test test-unit test-faults test-scale lint format infra-up infra-down infra-status infra-logs bench screenshots clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -49,6 +49,10 @@ test-faults: venv ## the fault suite alone, then docs/reliability.md from its fi
 	@[[ -n "$(ARGS)" ]] || rm -f test-results/reliability.json
 	scripts/test.sh $(or $(ARGS),tests/faults); status=$$?; \
 	  .venv/bin/python scripts/reliability_report.py; exit $$status
+
+test-scale: venv ## the scale test alone (3 runners, 3 guards, 2 projectors, 2 APIs): docs/scale.md
+	@# SCALE_JOBS=200 for the issue's full count; the figures land in test-results/scale/.
+	scripts/test.sh -s tests/scale
 
 lint: venv ## ruff check, ruff format --check, mypy --strict
 	.venv/bin/ruff check .

@@ -32,6 +32,9 @@ TEST_MONGO_PORT = int(os.environ.get("TEST_MONGO_PORT", "27018"))
 # infra.sh's `up` starts the directory too: on the port the connector tests look for it.
 TEST_LDAP_PORT = int(os.environ.get("TEST_LDAP_PORT", "13389"))
 TEST_INFRA_DIR = REPO / ".infra" / "test"
+# The services' health ports have fixed defaults (8081-8083); the suite runs many processes at
+# once, so they serve none unless a test gives them a free port.
+os.environ.setdefault("HEALTH_PORT", "0")
 
 
 @dataclass(frozen=True)

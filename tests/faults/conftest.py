@@ -19,7 +19,7 @@ from tests.support.stack import Stack
 LOGS = REPO / "test-results" / "faults-logs"
 RESULTS = REPO / "test-results" / "reliability.json"
 # Short enough that a sequence outlasts it (tests/faults/test_long_sequences.py); the services
-# read it as KAFKA_MAX_POLL_INTERVAL_MS.
+# read it as KAFKA_CONSUMER_MAX_POLL_INTERVAL_MS.
 MAX_POLL_INTERVAL_MS = 6000
 
 
@@ -34,7 +34,7 @@ def stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
         tmp_path_factory.mktemp("faults-data"),
         LOGS,
         extra_env={
-            "KAFKA_MAX_POLL_INTERVAL_MS": str(MAX_POLL_INTERVAL_MS),
+            "KAFKA_CONSUMER_MAX_POLL_INTERVAL_MS": str(MAX_POLL_INTERVAL_MS),
             "PROVISIONING_APPLY_BATCH_SIZE": "500",
         },
     )
@@ -55,7 +55,7 @@ def own_stack(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         infra.mongo_uri,
         tmp_path_factory.mktemp("faults-own-data"),
         LOGS,
-        extra_env={"KAFKA_MAX_POLL_INTERVAL_MS": str(MAX_POLL_INTERVAL_MS)},
+        extra_env={"KAFKA_CONSUMER_MAX_POLL_INTERVAL_MS": str(MAX_POLL_INTERVAL_MS)},
     )
     system.start()
     try:

@@ -1,5 +1,6 @@
 """docker-compose.yml cannot run here (no Docker engine), so it is checked against the code:
-images, ports, dependencies, healthchecks and every variable a service is given."""
+images, ports, dependencies, healthchecks and every variable a service is given. The same file
+loaded by compose-go, the parser Docker Compose uses, is tests/integration/deployment."""
 
 import re
 from pathlib import Path

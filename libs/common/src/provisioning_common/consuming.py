@@ -7,9 +7,9 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 from faststream import AckPolicy
 from faststream.exceptions import NackMessage
@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from provisioning_common.envelope import Envelope
 from provisioning_common.kafka import send_to_dead_letter
 from provisioning_common.logs import current_job_id
+from provisioning_common.metrics import MESSAGES_DEAD_LETTERED, MESSAGES_HANDLED
 from provisioning_common.retrying import Attempts, RetryPolicy, describe
 
 logger = logging.getLogger(__name__)
@@ -86,6 +87,17 @@ class _Tries:
         self._waits.pop(key, None)
 
 
+@dataclass(frozen=True)
+class TopicRoute(Generic[M]):
+    """How one topic of a consumer is read: its parser, its handler, its expected waits."""
+
+    parse: Callable[[bytes], M]
+    handle: Callable[[M, Received], Awaitable[bool]]
+    subject: Callable[[M], str | None] = lambda _: None
+    expected_waits: tuple[type[Exception], ...] = ()
+    max_wait_seconds: float = MAX_WAIT_SECONDS
+
+
 def subscribe_topic(
     broker: KafkaBroker,
     *,
@@ -112,9 +124,38 @@ def subscribe_topic(
       a traceback, for at most `max_wait_seconds`, then dead-lettered.
     `options` go to faststream's subscriber (e.g. max_partition_fetch_bytes).
     """
+    route = TopicRoute(parse, handle, subject, expected_waits, max_wait_seconds)
+    return subscribe_topics(
+        broker,
+        routes={topic: route},
+        group_id=group_id,
+        title=title,
+        description=description,
+        policy=policy,
+        **options,
+    )
+
+
+def subscribe_topics(
+    broker: KafkaBroker,
+    *,
+    routes: Mapping[str, TopicRoute[Any]],
+    group_id: str,
+    title: str,
+    description: str,
+    policy: RetryPolicy | None = None,
+    **options: Any,
+) -> DefaultSubscriber:
+    """One consumer for several topics, each read by its own route, with `subscribe_topic`'s rules.
+
+    One consumer, not one per topic, so that a group's members get the same partition numbers
+    of every topic (with `RangePartitionAssignor` and equal partition counts): the messages of one
+    key, on whichever topic, reach one member. `options` go to faststream's subscriber
+    (`listener=` for a rebalance listener, `partition_assignment_strategy=`, …).
+    """
     tries = _Tries(policy or RetryPolicy())
 
-    async def dead_letter(body: bytes, at: Received, reason: str) -> None:
+    async def dead_letter(topic: str, body: bytes, at: Received, reason: str) -> None:
         await send_to_dead_letter(
             broker,
             topic=topic,
@@ -124,13 +165,14 @@ def subscribe_topic(
             offset=at.offset,
             reason=reason,
         )
+        MESSAGES_DEAD_LETTERED.labels(topic).inc()
         tries.forget(at)
 
     # Named by hand: with **options mypy cannot pick the overload faststream's call matches.
     subscriber = cast(
         "DefaultSubscriber",
         broker.subscriber(
-            topic,
+            *routes,
             group_id=group_id,
             auto_offset_reset="earliest",
             # NACK_ON_ERROR, not ACK: ACK commits even when the handler raised, losing the message.
@@ -148,28 +190,30 @@ def subscribe_topic(
         if isinstance(record, tuple):  # pragma: no cover - the subscriber is not a batch one
             raise TypeError("batch messages are not expected")
         at = Received(record.topic, record.partition, record.offset, record.key)
+        route = routes[record.topic]
         try:
-            parsed = parse(body)
+            parsed = route.parse(body)
         except ValidationError as error:
-            await dead_letter(body, at, str(error))
+            await dead_letter(at.topic, body, at, str(error))
             return
         except Exception as error:
             # Not a transient failure: parsing the same bytes again fails the same way.
-            await dead_letter(body, at, f"could not be parsed: {describe(error)}")
+            await dead_letter(at.topic, body, at, f"could not be parsed: {describe(error)}")
             return
-        token = current_job_id.set(subject(parsed))
+        token = current_job_id.set(route.subject(parsed))
         try:
-            await _handle_once(parsed, body, at)
+            await _handle_once(route, parsed, body, at)
         finally:
             current_job_id.reset(token)
 
-    async def _handle_once(parsed: M, body: bytes, at: Received) -> None:
+    async def _handle_once(route: TopicRoute[Any], parsed: Any, body: bytes, at: Received) -> None:
         try:
-            handled = await handle(parsed, at)
-        except expected_waits as waiting:
+            handled = await route.handle(parsed, at)
+        except route.expected_waits as waiting:
             waited, first = tries.waited(at)
-            if waited >= max_wait_seconds:
-                await dead_letter(body, at, f"still waiting after {waited:.1f}s: {waiting}")
+            if waited >= route.max_wait_seconds:
+                reason = f"still waiting after {waited:.1f}s: {waiting}"
+                await dead_letter(at.topic, body, at, reason)
                 return
             if first:
                 logger.info("%s; redelivered every %ss", waiting, WAIT_PAUSE_SECONDS)
@@ -179,7 +223,8 @@ def subscribe_topic(
         except Exception as error:
             delay = tries.attempts(at).failed(error)
             if delay is None:
-                await dead_letter(body, at, f"could not be handled: {tries.attempts(at).reason}")
+                reason = f"could not be handled: {tries.attempts(at).reason}"
+                await dead_letter(at.topic, body, at, reason)
                 return
             await asyncio.sleep(delay)
             raise NackMessage() from error
@@ -187,10 +232,29 @@ def subscribe_topic(
         if attempts.failures:
             logger.info("%s handled after %d failures", attempts.what, attempts.failures)
         tries.forget(at)
+        MESSAGES_HANDLED.labels(at.topic, "acted" if handled else "ignored").inc()
         if handled:
             logger.info("handled %s (offset %s)", _kind(parsed), at.offset)
 
     return subscriber
+
+
+def envelope_route(
+    parse: Callable[[bytes], E],
+    handle: Callable[[E], Awaitable[bool]],
+    expected_waits: tuple[type[Exception], ...] = (),
+) -> TopicRoute[E]:
+    """The route of a topic of CloudEvents envelopes (job events, commands): subject = job id."""
+
+    async def on_envelope(envelope: E, _: Received) -> bool:
+        return await handle(envelope)
+
+    return TopicRoute(
+        parse=parse,
+        handle=on_envelope,
+        subject=lambda envelope: envelope.subject,
+        expected_waits=expected_waits,
+    )
 
 
 def subscribe_envelopes(
@@ -204,23 +268,19 @@ def subscribe_envelopes(
     description: str,
     policy: RetryPolicy | None = None,
     expected_waits: tuple[type[Exception], ...] = (),
+    **options: Any,
 ) -> DefaultSubscriber:
-    """`subscribe_topic` for a topic of CloudEvents envelopes (job events, commands)."""
+    """`subscribe_topic` for a topic of CloudEvents envelopes (job events, commands).
 
-    async def on_envelope(envelope: E, _: Received) -> bool:
-        return await handle(envelope)
-
-    return subscribe_topic(
+    `options` go to faststream's subscriber (e.g. KafkaSettings.consumer_params())."""
+    return subscribe_topics(
         broker,
-        topic=topic,
+        routes={topic: envelope_route(parse, handle, expected_waits)},
         group_id=group_id,
-        parse=parse,
-        handle=on_envelope,
-        subject=lambda envelope: envelope.subject,
         title=title,
         description=description,
         policy=policy,
-        expected_waits=expected_waits,
+        **options,
     )
 
 
@@ -228,4 +288,13 @@ def _kind(parsed: object) -> str:
     return parsed.type if isinstance(parsed, Envelope) else type(parsed).__name__
 
 
-__all__ = ["Received", "RetryPolicy", "describe", "subscribe_envelopes", "subscribe_topic"]
+__all__ = [
+    "Received",
+    "RetryPolicy",
+    "TopicRoute",
+    "describe",
+    "envelope_route",
+    "subscribe_envelopes",
+    "subscribe_topic",
+    "subscribe_topics",
+]

@@ -48,12 +48,18 @@ class KafkaSettings(BaseSettings):
     consumer_max_backoff_seconds: float = Field(
         default=30.0, gt=0, description="Longest pause between two tries of one message."
     )
-    max_poll_interval_ms: int = Field(
+
+    consumer_max_poll_interval_ms: int = Field(
         default=300_000,
         ge=1000,
-        description="Longest time a consumer may go between two polls before the group takes "
-        "its partitions away. Plans and applies run beside the consumer, so a long sequence "
-        "does not count against it.",
+        description="Longest pause between two polls before the broker takes the consumer's "
+        "partitions away (handlers return fast: long work runs in background tasks).",
+    )
+    consumer_session_timeout_ms: int = Field(
+        default=10_000,
+        ge=1000,
+        description="How long a consumer that stopped heartbeating (a killed process) keeps "
+        "its partitions before the group gives them to another replica.",
     )
 
     def topic(self, name: str) -> str:
@@ -71,9 +77,14 @@ class KafkaSettings(BaseSettings):
             max_delay_seconds=self.consumer_max_backoff_seconds,
         )
 
-    def consumer_options(self) -> dict[str, Any]:
-        """Keyword arguments every subscriber of the system takes (faststream's subscriber)."""
-        return {"max_poll_interval_ms": self.max_poll_interval_ms}
+    def consumer_params(self) -> dict[str, Any]:
+        """Keyword arguments of a faststream subscriber: how long a member may stay silent."""
+        return {
+            "max_poll_interval_ms": self.consumer_max_poll_interval_ms,
+            "session_timeout_ms": self.consumer_session_timeout_ms,
+            # The broker refuses a heartbeat interval of a third of the session or more.
+            "heartbeat_interval_ms": min(3000, self.consumer_session_timeout_ms // 3),
+        }
 
     def to_faststream_params(self) -> dict[str, Any]:
         """Keyword arguments of faststream's KafkaBroker: idempotent producer, acks from all ISR."""

@@ -6,6 +6,7 @@ from typing import Any
 
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
+from provisioning_common.health import serve_health
 from provisioning_common.kafka import build_broker
 from provisioning_common.redaction import redacted_uri
 from provisioning_common.topics import JOB_COMMANDS, JOB_EVENTS, ensure_topics
@@ -23,6 +24,9 @@ from sequence_runner.handlers.engine import Engine, EngineOptions
 from sequence_runner.settings import RunnerSettings
 
 logger = logging.getLogger("sequence_runner")
+
+# /livez, /readyz and /metrics, unless HEALTH_PORT says otherwise (0: none).
+HEALTH_PORT = 8081
 
 
 @dataclass(frozen=True)
@@ -94,21 +98,18 @@ def app_factory(settings: RunnerSettings) -> FastStream:
         await parts.runs.ensure_indexes()
         await parts.plans.ensure_indexes()
 
-    async def resume() -> None:
-        pending = await parts.engine.resume_pending()
-        logger.info("resuming %s run(s) left with work or unsent events", pending)
-
     async def stop_work() -> None:
         await parts.engine.close()
 
     async def close_mongo() -> None:
         await parts.mongo.close()
 
-    return FastStream(
+    app = FastStream(
         parts.broker,
         logger=logger,
         on_startup=[prepare],
-        after_startup=[resume],
         on_shutdown=[stop_work],
         after_shutdown=[close_mongo],
     )
+    serve_health(app, parts.broker, "sequence-runner", HEALTH_PORT)
+    return app

@@ -63,7 +63,7 @@ def build_intake_subscriber(
         title=f"job-api-intake:{topic}",
         description="Job requests (plain JSON JobRequest) become JobCreated or JobRejected.",
         policy=policy or settings.kafka.consumer_retry_policy(),
-        **settings.kafka.consumer_options(),
+        **settings.kafka.consumer_params(),
         # A request just over the limit must still reach us, to be rejected with its reason.
         max_partition_fetch_bytes=max(settings.max_request_bytes * 2, 1024 * 1024),
     )

@@ -89,6 +89,7 @@ def app_factory(settings: JobApiSettings) -> FastStream:
             title=f"{SERVICE}:{topic}",
             description="Tells a definition's recipients when one of its jobs stops.",
             policy=settings.kafka.consumer_retry_policy(),
+            **settings.kafka.consumer_params(),
         )
         logger.info(
             "%s started: kafka %s, topic %s, group %s; mongo %s, database %s; smtp %s",

@@ -10,8 +10,10 @@ from typing import Any
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from provisioning_common.consuming import Received, subscribe_topic
+from provisioning_common.health import serve_health
 from provisioning_common.kafka import build_broker
 from provisioning_common.logs import configure_logging
+from provisioning_common.metrics import MESSAGES_DEAD_LETTERED
 from provisioning_common.redaction import redacted_uri
 from provisioning_common.topics import JOB_EVENTS, ensure_topics
 
@@ -22,8 +24,21 @@ from job_api.settings import JobApiSettings
 
 SERVICE = "job-api-projector"
 PROJECTOR_GROUP = "job-api-projector"
+# /livez, /readyz and /metrics, unless HEALTH_PORT says otherwise (0: none).
+HEALTH_PORT = 8083
 
 logger = logging.getLogger(__name__)
+
+
+class CountedDeadLetters:
+    """The projector's dead letters (sent by its fold, not the subscriber), counted in /metrics."""
+
+    def __init__(self, sender: KafkaJobEvents) -> None:
+        self._sender = sender
+
+    async def dead_letter(self, raw: bytes, *, source: KafkaPosition, reason: str) -> None:
+        await self._sender.dead_letter(raw, source=source, reason=reason)
+        MESSAGES_DEAD_LETTERED.labels(source.topic).inc()
 
 
 def broker_factory(settings: JobApiSettings) -> KafkaBroker:
@@ -38,9 +53,10 @@ def app_factory(settings: JobApiSettings) -> FastStream:
     broker = broker_factory(settings)
     mongo = settings.mongo.client()
     store = JobInstanceStore(mongo[settings.mongo.database])
-    events = KafkaJobEvents(broker, settings.kafka)
+    events = CountedDeadLetters(KafkaJobEvents(broker, settings.kafka))
     topic = settings.kafka.topic(JOB_EVENTS)
     app = FastStream(broker, logger=logger)
+    serve_health(app, broker, SERVICE, HEALTH_PORT)
 
     async def fold(raw: bytes, at: Received) -> bool:
         source = KafkaPosition(topic=at.topic, partition=at.partition, offset=at.offset, key=at.key)
@@ -76,7 +92,7 @@ def app_factory(settings: JobApiSettings) -> FastStream:
             title=f"{SERVICE}:{topic}",
             description="Folds every job event into its job instance document.",
             policy=settings.kafka.consumer_retry_policy(),
-            **settings.kafka.consumer_options(),
+            **settings.kafka.consumer_params(),
         )
         logger.info(
             "%s started: kafka %s, topic %s, group %s; mongo %s, database %s",

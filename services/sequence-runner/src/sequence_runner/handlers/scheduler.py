@@ -1,13 +1,16 @@
 """The runner's background work: each run's pending outbox, planning and applying, one task per
-job, a bounded number at once, retried, and taken up again later when it cannot finish now."""
+job, a bounded number at once, retried, and taken up again later when it cannot finish now.
+Only the jobs this process owns are worked on (`owns`: the jobs of its Kafka partitions)."""
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 
 from provisioning_common.logs import current_job_id
+from provisioning_common.metrics import SEQUENCE_WORK, SEQUENCE_WORK_SECONDS
 from provisioning_common.retrying import GaveUpError, RetryPolicy, retrying
 
 from sequence_runner.domain.transitions import on_failed
@@ -37,10 +40,17 @@ class WorkScheduler:
         self._resumes: set[asyncio.TimerHandle] = set()
         # Jobs waiting for a target another job plans or writes.
         self._waiting: set[str] = set()
+        # Which jobs this process works on: all of them until told otherwise (a single runner,
+        # the unit tests); with replicas, those of the partitions its consumer is assigned.
+        self.owns: Callable[[str], bool] = lambda _: True
 
     def kick(self, job_id: str) -> None:
         """Make sure the run's pending work (outbox, planning, applying) gets done."""
         if self._closing:
+            return
+        if not self.owns(job_id):
+            # Another replica owns it now (a rebalance): a late resume timer must not take it up.
+            logger.debug("job %s belongs to another runner; not worked on here", job_id)
             return
         if job_id in self._tasks:
             # Looked at again once the current pass ends: the state may have moved meanwhile.
@@ -51,11 +61,29 @@ class WorkScheduler:
         task.add_done_callback(partial(self._done, job_id))
 
     async def resume_pending(self) -> int:
-        """At start: take up every run a previous process left with work or unsent events."""
-        job_ids = await self.store.runs.with_pending_work()
+        """Take up every run this process owns that was left with work or unsent events (by a
+        previous process, or by the replica that owned its partition before a rebalance)."""
+        job_ids = [job for job in await self.store.runs.with_pending_work() if self.owns(job)]
         for job_id in job_ids:
             self.kick(job_id)
         return len(job_ids)
+
+    async def stop_unowned(self, timeout_seconds: float = 30.0) -> list[str]:
+        """Stop the work of the jobs this process no longer owns, and wait until it stopped.
+
+        Called when partitions are revoked, before the group hands them over: the new owner
+        resumes the run from its stored phase (a plan is made again, an apply goes on from the
+        last batch recorded), as after a crash, but without two processes working at once.
+        """
+        lost = {job: task for job, task in self._tasks.items() if not self.owns(job)}
+        for job_id, task in lost.items():
+            self._again.discard(job_id)
+            task.cancel()
+        if lost:
+            _, still = await asyncio.wait(lost.values(), timeout=timeout_seconds)
+            if still:
+                logger.error("work on %d job(s) did not stop in %ss", len(still), timeout_seconds)
+        return sorted(lost)
 
     async def idle(self) -> None:
         """Wait until no run has work in progress (for tests and orderly shutdown)."""
@@ -156,7 +184,17 @@ class WorkScheduler:
             if work is None:
                 return
             index, phase = work
-            if phase == "planning":
-                await self.work.plan(stored.run, index)
-            else:
-                await self.work.apply(stored.run, index)
+            began = time.monotonic()
+            outcome = "failed"
+            try:
+                if phase == "planning":
+                    await self.work.plan(stored.run, index)
+                else:
+                    await self.work.apply(stored.run, index)
+                outcome = "done"
+            except asyncio.CancelledError:
+                outcome = "stopped"
+                raise
+            finally:
+                SEQUENCE_WORK.labels(phase, outcome).inc()
+                SEQUENCE_WORK_SECONDS.labels(phase).observe(time.monotonic() - began)

@@ -27,5 +27,5 @@ def subscribe_to_job_events(
         title="threshold-guard:job-events",
         description="Releases or blocks every planned sequence.",
         policy=kafka.consumer_retry_policy(),
-        **kafka.consumer_options(),
+        **kafka.consumer_params(),
     )

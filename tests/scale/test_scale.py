@@ -1,0 +1,489 @@
+"""Every service as several replicas on one machine: 3 runners, 3 guards, 2 projectors and
+2 job-apis as real processes on one broker with 6-partition topics. Jobs of several kinds are
+submitted through both APIs, some stop at thresholds and are released or canceled by operators,
+one runner is killed with kill -9 while it works and another is started. Then: every job in its
+right terminal state, the target holding exactly what was planned, nothing written for a blocked
+sequence, the read model at each job's last event, and which replica did what (from their logs).
+
+The figures (times, work per replica, memory of each process) go to test-results/scale/.
+`make test-scale` runs this alone; SCALE_JOBS (default 50) sets the number of jobs.
+"""
+
+import asyncio
+import json
+import os
+import secrets
+import signal
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from provisioning_common.partitions import partition_of
+from provisioning_common.settings import KafkaSettings
+from provisioning_common.topics import JOB_EVENTS, ensure_topics
+from pymongo import AsyncMongoClient
+
+from tests.conftest import Infra
+from tests.support.processes import REPO, ServiceProcess, free_port, service_argv, spawn
+from tests.support.waiting import wait_until
+
+pytestmark = [pytest.mark.kafka, pytest.mark.mongo, pytest.mark.scale]
+
+JOBS = int(os.environ.get("SCALE_JOBS", "50"))
+RECORDS = int(os.environ.get("SCALE_RECORDS", "100"))
+GROUPS = 10
+PARTITIONS = 6
+REPLICAS = {"sequence-runner": 3, "threshold-guard": 3, "job-api-projector": 2, "job-api": 2}
+RESULTS = REPO / "test-results" / "scale"
+# What each kind of job is, by its number modulo 10, and the state it must end in.
+KINDS = ["plain"] * 5 + ["released"] * 2 + ["canceled"] * 2 + ["failing"]
+EXPECTED = {
+    "plain": "COMPLETED",
+    "released": "COMPLETED",
+    "canceled": "CANCELED",
+    "failing": "FAILED",
+}
+TERMINAL = {"COMPLETED", "CANCELED", "FAILED"}
+
+
+@dataclass
+class Replica:
+    service: str
+    number: int
+    process: ServiceProcess
+    port: int
+    peak_rss_kib: int = 0
+
+    @property
+    def name(self) -> str:
+        return f"{self.service}-{self.number}"
+
+    def sample_memory(self) -> None:
+        """Peak resident memory so far (VmHWM), read while the process lives."""
+        status = Path(f"/proc/{self.process.process.pid}/status")
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                self.peak_rss_kib = max(self.peak_rss_kib, int(line.split()[1]))
+
+    def log(self) -> list[dict[str, Any]]:
+        lines = self.process.log_path.read_text(errors="replace").splitlines()
+        return [json.loads(text) for text in lines if text.startswith("{")]
+
+
+@dataclass
+class Stack:
+    kafka: KafkaSettings
+    env: dict[str, str]
+    data_dir: Path
+    logs: Path
+    admin_key: str
+    replicas: list[Replica] = field(default_factory=list)
+
+    def start(self, service: str) -> Replica:
+        number = 1 + sum(1 for r in self.replicas if r.service == service)
+        env = dict(self.env)
+        # The API's HTTP port, or the consumer's /livez, /readyz and /metrics port.
+        port = free_port()
+        env["JOB_API_PORT" if service == "job-api" else "HEALTH_PORT"] = str(port)
+        log = self.logs / f"{service}-{number}.log"
+        replica = Replica(service, number, spawn(service, service_argv(service), env, log), port)
+        self.replicas.append(replica)
+        return replica
+
+    def of(self, service: str) -> list[Replica]:
+        return [r for r in self.replicas if r.service == service]
+
+    def alive(self) -> None:
+        for replica in self.replicas:
+            if replica.process.alive():
+                replica.sample_memory()
+            elif replica.process.process.returncode != -9:
+                raise AssertionError(f"{replica.name} exited:\n{replica.process.log_tail()}")
+
+
+async def stable_members(kafka: KafkaSettings, service: str) -> int:
+    admin = AIOKafkaAdminClient(**kafka.to_aiokafka_params())
+    await admin.start()
+    try:
+        described: list[Any] = await admin.describe_consumer_groups([kafka.group_id(service)])
+    except Exception:  # no coordinator yet on a fresh broker: not ready
+        return 0
+    finally:
+        await admin.close()
+    for group in described:
+        for entry in getattr(group, "groups", []):
+            if entry[2] == "Stable":
+                return len(entry[5])
+    return 0
+
+
+@pytest.fixture
+def stack(infra: Infra) -> Iterator[Stack]:
+    run_id = secrets.token_hex(4)
+    kafka = KafkaSettings(
+        bootstrap_servers=infra.kafka_bootstrap,
+        topic_prefix=f"scale-{run_id}.",
+        consumer_group_suffix=f"-scale-{run_id}",
+        topic_partitions=PARTITIONS,
+    )
+    asyncio.run(ensure_topics(kafka))
+    data_dir = RESULTS / f"data-{run_id}"
+    data_dir.mkdir(parents=True)
+    admin_key = f"scale-admin-{secrets.token_urlsafe(16)}"
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
+        "KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
+        "KAFKA_CONSUMER_GROUP_SUFFIX": kafka.consumer_group_suffix,
+        # A killed runner's partitions move after this long without its heartbeat.
+        "KAFKA_CONSUMER_SESSION_TIMEOUT_MS": "6000",
+        "MONGO_URI": infra.mongo_uri,
+        "MONGO_DATABASE": f"scale_{run_id}",
+        "PROVISIONING_TARGET_DB": f"scale_identity_{run_id}",
+        "PROVISIONING_DATA_DIR": str(data_dir),
+        "PROVISIONING_ADMIN_API_KEY": admin_key,
+        "JOB_API_HOST": "127.0.0.1",
+        "PROVISIONING_APPLY_BATCH_SIZE": "20",
+        "PROVISIONING_PROGRESS_INTERVAL_SECONDS": "1.0",
+    }
+    built = Stack(kafka, env, data_dir, RESULTS / f"logs-{run_id}", admin_key)
+    try:
+        for service, count in REPLICAS.items():
+            for _ in range(count):
+                built.start(service)
+
+        def ready() -> bool:
+            built.alive()
+            for service in ("sequence-runner", "threshold-guard", "job-api-projector"):
+                if asyncio.run(stable_members(kafka, service)) != REPLICAS[service]:
+                    return False
+            return all(_healthy(r) for r in built.of("job-api"))
+
+        wait_until(ready, timeout=120, interval=1.0, what="every replica up, groups stable")
+        yield built
+    finally:
+        for replica in built.replicas:
+            if replica.process.alive():
+                code = replica.process.stop()
+                # uvicorn (job-api) may end by the signal itself, as start_service allows.
+                assert code in (0, -signal.SIGTERM), f"{replica.name} exited with {code}"
+
+
+def _healthy(replica: Replica) -> bool:
+    try:
+        url = f"http://127.0.0.1:{replica.port}/healthz"
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def sequence(name: str, path: str, collection: str, create_limit: int) -> dict[str, Any]:
+    return {
+        "name": name,
+        "source": {"type": "csv", "path": path},
+        "target": {"type": "mongo", "collection": collection},
+        "key": "uid",
+        "thresholds": {"create": {"count": create_limit}},
+    }
+
+
+def definition_of(run: str, n: int, kind: str) -> dict[str, Any]:
+    people = sequence("people", f"people_{n}.csv", f"people_{n}", RECORDS + 1)
+    if kind in ("released", "canceled"):
+        people["thresholds"] = {"create": {"count": RECORDS // 2}}
+    if kind == "failing":
+        people["source"]["path"] = f"missing_{n}.csv"
+    sequences = [people]
+    if kind == "plain":
+        sequences.append(sequence("groups", f"groups_{n}.csv", f"groups_{n}", GROUPS + 1))
+    return {"id": f"scale-{run}-{n}", "name": f"Scale {kind} {n}", "sequences": sequences}
+
+
+def write_sources(data_dir: Path, n: int) -> None:
+    people = [f"p{n}-{i},p{n}-{i}@example.org" for i in range(RECORDS)]
+    (data_dir / f"people_{n}.csv").write_text("\n".join(["uid,mail", *people]) + "\n")
+    groups = [f"g{n}-{i},group {i}" for i in range(GROUPS)]
+    (data_dir / f"groups_{n}.csv").write_text("\n".join(["uid,name", *groups]) + "\n")
+
+
+class Operators:
+    """Operators acting through either API on what the read model shows: a job at THRESHOLD is
+    validated and restarted (released) or canceled, and a refused command is sent again."""
+
+    def __init__(self, clients: list[httpx.AsyncClient], kinds: dict[str, str]) -> None:
+        self._clients = clients
+        self._kinds = kinds
+        self._sent: dict[str, tuple[str, float]] = {}
+        self._turn = 0
+        self.commands = Counter[str]()
+
+    async def act(self, job_id: str, job: dict[str, Any]) -> None:
+        status, kind = job["status"], self._kinds[job_id]
+        if status == "THRESHOLD":
+            command = "threshold/validate" if kind == "released" else "threshold/cancel"
+        elif status == "VALIDATED":
+            command = "restart"
+        else:
+            return
+        last = self._sent.get(job_id)
+        if last is not None and last[0] == command and time.monotonic() - last[1] < 10:
+            return  # on its way: the runner may still be catching up
+        body = {"plan_id": job["sequences"][0]["plan_id"]} if command.endswith("validate") else None
+        client = self._clients[self._turn % len(self._clients)]
+        self._turn += 1
+        answer = await client.post(f"/api/v1/jobs/{job_id}/{command}", json=body)
+        assert answer.status_code in (202, 409), answer.text
+        self._sent[job_id] = (command, time.monotonic())
+        self.commands[command] += 1
+
+
+async def last_events(kafka: KafkaSettings) -> dict[str, tuple[int, int, list[str]]]:
+    """Per job: partition, offset of its last event, and its event types in topic order."""
+    topic = kafka.topic(JOB_EVENTS)
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        found: dict[str, tuple[int, int, list[str]]] = {}
+
+        async def behind() -> bool:
+            return any([await consumer.position(tp) < ends[tp] for tp in partitions])
+
+        while await behind():
+            batches = await consumer.getmany(timeout_ms=1000)
+            for tp, records in batches.items():
+                for record in records:
+                    event = json.loads(record.value)
+                    job = event["subject"]
+                    kinds = found.get(job, (0, 0, []))[2]
+                    kinds.append(event["type"].removeprefix("provisioning."))
+                    found[job] = (tp.partition, record.offset, kinds)
+        return found
+    finally:
+        await consumer.stop()
+
+
+def worked_by(runners: list[Replica]) -> dict[str, set[str]]:
+    """Which runners planned or applied a sequence of each job (their 'sequence N …' lines)."""
+    found: dict[str, set[str]] = defaultdict(set)
+    for runner in runners:
+        for line in runner.log():
+            if "job_id" in line and line["message"].startswith("sequence "):
+                found[line["job_id"]].add(runner.name)
+    return found
+
+
+def work_outside_ownership(runner: Replica) -> list[str]:
+    """The runner's 'sequence N planned/applied' lines about a job whose partition it did not
+    own at that moment (by its own ownership lines, in its own log order)."""
+    owned: set[int] = set()
+    wrong = []
+    for line in runner.log():
+        message = line["message"]
+        if message.startswith("owning partitions ["):
+            listed = message.removeprefix("owning partitions [").split("]", 1)[0]
+            owned = {int(p) for p in listed.split(",") if p.strip()}
+        elif message.startswith("partitions [") and " revoked" in message:
+            listed = message.removeprefix("partitions [").split("]", 1)[0]
+            owned -= {int(p) for p in listed.split(",") if p.strip()}
+        elif (
+            "job_id" in line
+            and message.startswith("sequence ")
+            and partition_of(line["job_id"], PARTITIONS) not in owned
+        ):
+            wrong.append(f"{line['time']} {line['job_id']}: {message}")
+    return wrong
+
+
+def folded_by(projectors: list[Replica]) -> dict[str, dict[str, Any]]:
+    """Events each projector folded ('folded <type> at <partition>:<offset>: …'), and from which
+    partitions: the replicas split them."""
+    found: dict[str, dict[str, Any]] = {}
+    for projector in projectors:
+        folded = [
+            line["message"].split(" at ", 1)[1].split(":", 1)[0]
+            for line in projector.log()
+            if line["message"].startswith("folded ")
+        ]
+        found[projector.name] = {
+            "events": len(folded),
+            "partitions": sorted({int(p) for p in folded}),
+        }
+    return found
+
+
+def consumer_lag(metrics: str) -> float:
+    """The sum of a process's provisioning_consumer_lag samples."""
+    samples = [
+        line for line in metrics.splitlines() if line.startswith("provisioning_consumer_lag{")
+    ]
+    return sum(float(line.rsplit(" ", 1)[1]) for line in samples)
+
+
+def handled_counts(replicas: list[Replica]) -> dict[str, int]:
+    """Messages each replica handled (its 'handled …' lines)."""
+    counts = {}
+    for replica in replicas:
+        counts[replica.name] = sum(1 for x in replica.log() if x["message"].startswith("handled "))
+    return counts
+
+
+async def test_replicas_share_the_work_and_survive_a_killed_runner(
+    stack: Stack, mongo_client: AsyncMongoClient[dict[str, Any]]
+) -> None:
+    started = time.monotonic()
+    run = uuid.uuid4().hex[:6]
+    kinds: dict[str, str] = {}
+    apis = [
+        httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{r.port}",
+            headers={"Authorization": f"Bearer {stack.admin_key}"},
+            timeout=30,
+        )
+        for r in stack.of("job-api")
+    ]
+    database = mongo_client[stack.env["MONGO_DATABASE"]]
+    target = mongo_client[stack.env["PROVISIONING_TARGET_DB"]]
+    try:
+        # The replicas share API keys through MongoDB: one made on the first API acts on both.
+        made = await apis[0].post(
+            "/api/v1/api-keys", json={"name": f"ops-{run}", "role": "operator"}
+        )
+        assert made.status_code == 201, made.text
+        operator_key = {"Authorization": f"Bearer {made.json()['key']}"}
+        for n in range(JOBS):
+            kind = KINDS[n % len(KINDS)]
+            write_sources(stack.data_dir, n)
+            api = apis[n % 2]
+            created = await api.post("/api/v1/job-definitions", json=definition_of(run, n, kind))
+            assert created.status_code == 201, created.text
+        for n in range(JOBS):
+            submitted = await apis[n % 2].post(
+                "/api/v1/jobs",
+                json={"request_id": f"scale-{run}-{n}", "definition_id": f"scale-{run}-{n}"},
+            )
+            assert submitted.status_code == 202, submitted.text
+            kinds[submitted.json()["id"]] = KINDS[n % len(KINDS)]
+        submitted_at = time.monotonic()
+
+        for api in apis:
+            api.headers.update(operator_key)
+        operators = Operators(apis, kinds)
+        victim, replacement = stack.of("sequence-runner")[0], None
+        killed_with: set[str] = set()
+        deadline = time.monotonic() + 150
+        statuses: dict[str, str] = {}
+        while True:
+            stack.alive()
+            documents = database["job_instances"].find({"_id": {"$in": list(kinds)}})
+            jobs = {doc["_id"]: doc async for doc in documents}
+            statuses = {job_id: jobs[job_id]["status"] for job_id in jobs}
+            for job_id, job in jobs.items():
+                await operators.act(job_id, job)
+            finished = sum(1 for s in statuses.values() if s in TERMINAL)
+            if replacement is None and finished >= JOBS // 6:
+                # kill -9 while it works: jobs it planned or applied and that are not finished.
+                in_hand = {
+                    job
+                    for job, runners in worked_by([victim]).items()
+                    if victim.name in runners and statuses.get(job) not in TERMINAL
+                }
+                if in_hand:
+                    victim.process.kill_hard()
+                    killed_with = in_hand
+                    replacement = stack.start("sequence-runner")
+            if finished == JOBS and replacement is not None:
+                break
+            assert time.monotonic() < deadline, f"not finished: {Counter(statuses.values())}"
+            await asyncio.sleep(0.5)
+        finished_at = time.monotonic()
+        stack.alive()
+        # Every replica still running is ready and consumes everything: its lag comes to 0.
+        consumers = [r for r in stack.replicas if r.service != "job-api" and r.process.alive()]
+        lag: dict[str, float] = {}
+        for _ in range(60):
+            for replica in consumers:
+                base = f"http://127.0.0.1:{replica.port}"
+                assert (await apis[0].get(f"{base}/readyz")).status_code == 200, replica.name
+                lag[replica.name] = consumer_lag((await apis[0].get(f"{base}/metrics")).text)
+            if not any(lag.values()):
+                break
+            await asyncio.sleep(0.5)
+        assert not any(lag.values()), lag
+    finally:
+        for api in apis:
+            await api.aclose()
+
+    # Every job in its right terminal state; the target holds what was planned, once.
+    wrong = {j: (kinds[j], s) for j, s in statuses.items() if s != EXPECTED[kinds[j]]}
+    assert not wrong, wrong
+    documents = database["job_instances"].find({"_id": {"$in": list(kinds)}})
+    jobs = {doc["_id"]: doc async for doc in documents}
+    by_number = {int(job["definition_id"].rsplit("-", 1)[1]): job for job in jobs.values()}
+    for n, job in by_number.items():
+        kind = kinds[job["_id"]]
+        people = await target[f"people_{n}"].count_documents({})
+        groups = await target[f"groups_{n}"].count_documents({})
+        if kind in ("plain", "released"):
+            assert people == RECORDS, (n, kind, people)
+            assert job["sequences"][0]["applied"] == {"create": RECORDS, "update": 0, "delete": 0}
+        else:
+            # Blocked then canceled, or failed before planning: nothing written.
+            assert people == 0, (n, kind, people)
+        assert groups == (GROUPS if kind == "plain" else 0), (n, kind, groups)
+
+    # The read model is at each job's last event, folded in the topic's order.
+    events = await last_events(stack.kafka)
+    for job_id, job in jobs.items():
+        partition, offset, types = events[job_id]
+        assert partition == partition_of(job_id, PARTITIONS)
+        assert job["projection"] == {"partition": partition, "offset": offset}, job_id
+        assert types[0] == "JobCreated", (job_id, types)
+        # A command sent twice is refused after the job ended: the job's lifecycle ends first.
+        lifecycle = [t for t in types if t not in ("CommandRejected", "SequenceProgress")]
+        assert lifecycle[-1] in ("JobCompleted", "JobCanceled", "JobFailed"), (job_id, types)
+
+    # Which runner did what: every plan and apply a runner logged was of a job of a partition it
+    # owned then; a job moves to another runner only with its partition (the kill, a rebalance).
+    runners = stack.of("sequence-runner")
+    for runner in runners:
+        wrongly = work_outside_ownership(runner)
+        assert not wrongly, f"{runner.name} worked on jobs it did not own: {wrongly}"
+    worked = worked_by(runners)
+    handed_over = {job for job, names in worked.items() if len(names) > 1}
+    jobs_per_runner = Counter(name for names in worked.values() for name in names)
+    assert all(jobs_per_runner[r.name] for r in runners[:3]), jobs_per_runner
+
+    figures = {
+        "jobs": JOBS,
+        "records_per_people_sequence": RECORDS,
+        "partitions": PARTITIONS,
+        "replicas": REPLICAS,
+        "kinds": dict(Counter(kinds.values())),
+        "seconds_submitting": round(submitted_at - started, 1),
+        "seconds_to_all_terminal": round(finished_at - submitted_at, 1),
+        "operator_commands": dict(operators.commands),
+        "jobs_worked_per_runner": dict(sorted(jobs_per_runner.items())),
+        "jobs_in_hand_of_killed_runner": len(killed_with),
+        "of_which_taken_up_by_another_runner": len(
+            {job for job in killed_with if worked[job] - {victim.name}}
+        ),
+        "jobs_worked_by_two_runners": len(handed_over),
+        "messages_handled_per_guard": handled_counts(stack.of("threshold-guard")),
+        "events_folded_per_projector": folded_by(stack.of("job-api-projector")),
+        "consumer_lag_at_the_end": lag,
+        "peak_rss_mib": {r.name: round(r.peak_rss_kib / 1024, 1) for r in stack.replicas},
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "figures.json").write_text(json.dumps(figures, indent=2) + "\n")
+    print(json.dumps(figures, indent=2))

@@ -1,0 +1,96 @@
+"""The runner works only on the jobs of its partitions: a job of another partition waits for
+its owner; revoked partitions' work stops before the rebalance goes on; gained ones resume."""
+
+import asyncio
+
+import pytest
+from aiokafka import TopicPartition
+from provisioning_common.partitions import partition_of
+from provisioning_common.statuses import JobStatus
+from sequence_runner.entrypoints.ownership import PartitionOwnership
+from sequence_runner.handlers.engine import Engine, EngineOptions
+from sequence_runner.handlers.messages import EVENT_HANDLERS, handle
+
+from tests.unit.sequence_runner.builders import JOB_ID
+from tests.unit.sequence_runner.fakes import FakeConnectors, FakePlans, FakePublisher, FakeRuns
+from tests.unit.sequence_runner.test_engine import GROUPS, PEOPLE, World, two_sequences
+
+TOPIC = "provisioning.job-events"
+PARTITIONS = 6
+MINE = partition_of(JOB_ID, PARTITIONS)
+OTHERS = [p for p in range(PARTITIONS) if p != MINE]
+
+
+@pytest.fixture
+def world() -> World:
+    runs, plans, publisher = FakeRuns(), FakePlans(), FakePublisher()
+    connectors = FakeConnectors(sources={"people": PEOPLE, "groups": GROUPS})
+    options = EngineOptions(work_retries=1, work_retry_backoff_seconds=0, apply_batch_size=2)
+    engine = Engine(runs, plans, publisher, connectors, options)
+    return World(engine, runs, plans, publisher, connectors)
+
+
+def ownership_of(world: World) -> PartitionOwnership:
+    return PartitionOwnership(world.engine.scheduler, TOPIC, lambda _: PARTITIONS)
+
+
+def assigned(*partitions: int) -> set[TopicPartition]:
+    return {TopicPartition(TOPIC, p) for p in partitions} | {
+        TopicPartition("provisioning.job-commands", p) for p in partitions
+    }
+
+
+async def test_a_job_of_another_partition_is_left_to_its_owner_until_assigned_here(
+    world: World,
+) -> None:
+    ownership = ownership_of(world)
+    await ownership.on_partitions_assigned(assigned(*OTHERS))
+    assert not ownership.owns(JOB_ID)
+
+    await handle(EVENT_HANDLERS, two_sequences(), world.engine)
+    await world.settle()
+    # The run exists (the message was handled) but nothing was planned here.
+    assert world.status()[0] is JobStatus.RUNNING
+    assert "SequencePlanned" not in world.publisher.types()
+
+    # The partition comes to this replica (the owner died): its pending run is resumed.
+    await ownership.on_partitions_revoked(assigned(*OTHERS))
+    await ownership.on_partitions_assigned(assigned(MINE))
+    await world.settle()
+    assert world.status() == (JobStatus.COMPLETED, ["COMPLETED", "COMPLETED"])
+
+
+async def test_work_on_a_revoked_partition_is_stopped_before_the_rebalance_goes_on(
+    world: World,
+) -> None:
+    ownership = ownership_of(world)
+    await ownership.on_partitions_assigned(assigned(MINE))
+    started, stopped = asyncio.Event(), asyncio.Event()
+
+    async def long_work(job_id: str) -> None:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            stopped.set()
+            raise
+
+    world.engine.scheduler._work_through = long_work  # type: ignore[method-assign]
+    world.engine.kick(JOB_ID)
+    await asyncio.wait_for(started.wait(), 5)
+
+    await ownership.on_partitions_revoked(assigned(MINE))
+    # Stopped by the time the listener returns, i.e. before the partition can move.
+    assert stopped.is_set()
+    assert not ownership.owns(JOB_ID)
+    # A late kick (a retry timer) does nothing here now.
+    world.engine.kick(JOB_ID)
+    await world.engine.idle()
+    assert started.is_set()
+
+
+async def test_no_job_is_owned_before_the_first_assignment(world: World) -> None:
+    ownership = ownership_of(world)
+    assert not ownership.owns(JOB_ID)
+    await ownership.on_partitions_assigned(set())
+    assert not ownership.owns(JOB_ID)
