@@ -17,6 +17,7 @@ import httpx2
 from scim2_client.engines.httpx2 import AsyncSCIMClient
 from scim2_client.errors import RequestNetworkException, SCIMClientException
 from scim2_models import Error
+from scim2_models.exceptions import SCIMException
 
 from sequence_runner.connections import ScimConnection
 
@@ -191,6 +192,9 @@ class ScimService:
                     f"{self._settings.retry_attempts} attempts"
                 ) from None
             raise ScimUnavailableError(f"{self.base_url}: {error}") from None
+        except SCIMException as error:
+            # Discovery reads its answers as models, and raises the server's error.
+            raise ScimUnavailableError(f"{self.base_url}: HTTP {error.status}: {error}") from None
 
     async def _send(self, method: str, *args: Any, **kwargs: Any) -> ScimAnswer:
         client = await self._scim()

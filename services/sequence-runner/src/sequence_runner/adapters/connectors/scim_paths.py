@@ -110,6 +110,9 @@ def write_value(resource: dict[str, Any], path: ScimPath, value: Any) -> None:
 def patch_operation(path: ScimPath, old: Any, new: Any) -> dict[str, Any]:
     """One PATCH operation (RFC 7644 §3.5.2) taking an attribute from `old` to `new`."""
     if new in EMPTY:
+        if path.type is not None:
+            # The whole element goes: an email without a value is no email.
+            return {"op": "remove", "path": f'{path.whole_attribute}[type eq "{path.type}"]'}
         return {"op": "remove", "path": path.text}
     if path.type is not None and old in EMPTY:
         # A filter that matches no element is `noTarget` for replace: add the element instead.
