@@ -54,6 +54,14 @@ class ScimApp:
         created: dict[str, Any] = answer.json()
         return created
 
+    def delete(self, resource: str, id: str) -> None:
+        answer = httpx.delete(
+            f"{self.base_url}/{resource}/{id}",
+            headers={"Authorization": f"Bearer {self.token}"},
+            timeout=10,
+        )
+        answer.raise_for_status()
+
 
 @dataclass(frozen=True)
 class ScimServer:

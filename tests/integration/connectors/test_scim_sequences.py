@@ -21,11 +21,6 @@ from provisioning_common.events import (
 )
 
 from tests.integration.connectors.scim_engine import WRONG_TOKEN, ScimEngineRig
-from tests.integration.connectors.scim_engine import scim_engine as scim_engine
-from tests.integration.connectors.scim_engine import (
-    scim_engine_processes as scim_engine_processes,
-)
-from tests.integration.connectors.scim_rig import scim as scim  # the session fixture
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.kafka, pytest.mark.mongo]

@@ -19,8 +19,6 @@ from tests.integration.connectors.scim_rig import (
     scim_service,
     scim_target,
 )
-from tests.integration.connectors.scim_rig import scim as scim  # the session fixture
-from tests.integration.connectors.scim_rig import scim_app as scim_app  # a tenant per test
 from tests.support.scim_server import ScimApp, throttling_proxy
 
 MAPPING = {"uid": "id", "cn": "name", "sn": "last", "mail": "mail"}
@@ -253,6 +251,13 @@ async def test_group_members_are_resolved_to_ids_and_patched(
 
     with pytest.raises(TargetError, match="the member userName='zoe' is no User"):
         await applied(groups, group("bob", "zoe"), mapping=mapping, key="cn")
+
+    # cy is deleted by other means: if the server leaves the id in the group, it goes.
+    scim_app.delete("Users", ids["cy"])
+    await applied(groups, group("bob"), mapping=mapping, key="cn")
+    (held,) = scim_app.all("Groups")
+    assert [m["value"] for m in held["members"]] == [ids["bob"]]
+    assert (await planned(groups, group("bob"), mapping=mapping, key="cn")).changes == ()
 
 
 async def test_requests_are_paced_to_the_connections_rate(

@@ -18,7 +18,6 @@ from sequence_runner.domain.records import Plan, SourceEntry
 from tests.integration.connectors.conftest import Directory
 from tests.integration.connectors.ldap_rig import ldap_target
 from tests.integration.connectors.scim_rig import held_people, scim_target
-from tests.integration.connectors.scim_rig import scim as scim  # the session fixture
 from tests.support.scim_server import ScimApp
 
 pytestmark = [pytest.mark.mongo]

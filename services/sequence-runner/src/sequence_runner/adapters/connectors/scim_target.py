@@ -272,11 +272,11 @@ class ScimTargetConnector:
                 if added:
                     operations.append({"op": "add", "path": "members", "value": added})
                 for k in sorted(old - new):
-                    member = self._member_ids.get(k) if self._member_ids else None
-                    if member is not None:
-                        operations.append(
-                            {"op": "remove", "path": f'members[value eq "{_quoted(member)}"]'}
-                        )
+                    # A member that is no User any more was read as its bare id: removed by it.
+                    member = (self._member_ids or {}).get(k, k)
+                    operations.append(
+                        {"op": "remove", "path": f'members[value eq "{_quoted(member)}"]'}
+                    )
                 continue
             # A filtered path whose element is absent is added, not replaced (noTarget);
             # adding a value the attribute already holds changes nothing (RFC 7644 §3.5.2.1).
