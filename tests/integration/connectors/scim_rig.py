@@ -58,10 +58,12 @@ def scim_target(
     names: list[str] | None = None,
     attributes: dict[str, str] | None = None,
     deprovision: Literal["delete", "disable"] = "delete",
+    scim_filter: str | None = None,
 ) -> ScimTargetConnector:
     target = ScimTarget(
         connection="app",
         resource=resource,
+        filter=scim_filter,
         attributes=PEOPLE_ATTRIBUTES if attributes is None else attributes,
         deprovision=deprovision,
     )

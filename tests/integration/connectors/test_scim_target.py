@@ -22,6 +22,7 @@ from tests.integration.connectors.scim_rig import (
 from tests.support.scim_server import ScimApp, throttling_proxy
 
 MAPPING = {"uid": "id", "cn": "name", "sn": "last", "mail": "mail"}
+USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 
 
 def people(*ids: str, last: str = "Lee") -> list[SourceEntry]:
@@ -90,6 +91,26 @@ async def test_every_page_is_read_until_the_announced_total(
     assert sorted(read) == ["a1", "a2", "a3", "a4", "a5"]
 
 
+async def test_a_filter_keeps_the_apps_other_users_out_of_the_sequence(
+    scim_app: ScimApp, closing: list[object]
+) -> None:
+    # An administrator of the app, not from HR (no externalId): never planned for deletion.
+    scim_app.post("Users", {"schemas": [USER], "userName": "admin"})
+    target = scim_target(
+        scim_app,
+        closing,
+        names=["uid", "ext"],
+        attributes={"uid": "userName", "ext": "externalId"},
+        scim_filter="externalId pr",
+    )
+    mapping = {"uid": "id", "ext": "id"}
+    await applied(target, people("ann", "bob"), mapping=mapping)
+    result = await applied(target, people("bob"), mapping=mapping)
+    assert [(c.action, c.key) for c in result.changes] == [("delete", "ann")]
+    assert result.counts.target_size == 2
+    assert sorted(u["userName"] for u in scim_app.all("Users")) == ["admin", "bob"]
+
+
 async def test_a_server_answering_429_to_every_third_request_gets_each_record_once(
     scim: Any, scim_app: ScimApp, closing: list[object]
 ) -> None:
@@ -119,7 +140,7 @@ async def test_a_create_that_finds_the_user_already_there_updates_it(
     scim_app.post(
         "Users",
         {
-            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "schemas": [USER],
             "userName": "ann",
             "displayName": "Someone Else",
             "title": "kept",

@@ -199,6 +199,14 @@ class ScimTarget(_Tagged):
         'emails[type eq "work"].value, …) or are top-level SCIM attributes of that name.',
         examples=[{"uid": "userName", "mail": 'emails[type eq "work"].value'}],
     )
+    filter: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1000,
+        description="A SCIM filter (RFC 7644 §3.4.2.2) narrowing the resources that are "
+        "records of this sequence; the others are never updated or deleted by it.",
+        examples=["externalId pr"],
+    )
     member_key: Literal["userName", "externalId"] = Field(
         default="userName",
         description="Group only: which User attribute the keys listed in `members` are.",

@@ -215,10 +215,13 @@ class ScimService:
             return ScimAnswer(status, payload)
         return ScimAnswer(200, payload if isinstance(payload, dict) else None)
 
-    async def page(self, resource: str, start: int, count: int) -> ScimAnswer:
-        return await self._send(
-            "query", resource, query_parameters={"startIndex": start, "count": count}
-        )
+    async def page(
+        self, resource: str, start: int, count: int, scim_filter: str | None = None
+    ) -> ScimAnswer:
+        parameters: dict[str, Any] = {"startIndex": start, "count": count}
+        if scim_filter is not None:
+            parameters["filter"] = scim_filter
+        return await self._send("query", resource, query_parameters=parameters)
 
     async def find(self, resource: str, scim_filter: str) -> ScimAnswer:
         return await self._send("query", resource, query_parameters={"filter": scim_filter})

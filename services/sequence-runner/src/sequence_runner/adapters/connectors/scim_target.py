@@ -103,7 +103,7 @@ class ScimTargetConnector:
 
     async def read_all(self) -> AsyncIterator[dict[str, Any]]:
         ids = await self._user_ids_by_id() if self._members else {}
-        async for resource in self._every(self._resource):
+        async for resource in self._every(self._resource, self._target.filter):
             record = {name: read_value(resource, path) for name, path in self._paths.items()}
             if self._members:
                 record[self._members] = sorted(
@@ -116,7 +116,9 @@ class ScimTargetConnector:
                 self._ids[record[self._key]] = str(resource.get("id"))
             yield record
 
-    async def _every(self, resource: str) -> AsyncIterator[dict[str, Any]]:
+    async def _every(
+        self, resource: str, scim_filter: str | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
         """Every resource, by pages of startIndex/count (RFC 7644 §3.4.2.4). One page is not
         trusted to be all: pages are read until totalResults is reached, and a page that comes
         back empty before that fails the read, since planning against a partial read would
@@ -124,7 +126,7 @@ class ScimTargetConnector:
         start, seen, total = 1, 0, None
         while total is None or seen < total:
             answer = await self._checked(
-                "read", self._service.page(resource, start, self._service.page_size)
+                "read", self._service.page(resource, start, self._service.page_size, scim_filter)
             )
             payload = answer.payload or {}
             total = int(payload.get("totalResults", 0))
