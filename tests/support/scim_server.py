@@ -105,7 +105,8 @@ class ThrottlingProxy:
 
     upstream: str  # http://host:port
     every: int = 3
-    retry_after: str = "1"
+    retry_after: str | None = "1"
+    status: int = 429
     requests: int = 0
     forwarded: list[tuple[str, str, int, dict[str, Any] | None]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -117,8 +118,10 @@ class ThrottlingProxy:
 
 
 @contextmanager
-def throttling_proxy(upstream: str, every: int = 3) -> Iterator[tuple[str, ThrottlingProxy]]:
-    state = ThrottlingProxy(upstream, every)
+def throttling_proxy(
+    upstream: str, every: int = 3, status: int = 429, retry_after: str | None = "1"
+) -> Iterator[tuple[str, ThrottlingProxy]]:
+    state = ThrottlingProxy(upstream, every, retry_after, status)
     target = urllib.parse.urlsplit(upstream)
 
     class Handler(BaseHTTPRequestHandler):
@@ -129,12 +132,13 @@ def throttling_proxy(upstream: str, every: int = 3) -> Iterator[tuple[str, Throt
                 payload = json.dumps(
                     {
                         "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
-                        "status": "429",
+                        "status": str(state.status),
                         "detail": "Too many requests",
                     }
                 ).encode()
-                self.send_response(429)
-                self.send_header("Retry-After", state.retry_after)
+                self.send_response(state.status)
+                if state.retry_after is not None:
+                    self.send_header("Retry-After", state.retry_after)
                 self.send_header("Content-Type", "application/scim+json")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()

@@ -130,6 +130,30 @@ async def test_a_server_answering_429_to_every_third_request_gets_each_record_on
     assert sorted(held_people(scim_app)) == sorted(ids)
 
 
+async def test_a_503_without_retry_after_is_waited_out_with_backoff(
+    scim: Any, scim_app: ScimApp, closing: list[object]
+) -> None:
+    origin = f"http://{scim.host}:{scim.port}"
+    with throttling_proxy(origin, every=4, status=503, retry_after=None) as (proxy_url, _):
+        behind = ScimApp(scim_app.base_url.replace(origin, proxy_url), scim_app.token)
+        service = scim_service(behind, closing, concurrency=2)
+        result = await applied(scim_target(behind, closing, service=service), people("a", "b"))
+        assert result.counts.create == 2
+        assert service.transport.retried >= 1
+    assert sorted(held_people(scim_app)) == ["a", "b"]
+
+
+async def test_a_server_that_keeps_throttling_fails_the_sequence_saying_so(
+    scim: Any, scim_app: ScimApp, closing: list[object]
+) -> None:
+    origin = f"http://{scim.host}:{scim.port}"
+    with throttling_proxy(origin, every=1, retry_after="0") as (proxy_url, _):
+        behind = ScimApp(scim_app.base_url.replace(origin, proxy_url), scim_app.token)
+        service = scim_service(behind, closing, retry_attempts=3)
+        with pytest.raises(TargetError, match="still answered 429 after 3 attempts"):
+            await planned(scim_target(behind, closing, service=service), people("a"))
+
+
 async def test_a_create_that_finds_the_user_already_there_updates_it(
     scim_app: ScimApp, closing: list[object]
 ) -> None:

@@ -187,14 +187,19 @@ class ScimService:
         except SCIMClientException as error:
             status = getattr(getattr(error, "source", None), "status_code", None)
             if status in TRANSIENT:
-                raise ScimUnavailableError(
-                    f"{self.base_url} still answered {status} after "
-                    f"{self._settings.retry_attempts} attempts"
-                ) from None
+                raise ScimUnavailableError(self._still_throttled(status)) from None
             raise ScimUnavailableError(f"{self.base_url}: {error}") from None
         except SCIMException as error:
             # Discovery reads its answers as models, and raises the server's error.
+            if error.status in TRANSIENT:
+                raise ScimUnavailableError(self._still_throttled(error.status)) from None
             raise ScimUnavailableError(f"{self.base_url}: HTTP {error.status}: {error}") from None
+
+    def _still_throttled(self, status: int) -> str:
+        return (
+            f"{self.base_url} still answered {status} after "
+            f"{self._settings.retry_attempts} attempts"
+        )
 
     async def _send(self, method: str, *args: Any, **kwargs: Any) -> ScimAnswer:
         client = await self._scim()
@@ -208,10 +213,7 @@ class ScimService:
             except ValueError:
                 status = 500
             if status in TRANSIENT:
-                raise ScimUnavailableError(
-                    f"{self.base_url} still answered {status} after "
-                    f"{self._settings.retry_attempts} attempts"
-                )
+                raise ScimUnavailableError(self._still_throttled(status))
             return ScimAnswer(status, payload)
         return ScimAnswer(200, payload if isinstance(payload, dict) else None)
 
