@@ -27,6 +27,12 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.conftest import Infra
+from tests.integration.connectors.scim_engine import scim_engine as scim_engine
+from tests.integration.connectors.scim_engine import (
+    scim_engine_processes as scim_engine_processes,
+)
+from tests.integration.connectors.scim_rig import scim as scim  # one scim2-server a session
+from tests.integration.connectors.scim_rig import scim_app as scim_app
 from tests.integration.engine.conftest import LOGS, EventLog, RunnerProcess, created_event
 from tests.support.kafka_groups import group_has_members
 from tests.support.processes import REPO, service_argv, start_service

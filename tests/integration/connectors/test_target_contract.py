@@ -1,7 +1,7 @@
 """One contract every target connector passes against its real server: what is planned and
 applied is what the server then holds (read with the server's own client), applying a batch
-again changes nothing, and planning again finds nothing to do. MongoDB and LDAP pass it; a
-SQL or SCIM target joins by adding a harness here."""
+again changes nothing, and planning again finds nothing to do. MongoDB, LDAP and SCIM pass
+it; a SQL target joins by adding a harness here."""
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -17,6 +17,8 @@ from sequence_runner.domain.records import Plan, SourceEntry
 
 from tests.integration.connectors.conftest import Directory
 from tests.integration.connectors.ldap_rig import ldap_target
+from tests.integration.connectors.scim_rig import held_people, scim_target
+from tests.support.scim_server import ScimApp
 
 pytestmark = [pytest.mark.mongo]
 
@@ -60,6 +62,15 @@ class LdapHarness:
         }
 
 
+@dataclass
+class ScimHarness:
+    target: TargetConnector
+    app: ScimApp
+
+    async def held(self) -> dict[str, dict[str, Any]]:
+        return held_people(self.app)
+
+
 def _plain(record: dict[str, Any]) -> dict[str, Any]:
     """A record without empty values, one-element lists as their value: both servers alike."""
     plain: dict[str, Any] = {}
@@ -71,7 +82,7 @@ def _plain(record: dict[str, Any]) -> dict[str, Any]:
     return plain
 
 
-@pytest.fixture(params=["mongo", "ldap"])
+@pytest.fixture(params=["mongo", "ldap", "scim"])
 async def harness(
     request: pytest.FixtureRequest,
     mongo_client: AsyncMongoClient[dict[str, Any]],
@@ -87,6 +98,11 @@ async def harness(
             "people",
         )
         await mongo_client.drop_database(f"contract_{unique_name}")
+        return
+    if request.param == "scim":
+        scim_server = request.getfixturevalue("scim")
+        app = scim_server.tenant(f"contract{unique_name}"[:60])
+        yield ScimHarness(scim_target(app, closing), app)
         return
     directory: Directory = request.getfixturevalue("directory")
     base_dn: str = request.getfixturevalue("base_dn")

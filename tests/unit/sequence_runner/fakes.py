@@ -184,7 +184,11 @@ class FakeConnectors:
 
     def target(self, sequence: SequenceDefinition) -> TargetConnector:
         target = sequence.target
-        collection = target.collection if isinstance(target, MongoTarget) else target.base_dn
+        collection = (
+            target.collection
+            if isinstance(target, MongoTarget)
+            else getattr(target, "base_dn", None) or f"{target.type}:{target.connection}"
+        )
         if collection not in self.targets:
             self.targets[collection] = FakeTarget(sequence.key)
         return self.targets[collection]

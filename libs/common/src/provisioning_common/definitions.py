@@ -178,7 +178,56 @@ class LdapTarget(_Tagged):
     )
 
 
-Target = Annotated[MongoTarget | LdapTarget, Field(discriminator="type")]
+# --- SCIM 2.0 (issue 11) ---
+# A SCIM attribute path (RFC 7644 §3.10), in the forms the connector writes: `title`,
+# `name.givenName`, `emails[type eq "work"].value`, or an extension's `urn:…:User:department`.
+ScimPath = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=300,
+        pattern=r"^(urn:[A-Za-z0-9:._-]+:)?[A-Za-z][A-Za-z0-9_$-]*"
+        r'(\[type eq "[^"\]]+"\])?(\.[A-Za-z][A-Za-z0-9_$-]*)?$',
+        examples=["name.givenName", 'emails[type eq "work"].value'],
+    ),
+]
+
+
+class ScimTarget(_Tagged):
+    """The Users or Groups of a SCIM 2.0 service provider (a SaaS application)."""
+
+    type: Literal["scim"] = "scim"
+    connection: ConnectionName
+    resource: Literal["User", "Group"] = Field(description="The resource type written.")
+    attributes: dict[str, ScimPath] = Field(
+        default_factory=dict,
+        max_length=100,
+        description="Target attribute (a key of the mapping) -> the SCIM path it is written to. "
+        "Names left out use the built-in aliases (givenName -> name.givenName, email -> "
+        'emails[type eq "work"].value, …) or are top-level SCIM attributes of that name.',
+        examples=[{"uid": "userName", "mail": 'emails[type eq "work"].value'}],
+    )
+    filter: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1000,
+        description="A SCIM filter (RFC 7644 §3.4.2.2) narrowing the resources that are "
+        "records of this sequence; the others are never updated or deleted by it.",
+        examples=["externalId pr"],
+    )
+    member_key: Literal["userName", "externalId"] = Field(
+        default="userName",
+        description="Group only: which User attribute the keys listed in `members` are.",
+    )
+    deprovision: Literal["delete", "disable"] = Field(
+        default="delete",
+        description="What delete_missing does to a resource that left the source: DELETE it, "
+        "or PATCH active=false (User only; re-enabled if it comes back). Disables count "
+        "against the delete threshold.",
+    )
+
+
+Target = Annotated[MongoTarget | LdapTarget | ScimTarget, Field(discriminator="type")]
 
 
 class ThresholdLimit(_Frozen):
@@ -256,6 +305,19 @@ class SequenceDefinition(_Frozen):
                 f"target.rdn_attribute: {self.target.rdn_attribute!r} must be a target "
                 "attribute of the mapping (it names each entry)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _scim_targets_are_mapped(self) -> Self:
+        if not isinstance(self.target, ScimTarget):
+            return self
+        # The attributes read from the server are the mapped ones: without a mapping the
+        # connector could not tell which parts of a resource are the sequence's.
+        if self.mapping is None:
+            raise ValueError("mapping: a SCIM target needs one (target attribute -> source field)")
+        # SCIM Groups have no `active` attribute: there is nothing to disable.
+        if self.target.resource == "Group" and self.target.deprovision == "disable":
+            raise ValueError('target.deprovision: a SCIM Group cannot be disabled, use "delete"')
         return self
 
     @model_validator(mode="after")

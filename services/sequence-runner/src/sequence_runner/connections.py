@@ -8,9 +8,18 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    SecretStr,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+)
 
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -40,8 +49,41 @@ class LdapConnection(BaseModel):
     )
 
 
-# A union on `type` once SQL and SCIM connections join; `type` may be left out until then.
-Connection = LdapConnection
+# --- SCIM 2.0 (issue 11) ---
+class ScimConnection(BaseModel):
+    """A SCIM 2.0 service provider (a SaaS application), reached with a bearer token."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: Literal["scim"]
+    base_url: str = Field(
+        pattern=r"^https?://", description="The SCIM base URL, e.g. https://app.example/scim/v2."
+    )
+    token: SecretStr = Field(description="The bearer token; reference the environment here.")
+    requests_per_second: float = Field(
+        default=10, gt=0, le=10_000, description="Requests sent at most, so a big plan is paced."
+    )
+    concurrency: int = Field(default=8, ge=1, le=256, description="Requests in flight at most.")
+    page_size: int = Field(default=100, ge=1, le=10_000, description="Resources per page read.")
+    retry_attempts: int = Field(
+        default=6, ge=1, le=50, description="Tries of a request answered 429 or 503."
+    )
+    max_retry_after_seconds: float = Field(
+        default=120, gt=0, description="The longest Retry-After honoured; longer ones fail."
+    )
+    timeout_seconds: float = Field(default=30, gt=0, description="The longest wait for an answer.")
+
+
+def _connection_type(value: Any) -> str:
+    # `type` may be left out of an LDAP connection (files written before other types existed).
+    found = value.get("type", "ldap") if isinstance(value, dict) else getattr(value, "type", "")
+    return str(found)
+
+
+Connection = Annotated[
+    Annotated[LdapConnection, Tag("ldap")] | Annotated[ScimConnection, Tag("scim")],
+    Discriminator(_connection_type),
+]
 _CONNECTIONS = TypeAdapter(dict[str, Connection])
 
 

@@ -10,6 +10,7 @@ from provisioning_common.definitions import (
     LdapSource,
     LdapTarget,
     MongoTarget,
+    ScimTarget,
     SequenceDefinition,
 )
 from pymongo.asynchronous.database import AsyncDatabase
@@ -27,7 +28,9 @@ from sequence_runner.adapters.connectors.ldap_client import AsyncLdapConnection
 from sequence_runner.adapters.connectors.ldap_source import LdapSourceConnector
 from sequence_runner.adapters.connectors.ldap_target import LdapTargetConnector
 from sequence_runner.adapters.connectors.mongo_target import MongoTargetConnector, RetryPolicy
-from sequence_runner.connections import Connection
+from sequence_runner.adapters.connectors.scim_client import ScimService
+from sequence_runner.adapters.connectors.scim_target import ScimTargetConnector
+from sequence_runner.connections import Connection, LdapConnection, ScimConnection
 
 
 class ConnectorRegistry:
@@ -46,8 +49,9 @@ class ConnectorRegistry:
         # One connection per name, shared by every sequence that uses it: the window of
         # operations in flight is the server's, not each sequence's.
         self._ldap: dict[str, AsyncLdapConnection] = {}
+        self._scim: dict[str, ScimService] = {}  # likewise: the request rate is the server's
 
-    def _ldap_connection(self, name: str) -> tuple[AsyncLdapConnection, int]:
+    def _settings(self, name: str, kind: str) -> Connection:
         settings = self._connections.get(name)
         if settings is None:
             known = ", ".join(sorted(self._connections)) or "none"
@@ -55,6 +59,23 @@ class ConnectorRegistry:
                 f"no connection named {name!r} in the runner's connections file "
                 f"(PROVISIONING_CONNECTIONS_FILE); known: {known}"
             )
+        if settings.type != kind:
+            raise ConnectorError(
+                f"connection {name!r} is a {settings.type} connection, not a {kind} one"
+            )
+        return settings
+
+    def _scim_service(self, name: str) -> ScimService:
+        settings = self._settings(name, "scim")
+        assert isinstance(settings, ScimConnection)
+        service = self._scim.get(name)
+        if service is None:
+            service = self._scim[name] = ScimService(settings)
+        return service
+
+    def _ldap_connection(self, name: str) -> tuple[AsyncLdapConnection, int]:
+        settings = self._settings(name, "ldap")
+        assert isinstance(settings, LdapConnection)
         connection = self._ldap.get(name)
         if connection is None:
             connection = AsyncLdapConnection(
@@ -71,6 +92,8 @@ class ConnectorRegistry:
         """Close the directory connections (the next use opens them again)."""
         for connection in self._ldap.values():
             await connection.close()
+        for service in self._scim.values():
+            await service.close()
 
     def source(
         self, sequence: SequenceDefinition, inputs: list[dict[str, Any]] | None
@@ -109,5 +132,13 @@ class ConnectorRegistry:
                     attributes,
                     self._retry,
                     page_size,
+                )
+            case ScimTarget():
+                return ScimTargetConnector(
+                    target.connection,
+                    self._scim_service(target.connection),
+                    target,
+                    sequence.key,
+                    list(sequence.mapping or {}),
                 )
         raise TypeError(f"no connector for target type {target.type!r}")  # pragma: no cover
