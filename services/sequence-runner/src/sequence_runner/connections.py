@@ -8,9 +8,19 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    SecretStr,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -40,8 +50,47 @@ class LdapConnection(BaseModel):
     )
 
 
-# A union on `type` once SQL and SCIM connections join; `type` may be left out until then.
-Connection = LdapConnection
+class SqlConnection(BaseModel):
+    """A PostgreSQL server (`postgresql://user@host:port/database`) or a SQLite file in the
+    data folder (`sqlite:///hr/people.db`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: Literal["sql"]
+    url: str = Field(
+        pattern=r"^(postgres(ql)?://|sqlite:///)",
+        description="postgresql://user@host:port/database, or sqlite:///<path in the data folder>",
+    )
+    password: SecretStr | None = Field(
+        default=None, description="The user's password; reference the environment here."
+    )
+    pool_size: int = Field(default=4, ge=1, le=64, description="Connections kept open at most.")
+    fetch_size: int = Field(
+        default=1000, ge=1, le=100_000, description="Rows fetched per round trip when reading."
+    )
+    timeout_seconds: float = Field(default=30, gt=0, description="Connect timeout.")
+
+    @field_validator("url")
+    @classmethod
+    def _no_password_in_url(cls, url: str) -> str:
+        # A password in the URL would be shown wherever the URL is (reasons, logs).
+        authority = url.split("://", 1)[1].split("/", 1)[0]
+        if "@" in authority and ":" in authority.split("@", 1)[0]:
+            raise ValueError("put the password in `password`, not in the URL")
+        return url
+
+
+def _connection_type(value: Any) -> str:
+    # LDAP connections came first, without a `type`: one that gives none is LDAP.
+    if isinstance(value, dict):
+        return str(value.get("type", "ldap"))
+    return str(getattr(value, "type", "ldap"))
+
+
+Connection = Annotated[
+    Annotated[LdapConnection, Tag("ldap")] | Annotated[SqlConnection, Tag("sql")],
+    Discriminator(_connection_type),
+]
 _CONNECTIONS = TypeAdapter(dict[str, Connection])
 
 

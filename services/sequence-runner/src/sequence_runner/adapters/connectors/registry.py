@@ -11,6 +11,8 @@ from provisioning_common.definitions import (
     LdapTarget,
     MongoTarget,
     SequenceDefinition,
+    SqlSource,
+    SqlTarget,
 )
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -27,7 +29,14 @@ from sequence_runner.adapters.connectors.ldap_client import AsyncLdapConnection
 from sequence_runner.adapters.connectors.ldap_source import LdapSourceConnector
 from sequence_runner.adapters.connectors.ldap_target import LdapTargetConnector
 from sequence_runner.adapters.connectors.mongo_target import MongoTargetConnector, RetryPolicy
-from sequence_runner.connections import Connection
+from sequence_runner.adapters.connectors.sql_database import (
+    PostgresDatabase,
+    SqlDatabase,
+    SqliteDatabase,
+)
+from sequence_runner.adapters.connectors.sql_source import SqlSourceConnector
+from sequence_runner.adapters.connectors.sql_target import SqlTargetConnector
+from sequence_runner.connections import Connection, LdapConnection, SqlConnection
 
 
 class ConnectorRegistry:
@@ -46,8 +55,9 @@ class ConnectorRegistry:
         # One connection per name, shared by every sequence that uses it: the window of
         # operations in flight is the server's, not each sequence's.
         self._ldap: dict[str, AsyncLdapConnection] = {}
+        self._sql: dict[str, SqlDatabase] = {}
 
-    def _ldap_connection(self, name: str) -> tuple[AsyncLdapConnection, int]:
+    def _connection(self, name: str) -> Connection:
         settings = self._connections.get(name)
         if settings is None:
             known = ", ".join(sorted(self._connections)) or "none"
@@ -55,6 +65,12 @@ class ConnectorRegistry:
                 f"no connection named {name!r} in the runner's connections file "
                 f"(PROVISIONING_CONNECTIONS_FILE); known: {known}"
             )
+        return settings
+
+    def _ldap_connection(self, name: str) -> tuple[AsyncLdapConnection, int]:
+        settings = self._connection(name)
+        if not isinstance(settings, LdapConnection):
+            raise ConnectorError(f"connection {name!r} is a {settings.type} connection, not ldap")
         connection = self._ldap.get(name)
         if connection is None:
             connection = AsyncLdapConnection(
@@ -67,10 +83,34 @@ class ConnectorRegistry:
             self._ldap[name] = connection
         return connection, settings.page_size
 
+    def _sql_database(self, name: str) -> tuple[SqlDatabase, int]:
+        settings = self._connection(name)
+        if not isinstance(settings, SqlConnection):
+            raise ConnectorError(f"connection {name!r} is a {settings.type} connection, not sql")
+        database = self._sql.get(name)
+        if database is None:
+            if settings.url.startswith("sqlite:///"):
+                # A SQLite file is found like a source file: inside the data folder only.
+                relative = settings.url.removeprefix("sqlite:///")
+                path = resolve_in_data_folder(self._data_dir, relative)
+                database = SqliteDatabase(path, relative, settings.timeout_seconds)
+            else:
+                password = settings.password
+                database = PostgresDatabase(
+                    settings.url,
+                    password.get_secret_value() if password is not None else None,
+                    pool_size=settings.pool_size,
+                    timeout=settings.timeout_seconds,
+                )
+            self._sql[name] = database
+        return database, settings.fetch_size
+
     async def close(self) -> None:
-        """Close the directory connections (the next use opens them again)."""
+        """Close the directory connections and SQL pools (the next use opens them again)."""
         for connection in self._ldap.values():
             await connection.close()
+        for database in self._sql.values():
+            await database.close()
 
     def source(
         self, sequence: SequenceDefinition, inputs: list[dict[str, Any]] | None
@@ -89,6 +129,11 @@ class ConnectorRegistry:
                 connection, page_size = self._ldap_connection(source.connection)
                 return LdapSourceConnector(
                     source.connection, connection, source, self._retry, page_size
+                )
+            case SqlSource():
+                database, fetch_size = self._sql_database(source.connection)
+                return SqlSourceConnector(
+                    source.connection, database, source, self._retry, fetch_size
                 )
         raise TypeError(f"no connector for source type {source.type!r}")  # pragma: no cover
 
@@ -109,5 +154,11 @@ class ConnectorRegistry:
                     attributes,
                     self._retry,
                     page_size,
+                )
+            case SqlTarget():
+                database, fetch_size = self._sql_database(target.connection)
+                attributes = list(sequence.mapping) if sequence.mapping is not None else None
+                return SqlTargetConnector(
+                    target.connection, database, target, attributes, self._retry, fetch_size
                 )
         raise TypeError(f"no connector for target type {target.type!r}")  # pragma: no cover
