@@ -3,13 +3,13 @@ applied is what the server then holds (read with the server's own client), apply
 again changes nothing, and planning again finds nothing to do. MongoDB, LDAP, PostgreSQL and
 SQLite pass it; another target joins by adding a harness here."""
 
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import ldap
-import sqlite3
-from pathlib import Path
 import pytest
 from provisioning_common.definitions import SqlTarget
 from pymongo import AsyncMongoClient
