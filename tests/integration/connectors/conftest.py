@@ -270,3 +270,12 @@ async def ldap_engine(
     finally:
         await events.stop()
         await broker.stop()
+
+
+# ---- SQL: the PostgreSQL and SQLite fixtures (sql_rig.py), for every connector test
+from tests.integration.connectors.sql_rig import (  # noqa: E402, F401
+    pg_database,
+    pg_table,
+    postgres,
+    sqlite_people,
+)

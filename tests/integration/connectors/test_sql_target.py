@@ -15,14 +15,7 @@ from sequence_runner.adapters.connectors.sql_target import SqlTargetConnector
 from sequence_runner.domain.planner import plan
 from sequence_runner.domain.records import Plan, SourceEntry
 
-from tests.integration.connectors.sql_rig import (  # noqa: F401 (fixtures)
-    Postgres,
-    pg_database,
-    pg_table,
-    postgres,
-    sqlite_database,
-    sqlite_people,
-)
+from tests.integration.connectors.sql_rig import Postgres, sqlite_database
 
 MAPPING = {"uid": "id", "cn": "name", "mail": "mail", "age": "age"}
 

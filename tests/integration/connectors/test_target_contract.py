@@ -21,13 +21,7 @@ from sequence_runner.domain.records import Plan, SourceEntry
 
 from tests.integration.connectors.conftest import Directory
 from tests.integration.connectors.ldap_rig import ldap_target
-from tests.integration.connectors.sql_rig import (  # noqa: F401 (fixtures)
-    Postgres,
-    pg_table,
-    postgres,
-    sqlite_database,
-    sqlite_people,
-)
+from tests.integration.connectors.sql_rig import Postgres, sqlite_database
 
 pytestmark = [pytest.mark.mongo]
 
