@@ -178,7 +178,10 @@ class FakeConnectors:
 
     def target(self, sequence: SequenceDefinition) -> TargetConnector:
         target = sequence.target
-        collection = target.collection if isinstance(target, MongoTarget) else target.base_dn
+        # The fakes are keyed by what names the repository: a collection, else the whole target.
+        collection = (
+            target.collection if isinstance(target, MongoTarget) else target.model_dump_json()
+        )
         if collection not in self.targets:
             self.targets[collection] = FakeTarget(sequence.key)
         return self.targets[collection]
