@@ -56,6 +56,8 @@ class SqlTargetConnector:
                 wanted[target.active_column] = None
             self._columns = list(wanted)
         self._kinds: dict[str, Kind] = {}
+        # Statement text by action and columns: built once, not once per change (make bench).
+        self._queries: dict[tuple[str, tuple[str, ...]], str] = {}
         self.rules = TargetRules(
             stored_as=self._stored_as,
             deprovision=target.deprovision,
@@ -144,30 +146,37 @@ class SqlTargetConnector:
             rows.append(row)
             of.append(change)
 
+        queries = self._queries
         for change in changes:
             match change.action:
                 case "create":
                     after = dict(change.after or {})
                     after[self._key] = change.key
-                    names = list(after)
-                    others = [quoted(n) for n in names if n != self._key]
-                    on_conflict = (
-                        "do update set " + ", ".join(f"{n} = excluded.{n}" for n in others)
-                        if others
-                        else "do nothing"
-                    )
-                    query = (
-                        f"insert into {table} ({', '.join(map(quoted, names))}) values "
-                        f"({', '.join([p] * len(names))}) on conflict ({key}) {on_conflict}"
-                    )
+                    names = tuple(after)
+                    query = queries.get(("create", names)) or ""
+                    if not query:
+                        others = [quoted(n) for n in names if n != self._key]
+                        on_conflict = (
+                            "do update set " + ", ".join(f"{n} = excluded.{n}" for n in others)
+                            if others
+                            else "do nothing"
+                        )
+                        query = queries[("create", names)] = (
+                            f"insert into {table} ({', '.join(map(quoted, names))}) values "
+                            f"({', '.join([p] * len(names))}) on conflict ({key}) {on_conflict}"
+                        )
                     add(query, tuple(after.values()), change)
                 case "update":
                     after = change.after or {}
-                    names = sorted(change.before or {})
+                    names = tuple(sorted(change.before or {}))
                     if not names:
                         continue
-                    sets = ", ".join(f"{quoted(n)} = {p}" for n in names)
-                    query = f"update {table} set {sets} where {key} = {p}"
+                    query = queries.get(("update", names)) or ""
+                    if not query:
+                        sets = ", ".join(f"{quoted(n)} = {p}" for n in names)
+                        query = queries[("update", names)] = (
+                            f"update {table} set {sets} where {key} = {p}"
+                        )
                     add(query, (*[after.get(n) for n in names], change.key), change)
                 case "delete":
                     add(f"delete from {table} where {key} = {p}", (change.key,), change)
