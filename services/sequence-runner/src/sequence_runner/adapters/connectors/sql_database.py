@@ -384,7 +384,13 @@ class SqliteDatabase:
             raise SqlRefusedError(str(error), 0, -1) from None
         try:
             names = [c[0] for c in cursor.description or ()]
-            while rows := await asyncio.to_thread(cursor.fetchmany, page_size):
+            while True:
+                try:
+                    rows = await asyncio.to_thread(cursor.fetchmany, page_size)
+                except sqlite3.Error as error:
+                    raise SqlRefusedError(str(error), 0, -1) from None
+                if not rows:
+                    return
                 yield names, rows
         finally:
             await asyncio.to_thread(connection.close)
