@@ -10,7 +10,7 @@ VENV_STAMP := .venv/.synced
 CHROMIUM ?= /usr/bin/chromium
 SLAPD ?= /usr/sbin/slapd
 
-.PHONY: help venv browser ldap-server run test test-unit test-faults test-scale lint format infra-up infra-down infra-status infra-logs bench screenshots clean
+.PHONY: help venv browser ldap-server postgres-server run test test-unit test-faults test-scale lint format infra-up infra-down infra-status infra-logs bench screenshots clean
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -34,10 +34,14 @@ browser: ## install Debian's chromium for the browser tests (no browser download
 ldap-server: ## install Debian's OpenLDAP (slapd, ldap-utils, and the headers python-ldap builds with)
 	@scripts/install-ldap.sh
 
+# PostgreSQL: the SQL connectors' server, a cluster of the project's own (scripts/infra.sh).
+postgres-server: ## install Debian's PostgreSQL (postgresql, postgresql-client); no cluster left running
+	@scripts/install-postgres.sh
+
 run: venv ldap-server ## start Kafka, MongoDB, slapd and every service, load the demo; Ctrl-C stops all
 	.venv/bin/python scripts/run.py
 
-test: venv browser ldap-server ## lint, type-check and run every test tier on their own broker and database
+test: venv browser ldap-server postgres-server ## lint, type-check and run every test tier on their own broker and database
 	scripts/test.sh
 
 test-unit: venv ## the unit tests alone: no broker, no database, a few seconds
@@ -63,7 +67,7 @@ format: venv ## apply ruff's fixes and formatting
 	.venv/bin/ruff check --fix .
 	.venv/bin/ruff format .
 
-infra-up: venv ## start the local Kafka broker, MongoDB server and slapd (ports 9092, 27017, 3389)
+infra-up: venv ## start the local Kafka broker, MongoDB server, slapd and PostgreSQL (ports 9092, 27017, 3389, 5433)
 	scripts/infra.sh up
 
 infra-down: ## stop them

@@ -2,7 +2,7 @@
 
 import asyncio
 
-from bench import bench_ldap, bench_listing, bench_planner, bench_scim, bench_target
+from bench import bench_ldap, bench_listing, bench_planner, bench_scim, bench_sql, bench_target
 
 
 async def run() -> None:
@@ -10,6 +10,7 @@ async def run() -> None:
     await bench_planner.main()
     await bench_target.main()
     await bench_ldap.main()
+    await bench_sql.main()
     await bench_listing.main()
     await bench_scim.main()
 

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # `make bench`: benchmarks against the broker, database and directory in KAFKA_BOOTSTRAP_SERVERS /
-# MONGO_URI / LDAP_URI, or against a local MongoDB server (port 27019) and slapd (port 13390,
-# fresh data) of its own that it stops after.
+# MONGO_URI / LDAP_URI / BENCH_PG_URL (password in PGPASSWORD), or against a local MongoDB
+# server (port 27019), slapd (port 13390, fresh data) and PostgreSQL (port 15434, fresh data) of
+# its own that it stops after.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export INFRA_DIR="$PWD/.infra/bench" MONGO_PORT="${BENCH_MONGO_PORT:-27019}"
 export LDAP_PORT="${BENCH_LDAP_PORT:-13390}"
+export PG_PORT="${BENCH_PG_PORT:-15434}" PG_PASSWORD="${PG_PASSWORD:-pg-password}"
 started=()
 stop() { for c in "${started[@]}"; do scripts/infra.sh down "$c" || true; done; }
 trap stop EXIT
@@ -20,5 +22,13 @@ if [[ -z "${LDAP_URI:-}" ]]; then
   started+=(ldap)
   scripts/infra.sh up ldap
   export LDAP_URI="ldap://127.0.0.1:$LDAP_PORT"
+fi
+if [[ -z "${BENCH_PG_URL:-}" ]]; then
+  scripts/infra.sh down postgres >/dev/null 2>&1 || true
+  rm -rf "$INFRA_DIR/postgres"
+  started+=(postgres)
+  scripts/infra.sh up postgres
+  export BENCH_PG_URL="postgresql://provisioning@127.0.0.1:$PG_PORT/provisioning"
+  export PGPASSWORD="$PG_PASSWORD"
 fi
 .venv/bin/python -m bench

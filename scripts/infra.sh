@@ -2,10 +2,11 @@
 # shellcheck disable=SC2317  # shellcheck misreads the "${c}_up" dispatch and the final exit as dead code
 # Local infrastructure for tests and `make run`: a real single-node Apache Kafka
 # broker (KRaft, combined broker+controller, official jars from Maven Central),
-# a MongoDB wire-protocol server (SecantusDB) and an OpenLDAP directory (Debian's
-# slapd, with its own cn=config), each as a background process.
+# a MongoDB wire-protocol server (SecantusDB), an OpenLDAP directory (Debian's
+# slapd, with its own cn=config) and a throw-away PostgreSQL cluster (Debian's
+# postgresql, initdb into the infra folder), each as a background process.
 #
-#   scripts/infra.sh up|down|status|logs [kafka|mongo|ldap]
+#   scripts/infra.sh up|down|status|logs [kafka|mongo|ldap|postgres]
 #
 # Environment (defaults in brackets):
 #   INFRA_DIR              [<repo>/.infra/run]  data, logs and pid files
@@ -16,6 +17,9 @@
 #   LDAP_ADMIN_PASSWORD    [admin-password]  of cn=admin,dc=example,dc=org (set when the data is made)
 #   LDAP_READER_PASSWORD   [reader-password] of cn=limited-reader,dc=example,dc=org (size limit 3)
 #   SLAPD                  [/usr/sbin/slapd]  `make ldap-server` installs Debian's
+#   PG_PORT                [5433]   PostgreSQL on 127.0.0.1:$PG_PORT, database provisioning
+#   PG_PASSWORD            [pg-password]  of the role provisioning (set when the cluster is made)
+#   PG_BIN                 [newest /usr/lib/postgresql/*/bin]  `make postgres-server` installs it
 #   PYTHON                 [<repo>/.venv/bin/python, else python3]  interpreter that has secantusdb
 #   INFRA_TIMEOUT          [90]     seconds `up` waits for each component to answer
 #   STOP_TIMEOUT           [20]     seconds `down` waits after SIGTERM before SIGKILL
@@ -38,6 +42,9 @@ LDAP_PORT="${LDAP_PORT:-3389}"
 LDAP_ADMIN_PASSWORD="${LDAP_ADMIN_PASSWORD:-admin-password}"
 LDAP_READER_PASSWORD="${LDAP_READER_PASSWORD:-reader-password}"
 SLAPD="${SLAPD:-/usr/sbin/slapd}"
+PG_PORT="${PG_PORT:-5433}"
+PG_PASSWORD="${PG_PASSWORD:-pg-password}"
+PG_BIN="${PG_BIN:-$(find /usr/lib/postgresql -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n1)}"
 INFRA_TIMEOUT="${INFRA_TIMEOUT:-90}"
 STOP_TIMEOUT="${STOP_TIMEOUT:-20}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}"
@@ -77,6 +84,10 @@ LDAP_LOG="$LDAP_DIR/slapd.log"
 LDAP_CONFIG="$LDAP_DIR/slapd.d"
 LDAP_PID="$INFRA_DIR/ldap.pid"
 LDAP_TEMPLATES="$REPO_DIR/infra/ldap"
+PG_DIR="$INFRA_DIR/postgres"
+PG_DATA="$PG_DIR/data"
+PG_LOG="$PG_DIR/postgres.log"
+PG_PID="$INFRA_DIR/postgres.pid"
 
 log() { echo "infra: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -427,6 +438,88 @@ ldap_up() {
   echo "ldap running on $HOST:$LDAP_PORT (suffix dc=example,dc=org, admin cn=admin,dc=example,dc=org)"
 }
 
+# ---------------------------------------------------------------- postgres
+
+# initdb and postgres refuse to run as root: as root they run as the `postgres` user, which
+# then owns the cluster's folder (and only it).
+as_pg_user() {
+  if [[ "$(id -u)" == 0 ]]; then
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+give_to_pg_user() { if [[ "$(id -u)" == 0 ]]; then chown postgres: "$@"; fi; }
+postgres_probe() { "$PG_BIN/pg_isready" -q -h "$HOST" -p "$PG_PORT" -d provisioning -t 2; }
+postgres_live_pid() { live_pid "$PG_PID" "$PG_DATA"; }
+
+# The cluster is made once per INFRA_DIR: superuser role `provisioning` (password PG_PASSWORD)
+# and database `provisioning`, password authentication on 127.0.0.1 only, no Unix socket.
+make_postgres_cluster() {
+  [[ -f "$PG_DIR/.complete" ]] && return 0
+  rm -rf "$PG_DATA"
+  mkdir -p "$PG_DATA"
+  give_to_pg_user "$PG_DATA"
+  local pwfile="$PG_DIR/.pw"
+  (umask 077 && printf '%s\n' "$PG_PASSWORD" >"$pwfile")
+  give_to_pg_user "$pwfile"
+  if ! as_pg_user "$PG_BIN/initdb" -D "$PG_DATA" -U provisioning --pwfile="$pwfile" \
+    --auth=scram-sha-256 -E UTF8 --locale=C.UTF-8 --no-sync >>"$PG_LOG" 2>&1; then
+    rm -f "$pwfile"
+    tail -n 40 "$PG_LOG" >&2
+    die "initdb could not make the cluster in $PG_DATA (output above)"
+  fi
+  rm -f "$pwfile"
+  printf '%s\n' "host all all 127.0.0.1/32 scram-sha-256" >"$PG_DATA/pg_hba.conf"
+  # Throw-away data: no durability, as for the other servers the project starts.
+  cat >>"$PG_DATA/postgresql.conf" <<EOF
+listen_addresses = '$HOST'
+unix_socket_directories = ''
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+EOF
+  date -u +%FT%TZ >"$PG_DIR/.complete"
+}
+
+postgres_up() {
+  local pid
+  if pid="$(postgres_live_pid)"; then
+    if postgres_probe; then
+      echo "postgres already running on $HOST:$PG_PORT"
+      return 0
+    fi
+    log "postgres (pid $pid) is running but not answering yet; waiting"
+    wait_ready postgres "$pid" "$PG_LOG" postgres_probe || die "postgres not ready; try 'scripts/infra.sh down postgres'"
+    echo "postgres running on $HOST:$PG_PORT"
+    return 0
+  fi
+  port_open "$PG_PORT" && die "port $PG_PORT is already in use by a process this INFRA_DIR ($INFRA_DIR) did not start"
+  [[ -x "$PG_BIN/initdb" ]] || die "PostgreSQL not found under /usr/lib/postgresql; run 'make postgres-server'"
+  mkdir -p "$PG_DIR"
+  touch "$PG_LOG"
+  give_to_pg_user "$PG_DIR" "$PG_LOG"
+  make_postgres_cluster
+  # The server in the foreground, so the pid and the process group are ours.
+  local as_user=()
+  if [[ "$(id -u)" == 0 ]]; then
+    # setpriv execs (runuser would stay as a parent): the pid recorded is the postmaster's.
+    as_user=(setpriv --reuid=postgres --regid=postgres --init-groups --)
+  fi
+  spawn "$PG_PID" "$PG_LOG" "$PG_DIR" \
+    "${as_user[@]}" "$PG_BIN/postgres" -D "$PG_DATA" -p "$PG_PORT"
+  pid="$(<"$PG_PID")"
+  log "postgres starting (pid $pid, log $PG_LOG)"
+  if ! wait_ready postgres "$pid" "$PG_LOG" postgres_probe; then
+    stop_component postgres "$PG_PID" "$PG_DATA" >/dev/null
+    exit 1
+  fi
+  # The database the URL names; made once (createdb fails harmlessly when it exists).
+  PGPASSWORD="$PG_PASSWORD" "$PG_BIN/createdb" -h "$HOST" -p "$PG_PORT" -U provisioning \
+    provisioning >/dev/null 2>&1 || true
+  echo "postgres running on $HOST:$PG_PORT (postgresql://provisioning@$HOST:$PG_PORT/provisioning)"
+}
+
 # ---------------------------------------------------------------- commands
 
 status_one() {
@@ -451,15 +544,15 @@ lock_instance() {
 }
 
 usage() {
-  echo "usage: $0 up|down|status|logs [kafka|mongo|ldap]" >&2
+  echo "usage: $0 up|down|status|logs [kafka|mongo|ldap|postgres]" >&2
   exit 2
 }
 
 main() {
   local cmd="${1:-}" components
   case "${2:-all}" in
-    all) components=(kafka mongo ldap) ;;
-    kafka | mongo | ldap) components=("$2") ;;
+    all) components=(kafka mongo ldap postgres) ;;
+    kafka | mongo | ldap | postgres) components=("$2") ;;
     *) usage ;;
   esac
   [[ $# -le 2 ]] || usage
@@ -477,6 +570,7 @@ main() {
           kafka) stop_component kafka "$KAFKA_PID" "$KAFKA_PROPS" ;;
           mongo) stop_component mongo "$MONGO_PID" "$MONGO_DIR/data" ;;
           ldap) stop_component ldap "$LDAP_PID" "$LDAP_CONFIG" ;;
+          postgres) stop_component postgres "$PG_PID" "$PG_DATA" ;;
         esac
       done
       ;;
@@ -486,6 +580,7 @@ main() {
           kafka) status_one kafka "$HOST:$KAFKA_PORT" || rc=3 ;;
           mongo) status_one mongo "$HOST:$MONGO_PORT" || rc=3 ;;
           ldap) status_one ldap "$HOST:$LDAP_PORT" || rc=3 ;;
+          postgres) status_one postgres "$HOST:$PG_PORT" || rc=3 ;;
         esac
       done
       return "$rc"
@@ -497,6 +592,7 @@ main() {
           kafka) files+=("$KAFKA_LOG") ;;
           mongo) files+=("$MONGO_LOG") ;;
           ldap) files+=("$LDAP_LOG") ;;
+          postgres) files+=("$PG_LOG") ;;
         esac
       done
       local existing=() f

@@ -31,6 +31,7 @@ TEST_KAFKA_CONTROLLER_PORT = int(os.environ.get("TEST_KAFKA_CONTROLLER_PORT", "1
 TEST_MONGO_PORT = int(os.environ.get("TEST_MONGO_PORT", "27018"))
 # infra.sh's `up` starts the directory too: on the port the connector tests look for it.
 TEST_LDAP_PORT = int(os.environ.get("TEST_LDAP_PORT", "13389"))
+TEST_PG_PORT = int(os.environ.get("TEST_PG_PORT", "15433"))  # and PostgreSQL
 TEST_INFRA_DIR = REPO / ".infra" / "test"
 # The services' health ports have fixed defaults (8081-8083); the suite runs many processes at
 # once, so they serve none unless a test gives them a free port.
@@ -62,6 +63,7 @@ def _infra_env() -> dict[str, str]:
         "KAFKA_CONTROLLER_PORT": str(TEST_KAFKA_CONTROLLER_PORT),
         "MONGO_PORT": str(TEST_MONGO_PORT),
         "LDAP_PORT": str(TEST_LDAP_PORT),
+        "PG_PORT": str(TEST_PG_PORT),
     }
 
 

@@ -276,3 +276,13 @@ async def ldap_engine(
     finally:
         await events.stop()
         await broker.stop()
+
+
+# ---- SQL: the PostgreSQL and SQLite fixtures, and the runner over PostgreSQL
+from tests.integration.connectors.sql_engine import sql_engine, sql_engine_processes  # noqa: E402, F401
+from tests.integration.connectors.sql_rig import (  # noqa: E402, F401
+    pg_database,
+    pg_table,
+    postgres,
+    sqlite_people,
+)

@@ -1,23 +1,28 @@
 """One contract every target connector passes against its real server: what is planned and
 applied is what the server then holds (read with the server's own client), applying a batch
-again changes nothing, and planning again finds nothing to do. MongoDB, LDAP and SCIM pass
-it; a SQL target joins by adding a harness here."""
+again changes nothing, and planning again finds nothing to do. MongoDB, LDAP, SCIM,
+PostgreSQL and SQLite pass it; another target joins by adding a harness here."""
 
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import ldap
 import pytest
+from provisioning_common.definitions import SqlTarget
 from pymongo import AsyncMongoClient
 from sequence_runner.adapters.connectors.base import TargetConnector
 from sequence_runner.adapters.connectors.mongo_target import MongoTargetConnector, RetryPolicy
+from sequence_runner.adapters.connectors.sql_target import SqlTargetConnector
 from sequence_runner.domain.planner import plan
 from sequence_runner.domain.records import Plan, SourceEntry
 
 from tests.integration.connectors.conftest import Directory
 from tests.integration.connectors.ldap_rig import ldap_target
 from tests.integration.connectors.scim_rig import held_people, scim_target
+from tests.integration.connectors.sql_rig import Postgres, sqlite_database
 from tests.support.scim_server import ScimApp
 
 pytestmark = [pytest.mark.mongo]
@@ -71,6 +76,43 @@ class ScimHarness:
         return held_people(self.app)
 
 
+# ---- SQL
+SQL_COLUMNS = ", ".join(MAPPING)
+
+
+@dataclass
+class PostgresHarness:
+    target: TargetConnector
+    postgres: Postgres
+    table: str
+
+    async def held(self) -> dict[str, dict[str, Any]]:
+        rows = self.postgres.psql(f"select {SQL_COLUMNS} from {self.table}")
+        return {row[0]: _plain(dict(zip(MAPPING, row, strict=True))) for row in rows}
+
+
+@dataclass
+class SqliteHarness:
+    target: TargetConnector
+    path: Path
+
+    async def held(self) -> dict[str, dict[str, Any]]:
+        connection = sqlite3.connect(self.path)
+        try:
+            rows = connection.execute(f"select {SQL_COLUMNS} from people").fetchall()
+        finally:
+            connection.close()
+        return {row[0]: _plain(dict(zip(MAPPING, row, strict=True))) for row in rows}
+
+
+def sql_target(database: Any, table: str) -> SqlTargetConnector:
+    definition = SqlTarget(connection="app-db", table=table, key_column="uid")
+    return SqlTargetConnector("app-db", database, definition, list(MAPPING), RetryPolicy(2, 0.05))
+
+
+# ---- end SQL
+
+
 def _plain(record: dict[str, Any]) -> dict[str, Any]:
     """A record without empty values, one-element lists as their value: both servers alike."""
     plain: dict[str, Any] = {}
@@ -82,7 +124,7 @@ def _plain(record: dict[str, Any]) -> dict[str, Any]:
     return plain
 
 
-@pytest.fixture(params=["mongo", "ldap", "scim"])
+@pytest.fixture(params=["mongo", "ldap", "scim", "postgres", "sqlite"])
 async def harness(
     request: pytest.FixtureRequest,
     mongo_client: AsyncMongoClient[dict[str, Any]],
@@ -103,6 +145,17 @@ async def harness(
         scim_server = request.getfixturevalue("scim")
         app = scim_server.tenant(f"contract{unique_name}"[:60])
         yield ScimHarness(scim_target(app, closing), app)
+        return
+    if request.param == "postgres":
+        pg: Postgres = request.getfixturevalue("postgres")
+        table: str = request.getfixturevalue("pg_table")
+        database = pg.database()
+        closing.append(database)
+        yield PostgresHarness(sql_target(database, table), pg, table)
+        return
+    if request.param == "sqlite":
+        path, table = request.getfixturevalue("sqlite_people")
+        yield SqliteHarness(sql_target(sqlite_database(path), table), path)
         return
     directory: Directory = request.getfixturevalue("directory")
     base_dn: str = request.getfixturevalue("base_dn")

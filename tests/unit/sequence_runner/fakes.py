@@ -184,10 +184,9 @@ class FakeConnectors:
 
     def target(self, sequence: SequenceDefinition) -> TargetConnector:
         target = sequence.target
+        # The fakes are keyed by what names the repository: a collection, else the whole target.
         collection = (
-            target.collection
-            if isinstance(target, MongoTarget)
-            else getattr(target, "base_dn", None) or f"{target.type}:{target.connection}"
+            target.collection if isinstance(target, MongoTarget) else target.model_dump_json()
         )
         if collection not in self.targets:
             self.targets[collection] = FakeTarget(sequence.key)

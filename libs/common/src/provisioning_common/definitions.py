@@ -126,7 +126,59 @@ class LdapSource(_Tagged):
     )
 
 
-Source = Annotated[CsvSource | JsonlSource | InlineSource | LdapSource, Field(discriminator="type")]
+# ---- SQL (PostgreSQL, SQLite): names are checked here, so they can be quoted into statements.
+SqlColumn = Annotated[
+    str, Field(min_length=1, max_length=63, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", examples=["login"])
+]
+SqlTable = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=127,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$",
+        description="A table, or schema.table.",
+        examples=["accounts", "app.accounts"],
+    ),
+]
+
+
+class SqlSource(_Tagged):
+    """The rows of a query, streamed through a server-side cursor; each row is a record whose
+    fields are the result's columns, and errors name the row's key."""
+
+    type: Literal["sql"] = "sql"
+    connection: ConnectionName
+    query: str = Field(
+        min_length=1, max_length=20_000, examples=["select id, login, name from employees"]
+    )
+    key_column: SqlColumn = Field(description="The result column that names a row in errors.")
+
+
+class SqlTarget(_Tagged):
+    """The rows of one table, one per record, found by `key_column` (which needs a unique index
+    or primary key of its own)."""
+
+    type: Literal["sql"] = "sql"
+    connection: ConnectionName
+    table: SqlTable
+    key_column: SqlColumn = Field(description="Column that identifies a row: the sequence's key.")
+    deprovision: Literal["delete", "disable"] = Field(
+        default="delete",
+        description="What delete_missing does to a row that left the source: delete it, or set "
+        "active_column false (true again if the record comes back). Disables count against the "
+        "delete threshold.",
+    )
+    active_column: SqlColumn = Field(
+        default="active", description="The boolean column `deprovision: disable` sets false."
+    )
+
+
+# ---- end SQL
+
+
+Source = Annotated[
+    CsvSource | JsonlSource | InlineSource | LdapSource | SqlSource, Field(discriminator="type")
+]
 
 
 class MongoTarget(_Tagged):
@@ -227,7 +279,7 @@ class ScimTarget(_Tagged):
     )
 
 
-Target = Annotated[MongoTarget | LdapTarget | ScimTarget, Field(discriminator="type")]
+Target = Annotated[MongoTarget | LdapTarget | ScimTarget | SqlTarget, Field(discriminator="type")]
 
 
 class ThresholdLimit(_Frozen):
@@ -318,6 +370,15 @@ class SequenceDefinition(_Frozen):
         # SCIM Groups have no `active` attribute: there is nothing to disable.
         if self.target.resource == "Group" and self.target.deprovision == "disable":
             raise ValueError('target.deprovision: a SCIM Group cannot be disabled, use "delete"')
+        return self
+
+    @model_validator(mode="after")
+    def _sql_rows_are_found_by_the_key(self) -> Self:
+        if isinstance(self.target, SqlTarget) and self.target.key_column != self.key:
+            raise ValueError(
+                f"target.key_column: {self.target.key_column!r} must be the sequence's key "
+                f"{self.key!r} (the column that identifies a row)"
+            )
         return self
 
     @model_validator(mode="after")

@@ -19,6 +19,7 @@ from pydantic import (
     Tag,
     TypeAdapter,
     ValidationError,
+    field_validator,
 )
 
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -74,6 +75,36 @@ class ScimConnection(BaseModel):
     timeout_seconds: float = Field(default=30, gt=0, description="The longest wait for an answer.")
 
 
+class SqlConnection(BaseModel):
+    """A PostgreSQL server (`postgresql://user@host:port/database`) or a SQLite file in the
+    data folder (`sqlite:///hr/people.db`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: Literal["sql"]
+    url: str = Field(
+        pattern=r"^(postgres(ql)?://|sqlite:///)",
+        description="postgresql://user@host:port/database, or sqlite:///<path in the data folder>",
+    )
+    password: SecretStr | None = Field(
+        default=None, description="The user's password; reference the environment here."
+    )
+    pool_size: int = Field(default=4, ge=1, le=64, description="Connections kept open at most.")
+    fetch_size: int = Field(
+        default=1000, ge=1, le=100_000, description="Rows fetched per round trip when reading."
+    )
+    timeout_seconds: float = Field(default=30, gt=0, description="Connect timeout.")
+
+    @field_validator("url")
+    @classmethod
+    def _no_password_in_url(cls, url: str) -> str:
+        # A password in the URL would be shown wherever the URL is (reasons, logs).
+        authority = url.split("://", 1)[1].split("/", 1)[0]
+        if "@" in authority and ":" in authority.split("@", 1)[0]:
+            raise ValueError("put the password in `password`, not in the URL")
+        return url
+
+
 def _connection_type(value: Any) -> str:
     # `type` may be left out of an LDAP connection (files written before other types existed).
     found = value.get("type", "ldap") if isinstance(value, dict) else getattr(value, "type", "")
@@ -81,7 +112,9 @@ def _connection_type(value: Any) -> str:
 
 
 Connection = Annotated[
-    Annotated[LdapConnection, Tag("ldap")] | Annotated[ScimConnection, Tag("scim")],
+    Annotated[LdapConnection, Tag("ldap")]
+    | Annotated[ScimConnection, Tag("scim")]
+    | Annotated[SqlConnection, Tag("sql")],
     Discriminator(_connection_type),
 ]
 _CONNECTIONS = TypeAdapter(dict[str, Connection])

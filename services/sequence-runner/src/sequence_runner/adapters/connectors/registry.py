@@ -12,6 +12,8 @@ from provisioning_common.definitions import (
     MongoTarget,
     ScimTarget,
     SequenceDefinition,
+    SqlSource,
+    SqlTarget,
 )
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -30,7 +32,19 @@ from sequence_runner.adapters.connectors.ldap_target import LdapTargetConnector
 from sequence_runner.adapters.connectors.mongo_target import MongoTargetConnector, RetryPolicy
 from sequence_runner.adapters.connectors.scim_client import ScimService
 from sequence_runner.adapters.connectors.scim_target import ScimTargetConnector
-from sequence_runner.connections import Connection, LdapConnection, ScimConnection
+from sequence_runner.adapters.connectors.sql_database import (
+    PostgresDatabase,
+    SqlDatabase,
+    SqliteDatabase,
+)
+from sequence_runner.adapters.connectors.sql_source import SqlSourceConnector
+from sequence_runner.adapters.connectors.sql_target import SqlTargetConnector
+from sequence_runner.connections import (
+    Connection,
+    LdapConnection,
+    ScimConnection,
+    SqlConnection,
+)
 
 
 class ConnectorRegistry:
@@ -50,6 +64,8 @@ class ConnectorRegistry:
         # operations in flight is the server's, not each sequence's.
         self._ldap: dict[str, AsyncLdapConnection] = {}
         self._scim: dict[str, ScimService] = {}  # likewise: the request rate is the server's
+
+        self._sql: dict[str, SqlDatabase] = {}
 
     def _settings(self, name: str, kind: str) -> Connection:
         settings = self._connections.get(name)
@@ -88,12 +104,35 @@ class ConnectorRegistry:
             self._ldap[name] = connection
         return connection, settings.page_size
 
+    def _sql_database(self, name: str) -> tuple[SqlDatabase, int]:
+        settings = self._settings(name, "sql")
+        assert isinstance(settings, SqlConnection)
+        database = self._sql.get(name)
+        if database is None:
+            if settings.url.startswith("sqlite:///"):
+                # A SQLite file is found like a source file: inside the data folder only.
+                relative = settings.url.removeprefix("sqlite:///")
+                path = resolve_in_data_folder(self._data_dir, relative)
+                database = SqliteDatabase(path, relative, settings.timeout_seconds)
+            else:
+                password = settings.password
+                database = PostgresDatabase(
+                    settings.url,
+                    password.get_secret_value() if password is not None else None,
+                    pool_size=settings.pool_size,
+                    timeout=settings.timeout_seconds,
+                )
+            self._sql[name] = database
+        return database, settings.fetch_size
+
     async def close(self) -> None:
-        """Close the directory connections (the next use opens them again)."""
+        """Close the directory connections and SQL pools (the next use opens them again)."""
         for connection in self._ldap.values():
             await connection.close()
         for service in self._scim.values():
             await service.close()
+        for database in self._sql.values():
+            await database.close()
 
     def source(
         self, sequence: SequenceDefinition, inputs: list[dict[str, Any]] | None
@@ -112,6 +151,11 @@ class ConnectorRegistry:
                 connection, page_size = self._ldap_connection(source.connection)
                 return LdapSourceConnector(
                     source.connection, connection, source, self._retry, page_size
+                )
+            case SqlSource():
+                database, fetch_size = self._sql_database(source.connection)
+                return SqlSourceConnector(
+                    source.connection, database, source, self._retry, fetch_size
                 )
         raise TypeError(f"no connector for source type {source.type!r}")  # pragma: no cover
 
@@ -140,5 +184,11 @@ class ConnectorRegistry:
                     target,
                     sequence.key,
                     list(sequence.mapping or {}),
+                )
+            case SqlTarget():
+                database, fetch_size = self._sql_database(target.connection)
+                attributes = list(sequence.mapping) if sequence.mapping is not None else None
+                return SqlTargetConnector(
+                    target.connection, database, target, attributes, self._retry, fetch_size
                 )
         raise TypeError(f"no connector for target type {target.type!r}")  # pragma: no cover

@@ -1,0 +1,137 @@
+"""The runner and the guard as processes, with a connections file naming the test PostgreSQL
+(`app-db`, its password by ${TEST_PG_PASSWORD}) and the same server with a wrong password
+(`wrong-password`): the SQL sequences through the whole system."""
+
+import asyncio
+import json
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from faststream.kafka import KafkaBroker
+from provisioning_common.envelope import Envelope
+from provisioning_common.kafka import build_broker, publish_envelope
+from provisioning_common.settings import KafkaSettings
+from provisioning_common.topics import JOB_COMMANDS, JOB_EVENTS, ensure_topics
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from tests.conftest import Infra
+from tests.integration.connectors.sql_rig import Postgres
+from tests.integration.engine.conftest import LOGS, EventLog, RunnerProcess, created_event
+from tests.support.kafka_groups import group_has_members
+from tests.support.processes import service_argv, start_service
+
+WRONG_PG_PASSWORD = "wrong-Pg-pa55word-never-logged"
+
+
+@dataclass
+class SqlEngineRig:
+    kafka: KafkaSettings
+    broker: KafkaBroker
+    events: EventLog
+    database: AsyncDatabase[dict[str, Any]]
+    runner: RunnerProcess
+
+    async def submit(self, definition: dict[str, Any], inputs: dict[str, Any]) -> str:
+        job_id = str(uuid.uuid4())
+        await publish_envelope(
+            self.broker, self.kafka.topic(JOB_EVENTS), created_event(job_id, definition, inputs)
+        )
+        return job_id
+
+    async def command(self, command: Envelope) -> None:
+        await publish_envelope(self.broker, self.kafka.topic(JOB_COMMANDS), command)
+
+    async def run(self, job_id: str) -> dict[str, Any]:
+        document = await self.database["runs"].find_one({"_id": job_id})
+        assert document is not None
+        return document
+
+
+@pytest.fixture(scope="session")
+def sql_engine_processes(
+    infra: Infra, postgres: Postgres, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[KafkaSettings, dict[str, str], RunnerProcess]]:
+    run_id = secrets.token_hex(4)
+    kafka = KafkaSettings(
+        bootstrap_servers=infra.kafka_bootstrap,
+        topic_prefix=f"sql-{run_id}.",
+        consumer_group_suffix=f"-sql-{run_id}",
+    )
+    asyncio.run(ensure_topics(kafka))
+    folder = tmp_path_factory.mktemp("sql-engine")
+    connections = folder / "connections.json"
+    connections.write_text(
+        json.dumps(
+            {
+                "app-db": {"type": "sql", "url": postgres.url, "password": "${TEST_PG_PASSWORD}"},
+                "wrong-password": {
+                    "type": "sql",
+                    "url": postgres.url,
+                    "password": "${TEST_WRONG_PG_PASSWORD}",
+                },
+            }
+        ),
+        encoding="utf-8",
+    )
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
+        "KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
+        "KAFKA_CONSUMER_GROUP_SUFFIX": kafka.consumer_group_suffix,
+        "MONGO_URI": infra.mongo_uri,
+        "MONGO_DATABASE": f"sql_{run_id}",
+        "PROVISIONING_DATA_DIR": str(folder),
+        "PROVISIONING_CONNECTIONS_FILE": str(connections),
+        "TEST_PG_PASSWORD": postgres.password,
+        "TEST_WRONG_PG_PASSWORD": WRONG_PG_PASSWORD,
+        "PROVISIONING_PROGRESS_INTERVAL_SECONDS": "0.2",
+        "PROVISIONING_TARGET_RETRY_ATTEMPTS": "2",
+        "PROVISIONING_TARGET_RETRY_BACKOFF_SECONDS": "0.1",
+        "PROVISIONING_LOG_LEVEL": "INFO",
+    }
+    LOGS.mkdir(parents=True, exist_ok=True)
+    runner = RunnerProcess(env=env, kafka=kafka, log_path=LOGS / f"sql-runner-{run_id}.log")
+
+    def guard_ready() -> bool:
+        return asyncio.run(group_has_members(kafka, kafka.group_id("threshold-guard")))
+
+    with start_service(
+        "threshold-guard",
+        service_argv("threshold-guard"),
+        env,
+        guard_ready,
+        LOGS / f"sql-guard-{run_id}.log",
+        timeout=90,
+    ):
+        runner.start()
+        try:
+            yield kafka, env, runner
+        finally:
+            runner.stop()
+
+
+@pytest.fixture(scope="session")
+async def sql_engine(
+    sql_engine_processes: tuple[KafkaSettings, dict[str, str], RunnerProcess],
+    mongo_client: AsyncMongoClient[dict[str, Any]],
+) -> AsyncIterator[SqlEngineRig]:
+    kafka, env, runner = sql_engine_processes
+    broker = build_broker(kafka)
+    await broker.start()
+    events = EventLog(kafka)
+    await events.start()
+    try:
+        yield SqlEngineRig(
+            kafka=kafka,
+            broker=broker,
+            events=events,
+            database=mongo_client[env["MONGO_DATABASE"]],
+            runner=runner,
+        )
+    finally:
+        await events.stop()
+        await broker.stop()
