@@ -163,13 +163,25 @@ export function mountJobs(main, { me, navigate, params }) {
         h("div", { class: "cell-sub" }, h("code", { title: job.id }, shortId(job.id)),
           job.archived ? h("span", { class: "tag", testid: "archived-tag" }, "Archived") : null),
       ),
-      h("td", {}, statusBadge(job.status, "job-status")),
+      h("td", {}, statusBadge(job.status, "job-status"), blockedSummary(job)),
       h("td", {}, h("span", { class: "origin" }, job.origin ?? "—"), job.requested_by ? h("div", { class: "cell-sub" }, job.requested_by) : null),
       h("td", {}, when(job.created_at)),
       h("td", {}, when(job.started_at)),
       h("td", {}, when(job.ended_at)),
       h("td", { class: "col-actions" }, rowActions(job)),
     )));
+  }
+
+  // A job at its threshold says where it stopped and why, so the list is enough to triage.
+  function blockedSummary(job) {
+    if (job.status !== "THRESHOLD") return null;
+    const seq = (job.sequences ?? []).find((s) => s.status === "THRESHOLD" && s.threshold);
+    if (!seq) return null;
+    const t = seq.threshold;
+    const limit = t.limit === "percent" ? `${t.limit_value}%` : count(t.limit_value);
+    return h("div", { class: "cell-sub blocked", testid: "job-blocked" },
+      h("strong", { testid: "job-blocked-sequence" }, seq.name), ": ",
+      h("span", { class: `action action--${t.action}`, testid: "job-blocked-action" }, t.action), ` ${count(t.actual)} (limit ${limit})`);
   }
 
   function pageButton(label, testid, page, disabled, aria) {
