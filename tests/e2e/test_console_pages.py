@@ -154,12 +154,13 @@ async def test_an_admin_creates_a_definition_with_each_error_at_its_field(
 
     # Each of the API's 422 errors is shown at the field it names.
     errors = page.get_by_test_id("field-error")
-    await expect(page.get_by_test_id("definition-form-error")).to_contain_text("3 problems")
-    await expect(errors).to_have_count(3)
+    await expect(page.get_by_test_id("definition-form-error")).to_contain_text("4 problems")
+    await expect(errors).to_have_count(4)
     by_field = {
         "sequences.0.source.path": "relative path inside the data folder",
         "sequences.0.target.collection": "should match pattern",
         "sequences.0.thresholds.create.count": "valid integer",
+        "sequences.0.thresholds.delete.percent": "less than or equal to 100",
     }
     for loc, said in by_field.items():
         error = page.locator(f'[data-testid="field-error"][data-loc="{loc}"]')
@@ -203,7 +204,8 @@ async def test_an_admin_creates_a_definition_with_each_error_at_its_field(
     await expect(page.get_by_test_id("definition-id")).to_have_text(definition_id)
     stored = (await seeder.client.get(f"/api/v1/job-definitions/{definition_id}")).json()
     assert stored["version"] == 2
-    assert stored["sequences"][0]["thresholds"] == {"update": {"count": 7, "percent": None}}
+    assert stored["sequences"][0]["thresholds"]["update"] == {"count": 7, "percent": None}
+    assert stored["sequences"][0]["thresholds"]["create"] is None
 
 
 async def test_an_operator_may_not_change_definitions(
@@ -321,18 +323,19 @@ async def test_audit_filtered_by_job_actor_action_and_date(
     await expect(rows).to_have_count(2)
     await expect(page.get_by_test_id("page-info")).to_have_text("Page 2 of 2")
 
-    await page.get_by_label("Job").fill(job_ids[3])
+    await page.get_by_label("Job", exact=True).fill(job_ids[3])
     await page.get_by_test_id("audit-apply").click()
     await expect(rows).to_have_count(1)
     await expect(rows.first).to_contain_text(job_ids[3][:8])
 
-    await page.get_by_label("Job").fill("")
-    await page.get_by_label("From").fill("2001-01-01")
-    await page.get_by_label("To").fill("2001-01-31")
+    await page.get_by_label("Job", exact=True).fill("")
+    await page.get_by_label("From", exact=True).fill("2001-01-01")
+    await page.get_by_label("To", exact=True).fill("2001-01-31")
     await page.get_by_test_id("audit-apply").click()
     await expect(page.get_by_test_id("audit-empty")).to_be_visible()
     await page.get_by_test_id("audit-clear").click()
-    await expect(page).to_have_url(re.compile(r"#/audit$"))
+    # The filters are cleared; the page size stays.
+    await expect(page).to_have_url(re.compile(r"#/audit\?page_size=10$"))
     await expect(rows.first).to_be_visible()
 
 
