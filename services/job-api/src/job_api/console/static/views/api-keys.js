@@ -73,7 +73,7 @@ export function mountApiKeys(main, { me }) {
       if (!alive) return;
       const items = data.items ?? [];
       replace(tbody, items.map((k) => h("tr", { testid: "api-key-row", dataset: { name: k.name, role: k.role } },
-        h("td", {}, h("span", { class: "cell-title" }, k.name), k.name === me.name ? h("span", { class: "tag" }, "you") : null),
+        h("td", {}, h("span", { class: "cell-title" }, k.name), k.name === me.name ? [" ", h("span", { class: "tag" }, "you")] : null),
         h("td", {}, h("span", { class: "role-tag", dataset: { role: k.role } }, k.role)),
         h("td", {}, when(k.created_at)),
         h("td", {}, k.created_by ?? "—"),

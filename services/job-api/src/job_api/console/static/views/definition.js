@@ -2,7 +2,7 @@
 
 import { api } from "../api.js";
 import { flash, h, replace } from "../dom.js";
-import { can, definitionLabel, shortId, statusBadge, when } from "../format.js";
+import { can, shortId, statusBadge, when } from "../format.js";
 import { sourceText, targetText, thresholdsText } from "./definitions.js";
 
 // Fields this page lays out itself; any other (added by a newer job-api) is listed as it is.
@@ -141,7 +141,7 @@ export function mountDefinition(main, { me, navigate, definitionId }) {
       try {
         const submitted = await api.submit(body);
         dialog.close();
-        flash(`Job ${shortId(submitted.id)} of ${definitionLabel(definition)} requested.`, "notice");
+        flash(`Job ${shortId(submitted.id)} of ${definition.name} requested.`, "notice");
         navigate(`/jobs/${encodeURIComponent(submitted.id)}`);
       } catch (err) {
         error.textContent = `The job could not be requested: ${err.message}`;
