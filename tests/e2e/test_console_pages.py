@@ -404,14 +404,26 @@ async def test_the_jobs_list_shows_where_a_job_stopped(
             csv_sequence("groups", second, f"grp_{tag}", {"create": {"count": 5}}),
         ],
     )
-    job_id = await seeder.submit(definition_id)
-    await seeder.wait_status(job_id, "THRESHOLD")
+    lists: list[str] = []
+
+    def count_lists(request: Request) -> None:
+        if "/api/v1/jobs?" in request.url:
+            lists.append(request.url)
+
+    page.on("request", count_lists)
     await sign_in(page, keys["viewer"])
     await page.goto(f"/#/jobs?definition_id={definition_id}")
+    await expect(page.get_by_test_id("jobs-empty")).to_be_visible()
+    # Requested after the page is open: it appears, runs and stops there without a reload.
+    job_id = await seeder.submit(definition_id)
     row = page.locator(f'[data-testid="job-row"][data-job-id="{job_id}"]')
+    await expect(row.get_by_test_id("job-status")).to_have_text("Threshold", timeout=90_000)
     await expect(row.get_by_test_id("job-blocked-sequence")).to_have_text("groups")
     await expect(row.get_by_test_id("job-blocked-action")).to_have_text("create")
     await expect(row.get_by_test_id("job-blocked")).to_contain_text("create 6 (limit 5)")
+    # Pushed by the list's event stream: the page itself read the list once.
+    filtered = [u for u in lists if f"definition_id={definition_id}" in u]
+    assert len(filtered) == 1, lists
     await screenshot(page, "jobs-threshold-list.png")
 
 

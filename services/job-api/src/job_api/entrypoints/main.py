@@ -88,7 +88,8 @@ def app_factory(settings: JobApiSettings | None = None) -> FastAPI:
     app.state.services = services
     add_error_handlers(app)
     app.state.asyncapi = asyncapi_document(settings.kafka, _version())
-    for module in (jobs, events, definitions, api_keys, audit, me, session, system):
+    # events before jobs: its /api/v1/jobs/events is not a job id of jobs' /api/v1/jobs/{id}.
+    for module in (events, jobs, definitions, api_keys, audit, me, session, system):
         app.include_router(module.router)
     mount_docs(app)
     # The console (HTML shell and assets) is served by this same app, at /.

@@ -103,7 +103,8 @@ export const api = {
   createApiKey: (name, role) => request("POST", "api-keys", { json: { name, role } }),
   deleteApiKey: (id) => request("DELETE", `api-keys/${encodeURIComponent(id)}`),
   // Server-sent events of one job instance, for EventSource (same origin, the session cookie).
-  jobEventsUrl: (id) => `${API}/jobs/${encodeURIComponent(id)}/events`,
+  // null: a page of the list (its query parameters added by the caller).
+  jobEventsUrl: (id) => (id === null ? `${API}/jobs/events` : `${API}/jobs/${encodeURIComponent(id)}/events`),
   validate: (id, planId) =>
     request("POST", `jobs/${encodeURIComponent(id)}/threshold/validate`, planId ? { json: { plan_id: planId } } : {}),
   cancel: (id) => request("POST", `jobs/${encodeURIComponent(id)}/threshold/cancel`),

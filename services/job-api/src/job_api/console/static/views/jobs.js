@@ -2,10 +2,11 @@
 
 import { api } from "../api.js";
 import { confirmDialog, flash, h, replace } from "../dom.js";
-import { ACTIVE, can, count, definitionLabel, JOB_STATUSES, offers, shortId, statusBadge, when } from "../format.js";
+import { can, count, definitionLabel, JOB_STATUSES, offers, shortId, statusBadge, when } from "../format.js";
 
 const PAGE_SIZES = [10, 25, 50, 100];
-const REFRESH_MS = 3000;
+// How long to wait before reading the page again when its event stream was refused.
+const RETRY_MS = 3000;
 // The control a keyboard user moved with: each page is a new view, so focus is put back on it.
 let focusAfterLoad = null;
 
@@ -24,6 +25,7 @@ function readQuery(params) {
 export function mountJobs(main, { me, navigate, params }) {
   const query = readQuery(params);
   let timer = null;
+  let stream = null;
   let inflight = null;
   let alive = true;
   let lastPage = null;
@@ -219,20 +221,44 @@ export function mountJobs(main, { me, navigate, params }) {
         go({ page: data.pages });
         return;
       }
-      lastPage = data;
-      renderRows(data);
-      renderPager(data);
-      table.setAttribute("aria-busy", "false");
-      restoreFocus();
-      if ((data.items ?? []).some((j) => ACTIVE.has(j.status))) {
-        timer = setTimeout(() => load({ quiet: true }), REFRESH_MS);
-      }
+      show(data);
+      if (!stream) follow();
     } catch (err) {
       if (err.name === "AbortError" || !alive) return;
       table.setAttribute("aria-busy", "false");
       if (!lastPage) replace(tbody, h("tr", {}, h("td", { colspan: 7, class: "empty" }, `The jobs could not be loaded: ${err.message}`)));
       else flash(`The jobs could not be refreshed: ${err.message}`);
     }
+  }
+
+  function show(data) {
+    lastPage = data;
+    renderRows(data);
+    renderPager(data);
+    table.setAttribute("aria-busy", "false");
+    restoreFocus();
+  }
+
+  // job-api pushes this page whenever it changes (GET /api/v1/jobs/events with the same
+  // parameters): new jobs and every status change show without a timer in the page.
+  function follow() {
+    const url = new URL(api.jobEventsUrl(null), location.origin);
+    for (const [k, v] of Object.entries({ ...query, sort: "-created_at" })) if (v !== "" && v != null) url.searchParams.set(k, String(v));
+    stream = new EventSource(url);
+    stream.addEventListener("jobs", (event) => {
+      if (!alive) return;
+      const data = JSON.parse(event.data);
+      if (data.pages && query.page > data.pages) return go({ page: data.pages });
+      show(data);
+    });
+    stream.addEventListener("error", () => {
+      // Reconnected by EventSource after a stream ends; CLOSED when refused (a session that
+      // ended): a plain read says why, then the page follows again.
+      if (!alive || stream.readyState !== EventSource.CLOSED) return;
+      stream = null;
+      clearTimeout(timer);
+      timer = setTimeout(() => load({ quiet: true }), RETRY_MS);
+    });
   }
 
   function restoreFocus() {
@@ -268,5 +294,6 @@ export function mountJobs(main, { me, navigate, params }) {
     alive = false;
     clearTimeout(timer);
     inflight?.abort();
+    stream?.close();
   };
 }
