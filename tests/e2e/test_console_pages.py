@@ -245,6 +245,7 @@ async def test_run_now_starts_a_job_and_shows_it(
     await dialog.get_by_test_id("run-submit").click()
     await expect(dialog.get_by_test_id("run-input-error")).to_contain_text("Not valid JSON")
     await records.fill(json.dumps([{"uid": "b1", "mail": "b1@example.org"}]))
+    await expect(dialog.get_by_test_id("run-input-error")).to_be_hidden()
     await screenshot(page, "definition-run-now.png")
     await dialog.get_by_test_id("run-submit").click()
 

@@ -102,11 +102,16 @@ export function mountDefinition(main, { me, navigate, definitionId }) {
     const requestId = h("input", { id: "run-request-id", type: "text", testid: "run-request-id", value: newRequestId(), required: true, spellcheck: "false", "aria-describedby": "run-request-id-help" });
     // Inline sequences take their records with the request; the others read their source file.
     const inline = definition.sequences.filter((s) => s.source?.type === "inline");
-    const inputs = inline.map((s) => ({
-      name: s.name,
-      area: h("textarea", { id: `run-input-${s.name}`, rows: 4, testid: "run-input", dataset: { sequence: s.name }, spellcheck: "false", placeholder: '[{"uid": "u1", "mail": "u1@example.org"}]' }),
-      error: h("p", { class: "form-error", testid: "run-input-error", hidden: true }),
-    }));
+    const inputs = inline.map((s) => {
+      const error = h("p", { class: "form-error", testid: "run-input-error", hidden: true });
+      // Typing again takes the error away: it was about what was there before.
+      const area = h("textarea", {
+        id: `run-input-${s.name}`, rows: 4, testid: "run-input", dataset: { sequence: s.name }, spellcheck: "false",
+        placeholder: '[{"uid": "u1", "mail": "u1@example.org"}]',
+        oninput: () => { error.hidden = true; area.removeAttribute("aria-invalid"); },
+      });
+      return { name: s.name, area, error };
+    });
     const submit = h("button", { type: "submit", class: "btn btn--primary", testid: "run-submit" }, "Run now");
     const form = h("form", { class: "dialog__form", novalidate: true },
       h("h2", { id: "run-title", class: "dialog__title" }, "Run ", definition.name),
