@@ -274,15 +274,49 @@ async def list_planned_changes(
     return Page(items=docs, page=page, page_size=page_size, total=total, next_cursor=None)
 
 
+@dataclass(frozen=True)
+class AuditEntryQuery:
+    """Which audit entries to list: each filter given narrows the trail; dates in UTC."""
+
+    job_id: str | None = None
+    actor: str | None = None
+    action: str | None = None
+    at_from: datetime | None = None
+    at_to: datetime | None = None
+
+    def mongo_filter(self) -> dict[str, Any]:
+        query: dict[str, Any] = {}
+        if self.job_id is not None:
+            query["job_id"] = self.job_id
+        if self.actor is not None:
+            query["actor"] = self.actor
+        if self.action is not None:
+            query["action"] = self.action
+        at: dict[str, datetime] = {}
+        # Exclusive bounds a millisecond outside, as for job instances (see mongo_filter above).
+        after = None if self.at_from is None else _exclusive_from(self.at_from)
+        before = None if self.at_to is None else _exclusive_to(self.at_to)
+        if after is not None:
+            at["$gt"] = after
+        if before is not None:
+            at["$lt"] = before
+        if at:
+            query["at"] = at
+        return query
+
+
 async def list_audit_entries(
-    db: AsyncDatabase[dict[str, Any]], page: int, page_size: int, job_id: str | None = None
+    db: AsyncDatabase[dict[str, Any]],
+    page: int,
+    page_size: int,
+    query: AuditEntryQuery | None = None,
 ) -> Page[dict[str, Any]]:
     """Newest first."""
-    query: dict[str, Any] = {} if job_id is None else {"job_id": job_id}
     entries = db[AUDIT]
-    total = await entries.count_documents(query)
+    mongo_query = (query or AuditEntryQuery()).mongo_filter()
+    total = await entries.count_documents(mongo_query)
     found = (
-        entries.find(query)
+        entries.find(mongo_query)
         .sort([("at", DESCENDING), ("_id", DESCENDING)])
         .skip((page - 1) * page_size)
         .limit(page_size)

@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Query
 
 from job_api import views
 from job_api.api import API_PREFIX
@@ -35,9 +35,12 @@ async def list_audit_entries(
     db: DatabaseDep,
     params: Annotated[AuditQuery, Query()],
 ) -> AuditEntriesPublic:
-    """Who did what, when, to which job, and how it ended; newest first."""
-    job_id = None if params.job_id is None else str(params.job_id)
-    found = await views.list_audit_entries(db, params.page, params.page_size, job_id=job_id)
+    """Who did what, when, to which job, and how it ended; newest first, filtered."""
+    try:
+        query = params.for_listing()
+    except ValueError as error:
+        raise HTTPException(status_code=422, detail=str(error)) from None
+    found = await views.list_audit_entries(db, params.page, params.page_size, query)
     return AuditEntriesPublic(
         items=[AuditEntryPublic.model_validate({**e, "id": e["_id"]}) for e in found.items],
         page=params.page,

@@ -172,8 +172,61 @@ class PlannedChangesQuery(PageQuery):
     )
 
 
+AUDIT_ACTIONS = (
+    "submit",
+    "validate",
+    "cancel",
+    "restart",
+    "archive",
+    "unarchive",
+    "delete",
+    "definition.create",
+    "definition.replace",
+    "definition.delete",
+    "api_key.create",
+    "api_key.delete",
+    "console.sign_in",
+)
+
+
+def _blank_is_none(value: Any) -> Any:
+    # The console sends every filter of its form; an empty one is no filter.
+    return None if isinstance(value, str) and not value.strip() else value
+
+
 class AuditQuery(PageQuery):
-    job_id: UUID | None = Field(default=None, description="Only the actions on this job.")
+    job_id: Annotated[UUID | None, BeforeValidator(_blank_is_none)] = Field(
+        default=None, description="Only the actions on this job."
+    )
+    actor: Annotated[str | None, BeforeValidator(_blank_is_none)] = Field(
+        default=None, max_length=200, description="Only the actions of this API key name."
+    )
+    action: Annotated[str | None, BeforeValidator(_blank_is_none)] = Field(
+        default=None,
+        max_length=64,
+        description="Only this action, such as validate or definition.replace.",
+        examples=list(AUDIT_ACTIONS),
+    )
+    at_from: DateFilter = Field(
+        default=None, description="ISO 8601; at or after (UTC if no offset)."
+    )
+    at_to: DateFilter = Field(
+        default=None, description="ISO 8601; at or before (UTC if no offset)."
+    )
+
+    def for_listing(self) -> views.AuditEntryQuery:
+        """The read model's query; ValueError naming the parameter that cannot be used."""
+        at_from = _utc(self.at_from, "at_from")
+        at_to = _utc(self.at_to, "at_to")
+        if at_from and at_to and at_from > at_to:
+            raise ValueError("at_from: is after at_to; swap them")
+        return views.AuditEntryQuery(
+            job_id=None if self.job_id is None else str(self.job_id),
+            actor=self.actor,
+            action=self.action,
+            at_from=at_from,
+            at_to=at_to,
+        )
 
 
 # Versions are stored as 64-bit integers: a larger one names no version, and MongoDB's driver

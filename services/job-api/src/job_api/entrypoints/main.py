@@ -11,7 +11,7 @@ from provisioning_common.logs import configure_logging
 from provisioning_common.redaction import redacted_uri
 from provisioning_common.topics import ensure_topics
 
-from job_api.api import api_keys, audit, definitions, jobs, me, session, system
+from job_api.api import api_keys, audit, definitions, events, jobs, me, session, system
 from job_api.api.asyncapi import asyncapi_document
 from job_api.api.docs import mount_docs
 from job_api.api.errors import add_error_handlers
@@ -88,7 +88,8 @@ def app_factory(settings: JobApiSettings | None = None) -> FastAPI:
     app.state.services = services
     add_error_handlers(app)
     app.state.asyncapi = asyncapi_document(settings.kafka, _version())
-    for module in (jobs, definitions, api_keys, audit, me, session, system):
+    # events before jobs: its /api/v1/jobs/events is not a job id of jobs' /api/v1/jobs/{id}.
+    for module in (events, jobs, definitions, api_keys, audit, me, session, system):
         app.include_router(module.router)
     mount_docs(app)
     # The console (HTML shell and assets) is served by this same app, at /.

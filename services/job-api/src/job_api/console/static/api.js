@@ -92,7 +92,19 @@ export const api = {
   job: (id, signal) => request("GET", `jobs/${encodeURIComponent(id)}`, { signal }),
   changes: (id, index, query, signal) =>
     request("GET", `jobs/${encodeURIComponent(id)}/sequences/${index}/changes`, { query, signal }),
-  definitions: (page = 1) => request("GET", "job-definitions", { query: { page, page_size: 100 } }),
+  definitions: (page = 1, pageSize = 100) => request("GET", "job-definitions", { query: { page, page_size: pageSize } }),
+  definition: (id, signal) => request("GET", `job-definitions/${encodeURIComponent(id)}`, { signal }),
+  createDefinition: (body) => request("POST", "job-definitions", { json: body }),
+  replaceDefinition: (id, body, expectedVersion) =>
+    request("PUT", `job-definitions/${encodeURIComponent(id)}`, { json: body, query: { expected_version: expectedVersion } }),
+  submit: (body) => request("POST", "jobs", { json: body }),
+  audit: (query, signal) => request("GET", "audit", { query, signal }),
+  apiKeys: () => request("GET", "api-keys"),
+  createApiKey: (name, role) => request("POST", "api-keys", { json: { name, role } }),
+  deleteApiKey: (id) => request("DELETE", `api-keys/${encodeURIComponent(id)}`),
+  // Server-sent events of one job instance, for EventSource (same origin, the session cookie).
+  // null: a page of the list (its query parameters added by the caller).
+  jobEventsUrl: (id) => (id === null ? `${API}/jobs/events` : `${API}/jobs/${encodeURIComponent(id)}/events`),
   validate: (id, planId) =>
     request("POST", `jobs/${encodeURIComponent(id)}/threshold/validate`, planId ? { json: { plan_id: planId } } : {}),
   cancel: (id) => request("POST", `jobs/${encodeURIComponent(id)}/threshold/cancel`),

@@ -2,6 +2,11 @@
 
 import { api, ApiError, whenUnauthorized } from "./api.js";
 import { clearFlash, flash, replace } from "./dom.js";
+import { mountApiKeys } from "./views/api-keys.js";
+import { mountAudit } from "./views/audit.js";
+import { mountDefinition } from "./views/definition.js";
+import { mountDefinitionForm } from "./views/definition-form.js";
+import { mountDefinitions } from "./views/definitions.js";
 import { mountJobDetail } from "./views/job.js";
 import { mountJobs } from "./views/jobs.js";
 import { mountSignIn } from "./views/signin.js";
@@ -31,6 +36,10 @@ function showSession() {
     const role = document.querySelector("[data-testid=session-role]");
     role.textContent = state.me.role;
     role.dataset.role = state.me.role;
+  }
+  // A page the role cannot use is not offered; /me says what the role may do (the server's table).
+  for (const link of document.querySelectorAll("[data-permission]")) {
+    link.hidden = !signedIn || !state.me.permissions?.includes(link.dataset.permission);
   }
 }
 
@@ -64,6 +73,30 @@ function render() {
     markNav("jobs");
     document.title = "Jobs · Provisioning Jobs";
     state.unmount = mountJobs(main, ctx);
+  } else if (parts[0] === "definitions" && parts[1] === "new") {
+    markNav("definitions");
+    document.title = "New definition · Provisioning Jobs";
+    state.unmount = mountDefinitionForm(main, { ...ctx, definitionId: null });
+  } else if (parts[0] === "definitions" && parts[1] && parts[2] === "edit") {
+    markNav("definitions");
+    document.title = `Edit ${parts[1]} · Provisioning Jobs`;
+    state.unmount = mountDefinitionForm(main, { ...ctx, definitionId: parts[1] });
+  } else if (parts[0] === "definitions" && parts[1]) {
+    markNav("definitions");
+    document.title = `${parts[1]} · Provisioning Jobs`;
+    state.unmount = mountDefinition(main, { ...ctx, definitionId: parts[1] });
+  } else if (parts[0] === "definitions") {
+    markNav("definitions");
+    document.title = "Definitions · Provisioning Jobs";
+    state.unmount = mountDefinitions(main, ctx);
+  } else if (parts[0] === "audit") {
+    markNav("audit");
+    document.title = "Audit · Provisioning Jobs";
+    state.unmount = mountAudit(main, ctx);
+  } else if (parts[0] === "api-keys") {
+    markNav("api-keys");
+    document.title = "API keys · Provisioning Jobs";
+    state.unmount = mountApiKeys(main, ctx);
   } else {
     replace(main, notFound());
   }

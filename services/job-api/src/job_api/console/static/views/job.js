@@ -4,6 +4,7 @@ import { api } from "../api.js";
 import { confirmDialog, flash, h, replace } from "../dom.js";
 import { ACTIVE, count, definitionLabel, duration, offers, shortId, statusBadge, when } from "../format.js";
 
+// How long to wait before reading the job again when its event stream was refused.
 const POLL_MS = 1500;
 // After a command the projection changes within moments; stop waiting after this long.
 const PENDING_MS = 60000;
@@ -75,7 +76,9 @@ export function mountJobDetail(main, { me, navigate, jobId }) {
       pending = { from: job.status, until: Date.now() + PENDING_MS, what, commandId: accepted?.command_id ?? null };
       pending.notice = flash(notice, "notice");
       render(true);
-      schedule(300);
+      // The event stream brings the change; this only ends the wait if none comes.
+      clearTimeout(timer);
+      timer = setTimeout(() => apply(job), PENDING_MS + 50);
     } catch (err) {
       flash(`Could not ${what}: ${err.message}`);
       await load();
@@ -381,10 +384,60 @@ export function mountJobDetail(main, { me, navigate, jobId }) {
     }
   }
 
-  // ---- polling ----
-  function schedule(ms) {
+  // ---- following the job: server-sent events ----
+  // job-api pushes the job instance whenever it changes (GET /api/v1/jobs/{id}/events), so
+  // the page has no polling timer; a timer runs only to give up waiting on a command.
+  let stream = null;
+
+  function apply(fresh) {
+    const prev = job;
+    job = fresh;
+    let force = false;
+    if (pending) {
+      const refused = pending.commandId && job.last_rejected_command?.command_id === pending.commandId;
+      if (refused) flash(`The sequence runner refused the command: ${job.last_rejected_command.reason}`);
+      else if (job.status === pending.from && Date.now() > pending.until) flash("The job has not changed yet. The runner may be busy; refresh in a while.");
+      if (refused || job.status !== pending.from || Date.now() > pending.until) {
+        pending.notice?.remove();
+        pending = null;
+        force = true;
+      }
+    }
+    const blocked = blockedSequence(job);
+    if (prev && blocked?.index !== blockedSequence(prev)?.index) {
+      changes.index = null;
+      replace(changesSlot);
+    }
+    render(force);
     clearTimeout(timer);
-    if (alive) timer = setTimeout(load, ms);
+    if (pending) timer = setTimeout(() => apply(job), Math.max(0, pending.until - Date.now()) + 50);
+  }
+
+  function gone() {
+    replace(facts, h("p", { testid: "job-missing" }, "This job instance does not exist (it may have been deleted). ", h("a", { href: "#/jobs" }, "Back to the jobs.")));
+    replace(head);
+    replace(sequencesSlot);
+    replace(thresholdSlot);
+    replace(changesSlot);
+  }
+
+  function follow() {
+    stream?.close();
+    stream = new EventSource(api.jobEventsUrl(jobId));
+    stream.addEventListener("job", (event) => {
+      if (alive) apply(JSON.parse(event.data));
+    });
+    stream.addEventListener("deleted", () => {
+      stream.close();
+      if (alive) gone();
+    });
+    stream.addEventListener("error", () => {
+      // EventSource reconnects by itself after a stream ends; it gives up (CLOSED) when the
+      // server refuses, e.g. an expired session: a plain read says why, then we follow again.
+      if (!alive || stream.readyState !== EventSource.CLOSED) return;
+      clearTimeout(timer);
+      timer = setTimeout(load, POLL_MS * 2);
+    });
   }
 
   async function load() {
@@ -394,38 +447,17 @@ export function mountJobDetail(main, { me, navigate, jobId }) {
     try {
       const fresh = await api.job(jobId, inflight.signal);
       if (!alive) return;
-      const prev = job;
-      job = fresh;
-      let force = false;
-      if (pending) {
-        const refused = pending.commandId && job.last_rejected_command?.command_id === pending.commandId;
-        if (refused) flash(`The sequence runner refused the command: ${job.last_rejected_command.reason}`);
-        else if (job.status === pending.from && Date.now() > pending.until) flash("The job has not changed yet. The runner may be busy; refresh in a while.");
-        if (refused || job.status !== pending.from || Date.now() > pending.until) {
-          pending.notice?.remove();
-          pending = null;
-          force = true;
-        }
-      }
-      const blocked = blockedSequence(job);
-      if (prev && blocked?.index !== blockedSequence(prev)?.index) {
-        changes.index = null;
-        replace(changesSlot);
-      }
-      render(force);
-      if (pending || ACTIVE.has(job.status)) schedule(POLL_MS);
+      apply(fresh);
+      follow();
     } catch (err) {
       if (err.name === "AbortError" || !alive) return;
       if (err.status === 404) {
-        replace(facts, h("p", { testid: "job-missing" }, "This job instance does not exist (it may have been deleted). ", h("a", { href: "#/jobs" }, "Back to the jobs.")));
-        replace(head);
-        replace(sequencesSlot);
-        replace(thresholdSlot);
-        replace(changesSlot);
+        gone();
         return;
       }
+      if (err.status === 401) return; // the app shows the sign-in page
       flash(`The job could not be refreshed: ${err.message}`);
-      schedule(POLL_MS * 4);
+      timer = setTimeout(load, POLL_MS * 4);
     }
   }
 
@@ -434,5 +466,6 @@ export function mountJobDetail(main, { me, navigate, jobId }) {
     alive = false;
     clearTimeout(timer);
     inflight?.abort();
+    stream?.close();
   };
 }

@@ -2,10 +2,11 @@
 
 import { api } from "../api.js";
 import { confirmDialog, flash, h, replace } from "../dom.js";
-import { ACTIVE, can, count, definitionLabel, JOB_STATUSES, offers, shortId, statusBadge, when } from "../format.js";
+import { can, count, definitionLabel, JOB_STATUSES, offers, shortId, statusBadge, when } from "../format.js";
 
 const PAGE_SIZES = [10, 25, 50, 100];
-const REFRESH_MS = 3000;
+// How long to wait before reading the page again when its event stream was refused.
+const RETRY_MS = 3000;
 // The control a keyboard user moved with: each page is a new view, so focus is put back on it.
 let focusAfterLoad = null;
 
@@ -24,6 +25,7 @@ function readQuery(params) {
 export function mountJobs(main, { me, navigate, params }) {
   const query = readQuery(params);
   let timer = null;
+  let stream = null;
   let inflight = null;
   let alive = true;
   let lastPage = null;
@@ -163,13 +165,25 @@ export function mountJobs(main, { me, navigate, params }) {
         h("div", { class: "cell-sub" }, h("code", { title: job.id }, shortId(job.id)),
           job.archived ? h("span", { class: "tag", testid: "archived-tag" }, "Archived") : null),
       ),
-      h("td", {}, statusBadge(job.status, "job-status")),
+      h("td", {}, statusBadge(job.status, "job-status"), blockedSummary(job)),
       h("td", {}, h("span", { class: "origin" }, job.origin ?? "—"), job.requested_by ? h("div", { class: "cell-sub" }, job.requested_by) : null),
       h("td", {}, when(job.created_at)),
       h("td", {}, when(job.started_at)),
       h("td", {}, when(job.ended_at)),
       h("td", { class: "col-actions" }, rowActions(job)),
     )));
+  }
+
+  // A job at its threshold says where it stopped and why, so the list is enough to triage.
+  function blockedSummary(job) {
+    if (job.status !== "THRESHOLD") return null;
+    const seq = (job.sequences ?? []).find((s) => s.status === "THRESHOLD" && s.threshold);
+    if (!seq) return null;
+    const t = seq.threshold;
+    const limit = t.limit === "percent" ? `${t.limit_value}%` : count(t.limit_value);
+    return h("div", { class: "cell-sub blocked", testid: "job-blocked" },
+      h("strong", { testid: "job-blocked-sequence" }, seq.name), ": ",
+      h("span", { class: `action action--${t.action}`, testid: "job-blocked-action" }, t.action), ` ${count(t.actual)} (limit ${limit})`);
   }
 
   function pageButton(label, testid, page, disabled, aria) {
@@ -207,20 +221,44 @@ export function mountJobs(main, { me, navigate, params }) {
         go({ page: data.pages });
         return;
       }
-      lastPage = data;
-      renderRows(data);
-      renderPager(data);
-      table.setAttribute("aria-busy", "false");
-      restoreFocus();
-      if ((data.items ?? []).some((j) => ACTIVE.has(j.status))) {
-        timer = setTimeout(() => load({ quiet: true }), REFRESH_MS);
-      }
+      show(data);
+      if (!stream) follow();
     } catch (err) {
       if (err.name === "AbortError" || !alive) return;
       table.setAttribute("aria-busy", "false");
       if (!lastPage) replace(tbody, h("tr", {}, h("td", { colspan: 7, class: "empty" }, `The jobs could not be loaded: ${err.message}`)));
       else flash(`The jobs could not be refreshed: ${err.message}`);
     }
+  }
+
+  function show(data) {
+    lastPage = data;
+    renderRows(data);
+    renderPager(data);
+    table.setAttribute("aria-busy", "false");
+    restoreFocus();
+  }
+
+  // job-api pushes this page whenever it changes (GET /api/v1/jobs/events with the same
+  // parameters): new jobs and every status change show without a timer in the page.
+  function follow() {
+    const url = new URL(api.jobEventsUrl(null), location.origin);
+    for (const [k, v] of Object.entries({ ...query, sort: "-created_at" })) if (v !== "" && v != null) url.searchParams.set(k, String(v));
+    stream = new EventSource(url);
+    stream.addEventListener("jobs", (event) => {
+      if (!alive) return;
+      const data = JSON.parse(event.data);
+      if (data.pages && query.page > data.pages) return go({ page: data.pages });
+      show(data);
+    });
+    stream.addEventListener("error", () => {
+      // Reconnected by EventSource after a stream ends; CLOSED when refused (a session that
+      // ended): a plain read says why, then the page follows again.
+      if (!alive || stream.readyState !== EventSource.CLOSED) return;
+      stream = null;
+      clearTimeout(timer);
+      timer = setTimeout(() => load({ quiet: true }), RETRY_MS);
+    });
   }
 
   function restoreFocus() {
@@ -256,5 +294,6 @@ export function mountJobs(main, { me, navigate, params }) {
     alive = false;
     clearTimeout(timer);
     inflight?.abort();
+    stream?.close();
   };
 }
