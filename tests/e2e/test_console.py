@@ -444,6 +444,8 @@ async def test_validate_and_restart_a_job_at_threshold(page: Page, seeder: Seede
     await expect(sequences).to_have_count(2)
     await expect(sequences.nth(0).get_by_test_id("sequence-status")).to_have_text("Completed")
     await expect(sequences.nth(1).get_by_test_id("sequence-status")).to_have_text("Threshold")
+    # Each sequence says where it writes: the target type and its collection (or base DN).
+    await expect(sequences.nth(1).get_by_test_id("sequence-target")).to_contain_text("mongo")
 
     changes = page.get_by_test_id("changes-table").get_by_test_id("change-row")
     await expect(changes).to_have_count(10)

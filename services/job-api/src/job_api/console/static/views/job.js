@@ -3,6 +3,7 @@
 import { api } from "../api.js";
 import { confirmDialog, flash, h, replace } from "../dom.js";
 import { ACTIVE, count, definitionLabel, duration, offers, shortId, statusBadge, when } from "../format.js";
+import { targetText } from "./definitions.js";
 
 // How long to wait before reading the job again when its event stream was refused.
 const POLL_MS = 1500;
@@ -248,6 +249,8 @@ export function mountJobDetail(main, { me, navigate, jobId }) {
           h("tbody", {}, seqs.length ? seqs.map((seq) => h("tr", { testid: "sequence-row", dataset: { index: seq.index, status: seq.status }, class: seq.index === changes.index ? "is-selected" : "" },
             h("td", { class: "num" }, String(seq.index + 1)),
             h("td", {}, h("span", { class: "cell-title" }, seq.name),
+              // Where the sequence writes, as the definition snapshot the job runs names it.
+              h("div", { class: "cell-sub", testid: "sequence-target" }, "→ ", targetText(job.definition?.sequences?.[seq.index]?.target)),
               seq.failure ? h("div", { class: "cell-sub error-text", testid: "sequence-failure" }, seq.failure) : null,
               seq.validated_by ? h("div", { class: "cell-sub", testid: "sequence-approval" }, "approved by ", seq.validated_by, approvalText(seq.approval)) : null,
               seq.canceled_by ? h("div", { class: "cell-sub" }, "canceled by ", seq.canceled_by) : null,
