@@ -36,7 +36,6 @@ from sequence_runner.domain.transitions import (
     on_released,
     validate,
 )
-from sequence_runner.handlers import sequence_work
 from sequence_runner.handlers.engine import DecisionPendingError, Engine, EngineOptions
 from sequence_runner.handlers.messages import COMMAND_HANDLERS, EVENT_HANDLERS, handle
 from sequence_runner.handlers.ports import StoredPlan
@@ -474,11 +473,13 @@ async def test_a_plan_is_computed_off_the_event_loop(
     Kafka consumers' heartbeats and every other job meanwhile."""
     threads: list[int] = []
 
-    def recording_plan(*args: Any, **kwargs: Any) -> Any:
-        threads.append(threading.get_ident())
-        return planner.plan(*args, **kwargs)
+    finish = planner.StreamedPlanner.finish
 
-    monkeypatch.setattr(sequence_work, "plan", recording_plan)
+    def recording_finish(self: planner.StreamedPlanner) -> Any:
+        threads.append(threading.get_ident())
+        return finish(self)
+
+    monkeypatch.setattr(planner.StreamedPlanner, "finish", recording_finish)
     await handle(EVENT_HANDLERS, two_sequences(), world.engine)
     await world.settle()
     assert world.status()[0] is JobStatus.COMPLETED

@@ -1,7 +1,7 @@
 """MongoDB `plans` and `plan_changes`: every plan the guard checked, change by change, so the
 apply writes exactly what was checked and job-api can show it page by page."""
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from pymongo import ASCENDING
@@ -31,26 +31,30 @@ class MongoPlanRepository:
             [("plan_id", ASCENDING), ("seq", ASCENDING)], name="plan_seq"
         )
 
-    async def save(self, plan: StoredPlan, changes: Sequence[PlannedChange]) -> None:
-        # Changes first: a plan document is only there once all its changes are.
-        for start in range(0, len(changes), INSERT_BATCH):
-            await self._changes.insert_many(
-                [
-                    {
-                        "plan_id": plan.plan_id,
-                        "job_id": plan.job_id,
-                        "index": plan.index,
-                        "seq": change.seq,
-                        "action": change.action,
-                        "key": change.key,
-                        "before": change.before,
-                        "after": change.after,
-                        # Only where it is true: the rare record without a key attribute.
-                        **({"by_id": True} if change.by_id else {}),
-                    }
-                    for change in changes[start : start + INSERT_BATCH]
-                ]
+    async def save(self, plan: StoredPlan, changes: Iterable[PlannedChange]) -> None:
+        # Changes first: a plan document is only there once all its changes are. Read from
+        # `changes` one batch at a time, so a plan of a million changes is never held whole.
+        batch: list[dict[str, Any]] = []
+        for change in changes:
+            batch.append(
+                {
+                    "plan_id": plan.plan_id,
+                    "job_id": plan.job_id,
+                    "index": plan.index,
+                    "seq": change.seq,
+                    "action": change.action,
+                    "key": change.key,
+                    "before": change.before,
+                    "after": change.after,
+                    # Only where it is true: the rare record without a key attribute.
+                    **({"by_id": True} if change.by_id else {}),
+                }
             )
+            if len(batch) >= INSERT_BATCH:
+                await self._changes.insert_many(batch)
+                batch = []
+        if batch:
+            await self._changes.insert_many(batch)
         await self._plans.insert_one(
             {
                 "_id": plan.plan_id,
