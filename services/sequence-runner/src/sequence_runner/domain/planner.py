@@ -20,7 +20,7 @@ from sequence_runner.domain.records import (
     SourceEntry,
     TargetRules,
 )
-from sequence_runner.domain.spill import PartitionedSpill, SpillFile, bucket_text
+from sequence_runner.domain.spill import PartitionedSpill, SpillFile
 
 
 def _at(line: int | str) -> str:
@@ -166,6 +166,8 @@ _Failure = tuple[int, int, str]
 
 # Changes read back from disk are merged in chunks of this many per partition.
 _OUTPUT_CHUNK = 1000
+# Records keyed before they are kept in memory or handed to the spill, at a time.
+_PIECE = 1000
 # Partitions split again at most this often (a partition of one repeated key cannot shrink).
 _MAX_SPLITS = 3
 
@@ -292,48 +294,72 @@ class StreamedPlanner:
         """Map and key source records, in source order."""
         stored_as = self.rules.stored_as
         key = self.key
+        ordinal = self._source_count
+        piece: list[_Wanted] = []
         try:
             for record in records:
                 attributes = self._attributes(record)
                 if stored_as is not None:
                     attributes = stored_as(attributes)
                 at = record.at
-                record_key = key_of(attributes, key, at)
-                item = (self._source_count, at, record_key, attributes)
-                self._source_count += 1
-                if self._spills is not None:
-                    self._spills[0].add(bucket_text(record_key), item)
-                else:
-                    self._sources.append(item)
-                    self._spill_if_full()
+                record_key = attributes.get(key)
+                # The common case checked inline: a key that is non-blank text.
+                if type(record_key) is not str or not record_key or record_key.isspace():
+                    record_key = key_of(attributes, key, at)
+                piece.append((ordinal, at, record_key, attributes))
+                ordinal += 1
+                if len(piece) >= _PIECE:
+                    self._keep_sources(piece)
+                    piece = []
         except PlanError as error:
             raise self._from_source(error) from None
-        self.records_read = self._source_count
+        finally:
+            self._keep_sources(piece)
+            self._source_count = ordinal
+        self.records_read = ordinal
 
     def add_target(self, records: Iterable[Mapping[str, Any]]) -> None:
         """Key target records, in target order."""
         key = self.key
-        for record in records:
-            record_key = _target_key(record, key)
-            attributes = dict(record)
-            record_id = attributes.pop("_id", None)
-            item = (self._target_count, record_key, attributes, record_id)
-            self._target_count += 1
-            taken = None
-            if self.check_free_ids:
-                stored_key = attributes.get(key)
-                # A record without a key attribute is known by its `_id`: the planner updates it.
-                if stored_key is not None and record_id is not None and record_id != stored_key:
-                    taken = (record_id, stored_key)
-            if self._spills is not None:
-                self._spills[1].add(bucket_text(record_key), item)
-                if taken is not None:
-                    self._spills[2].add(bucket_text(record_id), taken)
-            else:
-                self._targets.append(item)
-                if taken is not None:
-                    self._taken.append(taken)
-                self._spill_if_full()
+        check_free_ids = self.check_free_ids
+        ordinal = self._target_count
+        piece: list[_Existing] = []
+        taken: list[tuple[Any, Any]] = []
+        try:
+            for record in records:
+                record_key = _target_key(record, key)
+                attributes = dict(record)
+                record_id = attributes.pop("_id", None)
+                piece.append((ordinal, record_key, attributes, record_id))
+                ordinal += 1
+                if check_free_ids:
+                    stored_key = attributes.get(key)
+                    # A record without a key attribute is known by its `_id`: the planner
+                    # updates it.
+                    if stored_key is not None and record_id is not None and record_id != stored_key:
+                        taken.append((record_id, stored_key))
+                if len(piece) >= _PIECE:
+                    self._keep_targets(piece, taken)
+                    piece, taken = [], []
+        finally:
+            self._keep_targets(piece, taken)
+            self._target_count = ordinal
+
+    def _keep_sources(self, piece: list[_Wanted]) -> None:
+        if self._spills is not None:
+            self._spills[0].add(piece, 2)
+        else:
+            self._sources.extend(piece)
+            self._spill_if_full()
+
+    def _keep_targets(self, piece: list[_Existing], taken: list[tuple[Any, Any]]) -> None:
+        if self._spills is not None:
+            self._spills[1].add(piece, 1)
+            self._spills[2].add(taken, 0)
+        else:
+            self._targets.extend(piece)
+            self._taken.extend(taken)
+            self._spill_if_full()
 
     def _from_source(self, error: PlanError) -> PlanError:
         return error if self.source_name is None else PlanError(f"{self.source_name}: {error}")
@@ -343,12 +369,9 @@ class StreamedPlanner:
             return
         self._directory = tempfile.mkdtemp(prefix="plan-", dir=self.bound.directory)
         spills = self._new_spills(0)
-        for item in self._sources:
-            spills[0].add(bucket_text(item[2]), item)
-        for target_item in self._targets:
-            spills[1].add(bucket_text(target_item[1]), target_item)
-        for taken in self._taken:
-            spills[2].add(bucket_text(taken[0]), taken)
+        spills[0].add(self._sources, 2)
+        spills[1].add(self._targets, 1)
+        spills[2].add(self._taken, 0)
         self._sources, self._targets, self._taken = [], [], []
         self._spills = spills
 
@@ -439,12 +462,11 @@ class StreamedPlanner:
                 yield sources.items(part), targets.items(part), taken.items(part)
                 continue
             smaller = self._new_spills(depth)
-            for item in sources.items(part):
-                smaller[0].add(bucket_text(item[2]), item)
-            for target_item in targets.items(part):
-                smaller[1].add(bucket_text(target_item[1]), target_item)
-            for taken_item in taken.items(part):
-                smaller[2].add(bucket_text(taken_item[0]), taken_item)
+            for key_at, (spill, into) in enumerate(zip(spills, smaller, strict=True)):
+                for chunk in spill.chunks(part):
+                    # Sources are filed by their key (element 2), targets by theirs (1), taken
+                    # `_id`s by the `_id` (0).
+                    into.add(chunk, (2, 1, 0)[key_at])
             yield from self._leaves(smaller, depth + 1)
 
     def _counts(self, drafts: _Drafts, target_size: int) -> PlanCounts:

@@ -68,18 +68,16 @@ class PartitionedSpill:
         self._buffer_items = max(1, buffer_items)
         self._salt = salt
 
-    def partition_of(self, text: str) -> int:
-        return (
-            hash((self._salt, text)) % self.partitions
-            if self._salt
-            else hash(text) % (self.partitions)
-        )
-
-    def add(self, text: str, item: Any) -> None:
-        partition = self.partition_of(text)
-        self._buffers[partition].append(item)
-        self.counts[partition] += 1
-        self._buffered += 1
+    def add(self, items: list[Any], key_at: int) -> None:
+        """Items filed by the bucket text of their element `key_at`, in the order given."""
+        buffers, counts, partitions, salt = self._buffers, self.counts, self.partitions, self._salt
+        for item in items:
+            value = item[key_at]
+            text = value if type(value) is str else bucket_text(value)
+            partition = (hash((salt, text)) if salt else hash(text)) % partitions
+            buffers[partition].append(item)
+            counts[partition] += 1
+        self._buffered += len(items)
         if self._buffered >= self._buffer_items:
             self.flush()
 
@@ -94,6 +92,10 @@ class PartitionedSpill:
         """A partition's items, in the order they were added."""
         self.flush()
         return self._file.items(partition)
+
+    def chunks(self, partition: int) -> Iterator[list[Any]]:
+        self.flush()
+        return self._file.chunks(partition)
 
     def close(self) -> None:
         self._file.close()
