@@ -86,6 +86,10 @@ class FakePlans:
     async def delete(self, plan_id: str) -> None:
         self.plans.pop(plan_id, None)
 
+    async def delete_job(self, job_id: str) -> None:
+        for plan_id in [p for p, (plan, _) in self.plans.items() if plan.job_id == job_id]:
+            del self.plans[plan_id]
+
 
 class FakeClaims:
     def __init__(self) -> None:

@@ -12,6 +12,8 @@ from provisioning_common.events import (
     AppliedCounts,
     CommandRejected,
     JobCompleted,
+    JobDeleted,
+    JobDeletedData,
     JobFailed,
     JobStarted,
     SequenceBlocked,
@@ -45,6 +47,7 @@ from tests.unit.sequence_runner.builders import (
     JOB_ID,
     NOW,
     cancel_command,
+    counts,
     definition,
     job_created,
     restart_command,
@@ -699,3 +702,17 @@ async def test_an_apply_taken_up_again_writes_only_what_was_not_written(world: W
     assert world.status() == (JobStatus.COMPLETED, ["COMPLETED"])
     assert [c.key for c in target.writes] == ["u0", "u1", "u2", "u3", "u4"]
     assert target.records["u0"]["mail"] == "by-hand@x"
+
+
+async def test_a_deleted_jobs_plans_are_removed(world: World) -> None:
+    """A plan can hold a million changes; once its job is deleted nobody can look at it."""
+    await handle(EVENT_HANDLERS, two_sequences(), world.engine)
+    await world.settle()
+    other = StoredPlan("p-other", "another-job", 0, 1, counts(), NOW, "sha256:x")
+    await world.plans.save(other, [])
+    assert len(world.plans.plans) == 3
+    deleted = JobDeleted(
+        source="/provisioning/job-api", subject=JOB_ID, data=JobDeletedData(deleted_by="ops")
+    )
+    assert await handle(EVENT_HANDLERS, deleted, world.engine)
+    assert list(world.plans.plans) == ["p-other"]

@@ -30,6 +30,8 @@ class MongoPlanRepository:
         await self._changes.create_index(
             [("plan_id", ASCENDING), ("seq", ASCENDING)], name="plan_seq"
         )
+        # Removing a deleted job's plans.
+        await self._changes.create_index([("job_id", ASCENDING)], name="job")
 
     async def save(self, plan: StoredPlan, changes: Iterable[PlannedChange]) -> None:
         # Changes first: a plan document is only there once all its changes are. Read from
@@ -93,6 +95,11 @@ class MongoPlanRepository:
                 batch = []
         if batch:
             yield batch
+
+    async def delete_job(self, job_id: str) -> None:
+        # Changes first, as in `delete`; the handler runs again if this stops halfway.
+        await self._changes.delete_many({"job_id": job_id})
+        await self._plans.delete_many({"job_id": job_id})
 
     async def delete(self, plan_id: str) -> None:
         await self._changes.delete_many({"plan_id": plan_id})

@@ -5,7 +5,7 @@ from typing import Any
 
 from provisioning_common.commands import CancelJob, RestartJob, ValidateThreshold
 from provisioning_common.envelope import Envelope
-from provisioning_common.events import JobCreated, SequenceBlocked, SequenceReleased
+from provisioning_common.events import JobCreated, JobDeleted, SequenceBlocked, SequenceReleased
 
 from sequence_runner.domain.transitions import cancel, on_blocked, on_released, restart, validate
 from sequence_runner.handlers.engine import Engine
@@ -30,6 +30,11 @@ async def stop_at_threshold(event: SequenceBlocked, engine: Engine) -> None:
     )
 
 
+async def remove_deleted_job_plans(event: JobDeleted, engine: Engine) -> None:
+    # Nobody can look at or validate a deleted job's plans any more; a million changes each.
+    await engine.plans.delete_job(event.subject)
+
+
 async def validate_threshold(command: ValidateThreshold, engine: Engine) -> None:
     await engine.decide(command, lambda run, now: validate(run, command, now))
 
@@ -49,6 +54,7 @@ EVENT_HANDLERS: dict[type[Envelope], Handler] = {
     JobCreated: start_job,
     SequenceReleased: apply_released_plan,
     SequenceBlocked: stop_at_threshold,
+    JobDeleted: remove_deleted_job_plans,
 }
 
 COMMAND_HANDLERS: dict[type[Envelope], Handler] = {

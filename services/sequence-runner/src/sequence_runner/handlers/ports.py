@@ -67,6 +67,10 @@ class PlanRepository(Protocol):
 
     async def delete(self, plan_id: str) -> None: ...
 
+    async def delete_job(self, job_id: str) -> None:
+        """Every plan of a job, and their changes (the job was deleted)."""
+        ...
+
 
 class UnpublishableEventError(Exception):
     """The broker refuses this very event (too large, malformed): sending it again can never
