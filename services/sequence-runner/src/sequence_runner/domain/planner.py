@@ -153,7 +153,7 @@ class PlanBound:
     `directory`, the system's temporary folder by default), and each partition is planned on
     its own. A partition still larger than `memory_records` is split again."""
 
-    memory_records: int = 100_000
+    memory_records: int = 200_000
     partitions: int = 64
     directory: str | None = None
 
