@@ -1,6 +1,7 @@
 """The planner beyond its memory bound: both sides set aside on disk in partitions, the same
 plan and the same errors as in memory."""
 
+import gc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -137,3 +138,15 @@ def test_a_record_error_is_raised_as_the_record_is_read(tmp_path: Path) -> None:
     with pytest.raises(PlanError, match=r"people\.csv: line 1002: the key attribute 'uid'"):
         planner.add_source(records())
     planner.close()
+
+
+def test_the_garbage_collector_runs_again_after_planning_even_after_an_error(
+    tmp_path: Path,
+) -> None:
+    assert gc.isenabled()
+    source = [*people(300), SourceEntry(line=999, fields={"id": "u00001", "mail": "x@x"})]
+    with pytest.raises(PlanError):
+        plan_spilled(source, directory(300), tmp_path)
+    assert gc.isenabled()
+    plan_spilled(people(300), directory(300), tmp_path)
+    assert gc.isenabled()
