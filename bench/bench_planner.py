@@ -19,7 +19,7 @@ from sequence_runner.domain.planner import PlanBound, StreamedPlanner
 from sequence_runner.domain.records import SourceEntry
 
 MAPPING = {"uid": "employee_id", "mail": "email", "sn": "last_name", "givenName": "first_name"}
-SIZES = (10_000, 100_000, 1_000_000)
+SIZES = (10_000, 100_000, 1_000_000, 10_000_000)
 # The dict diff holds both sides in memory: beyond this it is not run (it would take GiBs).
 BASELINE_LIMIT = 1_000_000
 MEMORY_GOAL_MIB = 512
