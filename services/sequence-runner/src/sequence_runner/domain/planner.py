@@ -417,12 +417,16 @@ class StreamedPlanner:
         self._sources, self._targets, self._taken = [], [], []
         self._spills = spills
 
-    def _new_spills(self, salt: int) -> tuple[PartitionedSpill, PartitionedSpill, PartitionedSpill]:
+    def _new_spills(
+        self, salt: int, partitions: int | None = None
+    ) -> tuple[PartitionedSpill, PartitionedSpill, PartitionedSpill]:
         assert self._directory is not None
         bound = self.bound
         # Half the bound for what waits to be written, so reading and diffing stay within it.
         spills = tuple(
-            PartitionedSpill(self._directory, bound.partitions, bound.memory_records // 2, salt)
+            PartitionedSpill(
+                self._directory, partitions or bound.partitions, bound.memory_records // 2, salt
+            )
             for _ in range(3)
         )
         self._files.extend(spills)
@@ -462,6 +466,9 @@ class StreamedPlanner:
         unchanged = 0
         first: _Failure | None = None
         part = 0
+        # The merge holds one chunk per partition: together they stay within the bound however
+        # many partitions the plan needed.
+        chunk = max(16, min(_OUTPUT_CHUNK, self.bound.memory_records // (2 * self._leaf_count())))
         for sources, targets, taken in self._leaves(self._spills, 1):
             drafts = _Drafts([], [], [])
             failure = self._diff(sources, targets, taken, drafts)
@@ -473,8 +480,8 @@ class StreamedPlanner:
             unchanged += drafts.unchanged
             groups = (drafts.creates, drafts.updates, drafts.retired)
             for action, (output, group) in enumerate(zip(outputs, groups, strict=True)):
-                for start in range(0, len(group), _OUTPUT_CHUNK):
-                    output.append(part, group[start : start + _OUTPUT_CHUNK])
+                for start in range(0, len(group), chunk):
+                    output.append(part, group[start : start + chunk])
                 sizes[action] += len(group)
             part += 1
         if first is not None:
@@ -495,6 +502,23 @@ class StreamedPlanner:
             ),
         )
 
+    def _split_into(self, size: int) -> int:
+        """Partitions for a partition of `size` items that is over the bound: just enough, so
+        the partitions (and the merge's chunks, one per partition) stay few."""
+        return min(self.bound.partitions, 2 * (size // max(1, self.bound.memory_records) + 1))
+
+    def _leaf_count(self) -> int:
+        assert self._spills is not None
+        sources, targets, taken = self._spills
+        count = 0
+        for part in range(sources.partitions):
+            size = sources.counts[part] + targets.counts[part] + taken.counts[part]
+            if size > self.bound.memory_records:
+                count += self._split_into(size)
+            elif size:
+                count += 1
+        return max(1, count)
+
     def _leaves(
         self, spills: tuple[PartitionedSpill, PartitionedSpill, PartitionedSpill], depth: int
     ) -> Iterator[tuple[Iterable[_Wanted], Iterable[_Existing], Iterable[tuple[Any, Any]]]]:
@@ -507,7 +531,7 @@ class StreamedPlanner:
             if size <= self.bound.memory_records or depth > _MAX_SPLITS:
                 yield sources.items(part), targets.items(part), taken.items(part)
                 continue
-            smaller = self._new_spills(depth)
+            smaller = self._new_spills(depth, self._split_into(size))
             for key_at, (spill, into) in enumerate(zip(spills, smaller, strict=True)):
                 for chunk in spill.chunks(part):
                     # Sources are filed by their key (element 2), targets by theirs (1), taken
