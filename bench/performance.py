@@ -108,7 +108,7 @@ def write(figures: list[PlannerFigure], other_lines: list[str]) -> Path:
         "",
         "Written by `make bench` (`scripts/bench.sh`); do not edit by hand, run it again. "
         "The notes on what the figures mean and what remains are in "
-        "[engine.md](engine.md#planning).",
+        "[engine.md](engine.md#planning-in-bounded-memory).",
         "",
         f"- Written: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         f"- Machine: {machine()}",
@@ -120,7 +120,7 @@ def write(figures: list[PlannerFigure], other_lines: list[str]) -> Path:
         "Source records against a target of 90% of them: 10% creations, 10% updates, 5% "
         "deletions. Each side runs in a fresh interpreter: *CPU seconds* (user + system, so a "
         "neighbour's load on the shared machine is not counted) with the making of the data "
-        "taken off both, and the process's *peak resident memory* (`ru_maxrss`). The planner "
+        "taken off both, and the process's *peak resident memory* (`VmHWM`). The planner pauses the cyclic garbage collector while it works, as it does in the runner; the dict diff runs as plain Python does. The planner "
         "plans as the runner does: both sides streamed into `StreamedPlanner` (its default "
         "bound), the plan digested and read back once more as it would be stored. The "
         "baseline holds both sides as dicts of tuples and compares them; it is run up to "
