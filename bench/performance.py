@@ -120,9 +120,11 @@ def write(figures: list[PlannerFigure], other_lines: list[str]) -> Path:
         "Source records against a target of 90% of them: 10% creations, 10% updates, 5% "
         "deletions. Each side runs in a fresh interpreter: *CPU seconds* (user + system, so a "
         "neighbour's load on the shared machine is not counted) with the making of the data "
-        "taken off both, and the process's *peak resident memory* (`VmHWM`). The planner pauses the cyclic garbage collector while it works, as it does in the runner; the dict diff runs as plain Python does. The planner "
-        "plans as the runner does: both sides streamed into `StreamedPlanner` (its default "
-        "bound), the plan digested and read back once more as it would be stored. The "
+        "taken off both, and the process's *peak resident memory* (`VmHWM`). The planner "
+        "pauses the cyclic garbage collector while it works, as in the runner; the dict diff "
+        "runs as plain Python does. The planner plans as the runner does: both sides "
+        "streamed into `StreamedPlanner` (its default bound), the plan digested and read "
+        "back once more as it would be stored. The "
         "baseline holds both sides as dicts of tuples and compares them; it is run up to "
         "1,000,000 records.",
         "",
