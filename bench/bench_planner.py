@@ -1,78 +1,214 @@
-"""The planner against the least work any diff must do: index both sides by key, compare."""
+"""The planner against the least work any diff must do (a bare dict-of-tuples diff of the same
+data), each measured in a subprocess of its own for its time and its peak resident memory.
 
-import asyncio
-import random
+Run alone: `python -m bench.bench_planner [10000 100000 …]`; `make bench` runs it with the rest
+and draws its figures into docs/performance.md."""
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from sequence_runner.domain.planner import plan
+from sequence_runner.domain.plan_digest import plan_digest
+from sequence_runner.domain.planner import PlanBound, StreamedPlanner
 from sequence_runner.domain.records import SourceEntry
 
-from bench.timing import best_of, report
-
 MAPPING = {"uid": "employee_id", "mail": "email", "sn": "last_name", "givenName": "first_name"}
+SIZES = (10_000, 100_000, 1_000_000, 10_000_000)
+# The dict diff holds both sides in memory: beyond this it is not run (it would take GiBs).
+BASELINE_LIMIT = 1_000_000
+MEMORY_GOAL_MIB = 512
+SPEED_GOAL = 0.5
 
 
-def records(count: int) -> tuple[list[SourceEntry], list[dict[str, Any]]]:
-    rng = random.Random(42)
-    source = [
-        SourceEntry(
+def source(count: int) -> Iterator[SourceEntry]:
+    """`count` people, as a CSV source yields them."""
+    for i in range(count):
+        yield SourceEntry(
             line=i + 2,
             fields={
-                "employee_id": f"E{i:07d}",
+                "employee_id": f"E{i:08d}",
                 "email": f"user{i}@example.org",
                 "last_name": f"Name{i}",
                 "first_name": f"First{i}",
             },
         )
-        for i in range(count)
-    ]
-    # The target has 90% of the records, a tenth of those with a changed mail.
-    target = []
+
+
+def target(count: int) -> Iterator[dict[str, Any]]:
+    """90% of the source (10% creations), a tenth of the source with a changed mail (10%
+    updates), and 5% of the source's size who left (5% deletions)."""
     for i in range(count):
         if i % 10 == 0:
             continue
-        mail = f"old{i}@example.org" if rng.random() < 0.1 else f"user{i}@example.org"
-        target.append(
-            {
-                "_id": f"E{i:07d}",
-                "uid": f"E{i:07d}",
-                "mail": mail,
-                "sn": f"Name{i}",
-                "givenName": f"First{i}",
-            }
-        )
-    return source, target
+        mail = f"old{i}@example.org" if i % 10 == 1 else f"user{i}@example.org"
+        yield {
+            "_id": f"E{i:08d}",
+            "uid": f"E{i:08d}",
+            "mail": mail,
+            "sn": f"Name{i}",
+            "givenName": f"First{i}",
+        }
+    for i in range(count // 20):
+        yield {"_id": f"L{i:08d}", "uid": f"L{i:08d}", "mail": "left@example.org", "sn": "Left"}
 
 
-def raw_diff(source: list[SourceEntry], target: list[dict[str, Any]]) -> int:
-    wanted = {r.fields["employee_id"]: {a: r.fields[f] for a, f in MAPPING.items()} for r in source}
-    existing = {t["uid"]: t for t in target}
-    changed = 0
-    for key, attributes in wanted.items():
+def ours(count: int) -> dict[str, Any]:
+    """As the runner plans: both sides streamed into the planner, the plan read back once to
+    digest it (and once more as it is stored)."""
+    with StreamedPlanner("uid", MAPPING, True, check_free_ids=True, bound=PlanBound()) as planner:
+        planner.add_source(source(count))
+        planner.add_target(target(count))
+        plan = planner.finish()
+        plan_digest(plan.changes())
+        stored = sum(1 for _ in plan.changes())
+        counts = plan.counts.model_dump()
+        spilled = planner.spilled
+    assert stored == counts["create"] + counts["update"] + counts["delete"]
+    return {"counts": counts, "spilled": spilled}
+
+
+def raw(count: int) -> dict[str, Any]:
+    """The least a diff must do: both sides as dicts of tuples, compared key by key."""
+    fields = tuple(MAPPING.values())
+    attributes = tuple(MAPPING)
+    wanted = {r.fields["employee_id"]: tuple(r.fields[f] for f in fields) for r in source(count)}
+    existing = {t["uid"]: tuple(t.get(a) for a in attributes) for t in target(count)}
+    creates, updates = [], []
+    for key, values in wanted.items():
         current = existing.get(key)
-        if current is None or any(current.get(a) != v for a, v in attributes.items()):
-            changed += 1
-    return changed
+        if current is None:
+            creates.append(key)
+        elif current != values:
+            updates.append(key)
+    deletes = [key for key in existing if key not in wanted]
+    return {"counts": {"create": len(creates), "update": len(updates), "delete": len(deletes)}}
 
 
-async def main(count: int = 50_000) -> list[str]:
-    source, target = records(count)
+def generate(count: int) -> dict[str, Any]:
+    """Only making the data, which both sides pay and which is taken off both."""
+    for _ in source(count):
+        pass
+    for _ in target(count):
+        pass
+    return {}
 
-    async def ours() -> None:
-        plan(source, target, "uid", MAPPING, delete_missing=True)
 
-    async def baseline() -> None:
-        raw_diff(source, target)
+WORK = {"ours": ours, "raw": raw, "generate": generate}
 
-    return [
-        report(
-            f"plan {count:,} records (90% in target)",
-            await best_of(5, ours),
-            await best_of(5, baseline),
-            "raw dict diff",
+
+@dataclass(frozen=True)
+class Measured:
+    seconds: float
+    peak_mib: float
+    result: dict[str, Any]
+
+
+def measure(what: str, count: int) -> Measured:
+    """One run in a fresh interpreter: its peak resident memory is this work's alone."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.bench_planner", "--one", what, str(count)],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    return Measured(answer["seconds"], answer["peak_mib"], answer["result"])
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _one(what: str, count: int) -> None:
+    # CPU time, not wall time: the machine is shared, and a neighbour's load would be counted
+    # as ours. Spilling's disk waits are not CPU; `wall` shows them.
+    started, wall = _cpu_seconds(), time.perf_counter()
+    result = WORK[what](count)
+    seconds = _cpu_seconds() - started
+    result["wall"] = time.perf_counter() - wall
+    print(json.dumps({"seconds": seconds, "peak_mib": _peak_mib(), "result": result}))
+
+
+def _peak_mib() -> float:
+    """This process's peak resident memory. VmHWM, not ru_maxrss: Linux carries ru_maxrss over
+    an exec, so a child would report its parent's peak (the parent has matplotlib loaded)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@dataclass(frozen=True)
+class PlannerFigure:
+    count: int
+    ours_seconds: float
+    ours_peak_mib: float
+    raw_seconds: float | None
+    raw_peak_mib: float | None
+    generate_seconds: float
+
+    @property
+    def speed(self) -> float | None:
+        """Ours as a fraction of the raw diff's speed (1.0: as fast), data making taken off."""
+        if self.raw_seconds is None:
+            return None
+        return max(self.raw_seconds - self.generate_seconds, 1e-9) / max(
+            self.ours_seconds - self.generate_seconds, 1e-9
         )
-    ]
+
+    def line(self) -> str:
+        name = f"plan {self.count:,} records (90% in target)"
+        ours = self.ours_seconds - self.generate_seconds
+        memory = f"peak {self.ours_peak_mib:6.0f} MiB"
+        if self.raw_seconds is None or self.speed is None:
+            return f"{name:<44} ours {ours * 1000:9.1f} ms   raw dict diff not run   {memory}"
+        baseline = self.raw_seconds - self.generate_seconds
+        return (
+            f"{name:<44} ours {ours * 1000:9.1f} ms   raw dict diff {baseline * 1000:9.1f} ms"
+            f"   speed {self.speed:4.2f} of raw   {memory} (raw {self.raw_peak_mib:.0f})"
+        )
+
+
+def run(sizes: tuple[int, ...] = SIZES) -> list[PlannerFigure]:
+    figures = []
+    for count in sizes:
+        generated = measure("generate", count)
+        planned = measure("ours", count)
+        baseline = measure("raw", count) if count <= BASELINE_LIMIT else None
+        if baseline is not None:
+            ours_counts = planned.result["counts"]
+            assert all(ours_counts[a] == baseline.result["counts"][a] for a in ("create", "update"))
+        figure = PlannerFigure(
+            count,
+            planned.seconds,
+            planned.peak_mib,
+            baseline.seconds if baseline else None,
+            baseline.peak_mib if baseline else None,
+            generated.seconds,
+        )
+        print(figure.line(), flush=True)
+        figures.append(figure)
+    return figures
+
+
+async def main(sizes: tuple[int, ...] = SIZES) -> list[PlannerFigure]:
+    return run(sizes)
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if sys.argv[1:2] == ["--one"]:
+        _one(sys.argv[2], int(sys.argv[3]))
+    else:
+        run(tuple(int(n) for n in sys.argv[1:]) or SIZES)

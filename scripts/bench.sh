@@ -1,16 +1,25 @@
 #!/usr/bin/env bash
 # `make bench`: benchmarks against the broker, database and directory in KAFKA_BOOTSTRAP_SERVERS /
-# MONGO_URI / LDAP_URI / BENCH_PG_URL (password in PGPASSWORD), or against a local MongoDB
-# server (port 27019), slapd (port 13390, fresh data) and PostgreSQL (port 15434, fresh data) of
-# its own that it stops after.
+# MONGO_URI / LDAP_URI / BENCH_PG_URL (password in PGPASSWORD), or against a local Kafka (port
+# 29092), MongoDB server (port 27019), slapd (port 13390, fresh data) and PostgreSQL (port 15434,
+# fresh data) of its own that it stops after. BENCH_ONLY=planner needs none.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export INFRA_DIR="$PWD/.infra/bench" MONGO_PORT="${BENCH_MONGO_PORT:-27019}"
 export LDAP_PORT="${BENCH_LDAP_PORT:-13390}"
 export PG_PORT="${BENCH_PG_PORT:-15434}" PG_PASSWORD="${PG_PASSWORD:-pg-password}"
+export KAFKA_PORT="${BENCH_KAFKA_PORT:-29092}" KAFKA_CONTROLLER_PORT="${BENCH_KAFKA_CONTROLLER_PORT:-29093}"
+if [[ "${BENCH_ONLY:-}" == planner ]]; then
+  exec .venv/bin/python -m bench
+fi
 started=()
 stop() { for c in "${started[@]}"; do scripts/infra.sh down "$c" || true; done; }
 trap stop EXIT
+if [[ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]]; then
+  started+=(kafka)
+  scripts/infra.sh up kafka
+  export KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$KAFKA_PORT"
+fi
 if [[ -z "${MONGO_URI:-}" ]]; then
   started+=(mongo)
   scripts/infra.sh up mongo

@@ -1,6 +1,7 @@
 """The runner's MongoDB adapters on the real wire server: compare-and-set, the outbox, plans in
 order, and an apply that gives the same target when repeated."""
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -79,6 +80,39 @@ async def test_a_plan_is_read_back_in_order_batch_by_batch(
     assert stored["digest"] == plan_digest(changes)
     await plans.delete("p1")
     assert await mongo_client[unique_name]["plan_changes"].count_documents({}) == 0
+
+
+async def test_a_plan_is_stored_from_a_stream_and_removed_with_its_job(
+    mongo_client: AsyncMongoClient[dict[str, Any]], unique_name: str
+) -> None:
+    """A plan of a million changes is stored as it is read from the planner's disk, never as
+    one list; deleting its job removes it and leaves the other jobs' plans."""
+    plans = MongoPlanRepository(mongo_client[unique_name])
+    await plans.ensure_indexes()
+
+    def stream(count: int) -> Iterator[PlannedChange]:
+        for i in range(count):
+            yield PlannedChange(seq=i, action="create", key=f"k{i}", before=None, after={"i": i})
+
+    for plan_id, job_id in (("p1", "j1"), ("p2", "j1"), ("p3", "j2")):
+        stored_plan = StoredPlan(
+            plan_id=plan_id,
+            job_id=job_id,
+            index=0,
+            attempt=1,
+            counts=PlanCounts(create=1500, update=0, delete=0, unchanged=0, target_size=0),
+            created_at=datetime.now(UTC),
+            digest=plan_digest(stream(1500)),
+        )
+        await plans.save(stored_plan, stream(1500))
+    assert [c.seq for b in [b async for b in plans.changes("p2", 1000)] for c in b] == list(
+        range(1500)
+    )
+    assert await plans.delete_job_plans("j1") == 2
+    database = mongo_client[unique_name]
+    assert await database["plan_changes"].distinct("plan_id") == ["p3"]
+    assert await database["plans"].distinct("_id") == ["p3"]
+    assert await database["plan_changes"].count_documents({}) == 1500
 
 
 async def test_applying_a_plan_twice_gives_the_same_target(

@@ -1,6 +1,6 @@
 """Hand-written fakes of the runner's own ports, for unit tests of the engine."""
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,7 +73,7 @@ class FakePlans:
     def __init__(self) -> None:
         self.plans: dict[str, tuple[StoredPlan, list[PlannedChange]]] = {}
 
-    async def save(self, plan: StoredPlan, changes: Sequence[PlannedChange]) -> None:
+    async def save(self, plan: StoredPlan, changes: Iterable[PlannedChange]) -> None:
         self.plans[plan.plan_id] = (plan, list(changes))
 
     async def changes(

@@ -12,6 +12,8 @@ from provisioning_common.events import (
     AppliedCounts,
     CommandRejected,
     JobCompleted,
+    JobDeleted,
+    JobDeletedData,
     JobFailed,
     JobStarted,
     SequenceBlocked,
@@ -36,7 +38,6 @@ from sequence_runner.domain.transitions import (
     on_released,
     validate,
 )
-from sequence_runner.handlers import sequence_work
 from sequence_runner.handlers.engine import DecisionPendingError, Engine, EngineOptions
 from sequence_runner.handlers.messages import COMMAND_HANDLERS, EVENT_HANDLERS, handle
 from sequence_runner.handlers.ports import StoredPlan
@@ -46,6 +47,7 @@ from tests.unit.sequence_runner.builders import (
     JOB_ID,
     NOW,
     cancel_command,
+    counts,
     definition,
     job_created,
     restart_command,
@@ -474,11 +476,13 @@ async def test_a_plan_is_computed_off_the_event_loop(
     Kafka consumers' heartbeats and every other job meanwhile."""
     threads: list[int] = []
 
-    def recording_plan(*args: Any, **kwargs: Any) -> Any:
-        threads.append(threading.get_ident())
-        return planner.plan(*args, **kwargs)
+    finish = planner.StreamedPlanner.finish
 
-    monkeypatch.setattr(sequence_work, "plan", recording_plan)
+    def recording_finish(self: planner.StreamedPlanner) -> Any:
+        threads.append(threading.get_ident())
+        return finish(self)
+
+    monkeypatch.setattr(planner.StreamedPlanner, "finish", recording_finish)
     await handle(EVENT_HANDLERS, two_sequences(), world.engine)
     await world.settle()
     assert world.status()[0] is JobStatus.COMPLETED
@@ -698,3 +702,17 @@ async def test_an_apply_taken_up_again_writes_only_what_was_not_written(world: W
     assert world.status() == (JobStatus.COMPLETED, ["COMPLETED"])
     assert [c.key for c in target.writes] == ["u0", "u1", "u2", "u3", "u4"]
     assert target.records["u0"]["mail"] == "by-hand@x"
+
+
+async def test_a_deleted_jobs_plans_are_removed(world: World) -> None:
+    """A plan can hold a million changes; once its job is deleted nobody can look at it."""
+    await handle(EVENT_HANDLERS, two_sequences(), world.engine)
+    await world.settle()
+    other = StoredPlan("p-other", "another-job", 0, 1, counts(), NOW, "sha256:x")
+    await world.plans.save(other, [])
+    assert len(world.plans.plans) == 3
+    deleted = JobDeleted(
+        source="/provisioning/job-api", subject=JOB_ID, data=JobDeletedData(deleted_by="ops")
+    )
+    assert await handle(EVENT_HANDLERS, deleted, world.engine)
+    assert list(world.plans.plans) == ["p-other"]

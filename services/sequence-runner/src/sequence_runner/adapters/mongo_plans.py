@@ -1,7 +1,7 @@
 """MongoDB `plans` and `plan_changes`: every plan the guard checked, change by change, so the
 apply writes exactly what was checked and job-api can show it page by page."""
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from pymongo import ASCENDING
@@ -30,27 +30,33 @@ class MongoPlanRepository:
         await self._changes.create_index(
             [("plan_id", ASCENDING), ("seq", ASCENDING)], name="plan_seq"
         )
+        # Removing a deleted job's plans.
+        await self._changes.create_index([("job_id", ASCENDING)], name="job")
 
-    async def save(self, plan: StoredPlan, changes: Sequence[PlannedChange]) -> None:
-        # Changes first: a plan document is only there once all its changes are.
-        for start in range(0, len(changes), INSERT_BATCH):
-            await self._changes.insert_many(
-                [
-                    {
-                        "plan_id": plan.plan_id,
-                        "job_id": plan.job_id,
-                        "index": plan.index,
-                        "seq": change.seq,
-                        "action": change.action,
-                        "key": change.key,
-                        "before": change.before,
-                        "after": change.after,
-                        # Only where it is true: the rare record without a key attribute.
-                        **({"by_id": True} if change.by_id else {}),
-                    }
-                    for change in changes[start : start + INSERT_BATCH]
-                ]
+    async def save(self, plan: StoredPlan, changes: Iterable[PlannedChange]) -> None:
+        # Changes first: a plan document is only there once all its changes are. Read from
+        # `changes` one batch at a time, so a plan of a million changes is never held whole.
+        batch: list[dict[str, Any]] = []
+        for change in changes:
+            batch.append(
+                {
+                    "plan_id": plan.plan_id,
+                    "job_id": plan.job_id,
+                    "index": plan.index,
+                    "seq": change.seq,
+                    "action": change.action,
+                    "key": change.key,
+                    "before": change.before,
+                    "after": change.after,
+                    # Only where it is true: the rare record without a key attribute.
+                    **({"by_id": True} if change.by_id else {}),
+                }
             )
+            if len(batch) >= INSERT_BATCH:
+                await self._changes.insert_many(batch)
+                batch = []
+        if batch:
+            await self._changes.insert_many(batch)
         await self._plans.insert_one(
             {
                 "_id": plan.plan_id,
@@ -95,7 +101,9 @@ class MongoPlanRepository:
         await self._plans.delete_one({"_id": plan_id})
 
     async def delete_job_plans(self, job_id: str) -> int:
-        plan_ids = [doc["_id"] async for doc in self._plans.find({"job_id": job_id}, {"_id": 1})]
-        for plan_id in plan_ids:
-            await self.delete(plan_id)
-        return len(plan_ids)
+        # By job id through the `job` indexes: a job's plans may hold millions of changes.
+        # Changes first, as in `delete`; the handler runs again if this stops halfway.
+        plans = await self._plans.count_documents({"job_id": job_id})
+        await self._changes.delete_many({"job_id": job_id})
+        await self._plans.delete_many({"job_id": job_id})
+        return plans

@@ -4,7 +4,17 @@ diff cannot see: a change that could not be written as planned."""
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sequence_runner.domain.records import Plan, PlanError
+from sequence_runner.domain.records import Key, Plan, PlanError
+
+
+def new_key_on_taken_id(key: str, new_key: Key, holder_key: Any, source_name: str | None) -> str:
+    """The reason a create is refused: its key is another target record's `_id`."""
+    where = f"{source_name}: " if source_name is not None else ""
+    return (
+        f"{where}{key}={new_key!r} is new, but the target record with "
+        f"{key}={holder_key!r} has _id {new_key!r}, which the new record "
+        "would be stored under; give one of them another key"
+    )
 
 
 def check_creates_have_free_ids(
@@ -16,7 +26,9 @@ def check_creates_have_free_ids(
     """A record is stored under `_id` = its key. A new key that is already the `_id` of a
     record known by another key attribute would collide with it halfway through the apply (the
     rest of the batch written, the sequence failed): refuse it now, before anything is written.
-    """
+
+    The runner makes the same check partition by partition while planning
+    (`StreamedPlanner(check_free_ids=True)`); this is it for a plan held in memory."""
     taken: dict[Any, Any] = {}
     for record in target_records:
         record_id, record_key = record.get("_id"), record.get(key)
@@ -27,9 +39,4 @@ def check_creates_have_free_ids(
         return
     for change in plan.changes:
         if change.action == "create" and change.key in taken:
-            where = f"{source_name}: " if source_name is not None else ""
-            raise PlanError(
-                f"{where}{key}={change.key!r} is new, but the target record with "
-                f"{key}={taken[change.key]!r} has _id {change.key!r}, which the new record "
-                "would be stored under; give one of them another key"
-            )
+            raise PlanError(new_key_on_taken_id(key, change.key, taken[change.key], source_name))

@@ -1,11 +1,19 @@
 """The planner: the exact changes that would make the target repository match the source."""
 
+import gc
+import heapq
 import math
-from collections.abc import Iterable, Mapping
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from provisioning_common.events import PlanCounts
 
+from sequence_runner.domain.plan_checks import new_key_on_taken_id
 from sequence_runner.domain.records import (
     ChangeAction,
     Key,
@@ -15,6 +23,7 @@ from sequence_runner.domain.records import (
     SourceEntry,
     TargetRules,
 )
+from sequence_runner.domain.spill import PartitionedSpill, SpillFile
 
 
 def _at(line: int | str) -> str:
@@ -60,32 +69,13 @@ def key_of(attributes: Mapping[str, Any], key: str, line: int | str) -> Key:
     return value
 
 
-def _wanted(
-    source_records: Iterable[SourceEntry],
-    key: str,
-    mapping: Mapping[str, str] | None,
-    rules: TargetRules,
-) -> dict[Key, tuple[int | str, dict[str, Any]]]:
-    """The source's records by key, each with its line and its target attributes."""
-    wanted: dict[Key, tuple[int | str, dict[str, Any]]] = {}
-    for record in source_records:
-        attributes = map_record(record, mapping)
-        if rules.stored_as is not None:
-            attributes = rules.stored_as(attributes)
-        record_key = key_of(attributes, key, record.at)
-        seen = wanted.get(record_key)
-        if seen is not None:
-            if isinstance(seen[0], int) and isinstance(record.at, int):
-                raise PlanError(
-                    f"duplicate key {key}={record_key!r} at lines {seen[0]} and {record.line}"
-                )
-            raise PlanError(f"duplicate key {key}={record_key!r} at {seen[0]} and {record.at}")
-        wanted[record_key] = (record.at, attributes)
-    return wanted
-
-
-# key, before, after
-_Draft = tuple[Key, dict[str, Any] | None, dict[str, Any] | None]
+# A change before it is numbered: the position that orders it (its source record's ordinal for a
+# create or an update, its target record's for a retirement), key, before, after, by_id.
+_Draft = tuple[int, Key, dict[str, Any] | None, dict[str, Any] | None, bool]
+# A keyed source record: ordinal, where it is (line or DN), key, target attributes.
+_Wanted = tuple[int, int | str, Key, dict[str, Any]]
+# A keyed target record: ordinal, key, the record without its `_id`, its `_id`.
+_Existing = tuple[int, Key, dict[str, Any], Any]
 
 
 # What a document store hands back for true/false, arrays and embedded documents.
@@ -137,108 +127,6 @@ def _same(stored: Any, wanted: Any) -> bool:
     return isinstance(wanted, float) and math.isnan(wanted) and math.isnan(stored)
 
 
-def plan(
-    source_records: Iterable[SourceEntry],
-    target_records: Iterable[Mapping[str, Any]],
-    key: str,
-    mapping: Mapping[str, str] | None,
-    delete_missing: bool,
-    source_name: str | None = None,
-    rules: TargetRules | None = None,
-) -> Plan:
-    """Creates in source order, then updates in source order, then deletes (or disables) in
-    target order.
-
-    `source_name` (a file's path, or `inputs.<sequence>`) starts every error about a source
-    record, so the reason names the source as well as the line. `rules` say how the target
-    stores and retires records (a document store's, by default)."""
-    rules = rules or TargetRules()
-    try:
-        wanted = _wanted(source_records, key, mapping, rules)
-    except PlanError as error:
-        if source_name is None:
-            raise
-        raise PlanError(f"{source_name}: {error}") from None
-    existing = _index_target(target_records, key)
-    creates, updates, unchanged = _compare(wanted, existing, key, source_name, rules)
-    retired: list[_Draft] = []
-    already_retired = 0
-    if delete_missing:
-        retired, already_retired = _retire_missing(wanted, existing, rules)
-    retire_action: ChangeAction = "disable" if rules.deprovision == "disable" else "delete"
-    changes = _ordered_changes(
-        (("create", creates), ("update", updates), (retire_action, retired)), existing, key
-    )
-    counts = PlanCounts(
-        create=len(creates),
-        update=len(updates),
-        # Disables are counted as deletions: the delete threshold guards them (as Entra does).
-        delete=len(retired),
-        unchanged=unchanged + already_retired,
-        target_size=len(existing),
-    )
-    return Plan(counts=counts, changes=changes)
-
-
-def _index_target(
-    target_records: Iterable[Mapping[str, Any]], key: str
-) -> dict[Key, dict[str, Any]]:
-    """The target's records by key, without their `_id`."""
-    existing: dict[Key, dict[str, Any]] = {}
-    ids: dict[Key, Any] = {}
-    for target_record in target_records:
-        target_key = _target_key(target_record, key)
-        if target_key in existing:
-            raise PlanError(
-                f"the target holds two records with {key}={target_key!r} "
-                f"(_id {ids[target_key]!r} and _id {target_record.get('_id')!r}); "
-                "a write by that key could reach either"
-            )
-        ids[target_key] = target_record.get("_id")
-        existing[target_key] = {
-            name: value for name, value in target_record.items() if name != "_id"
-        }
-    return existing
-
-
-def _compare(
-    wanted: Mapping[Key, tuple[int | str, dict[str, Any]]],
-    existing: Mapping[Key, dict[str, Any]],
-    key: str,
-    source_name: str | None,
-    rules: TargetRules,
-) -> tuple[list[_Draft], list[_Draft], int]:
-    """Creates and updates, in source order, and how many records need nothing."""
-    # Target keys by their text, to tell a key that differs from one of them only by its type;
-    # built at the first create.
-    as_text: dict[str, Key] | None = None
-    creates: list[_Draft] = []
-    updates: list[_Draft] = []
-    unchanged = 0
-    for record_key, (line, attributes) in wanted.items():
-        current = existing.get(record_key)
-        if current is None:
-            if as_text is None:
-                as_text = {_as_text(k): k for k in existing if isinstance(k, str | int)}
-            twin = as_text.get(_as_text(record_key))
-            if twin is not None:
-                where = f"{source_name}: " if source_name is not None else ""
-                raise PlanError(
-                    f"{where}{_at(line)}: {key}={record_key!r} is {_kind(record_key)} but the "
-                    f"target holds {key}={twin!r} as {_kind(twin)}; planned as it is, the record "
-                    f"would be created a second time. Give {key} the same type in the source "
-                    "and in the target"
-                )
-            creates.append((record_key, None, attributes))
-            continue
-        old_values = _changed(current, attributes, rules.absent_is_empty)
-        if old_values:
-            updates.append((record_key, old_values, attributes))
-        else:
-            unchanged += 1
-    return creates, updates, unchanged
-
-
 def _changed(
     current: Mapping[str, Any], attributes: Mapping[str, Any], absent_is_empty: bool
 ) -> dict[str, Any]:
@@ -259,39 +147,561 @@ def _changed(
     return changed
 
 
-def _retire_missing(
-    wanted: Mapping[Key, Any], existing: Mapping[Key, dict[str, Any]], rules: TargetRules
-) -> tuple[list[_Draft], int]:
-    """The records that left the source, to delete or disable; and how many of them are
-    disabled already (they need nothing)."""
-    retired: list[_Draft] = []
-    already = 0
-    for record_key, record in existing.items():
-        if record_key in wanted:
-            continue
-        if rules.deprovision == "disable" and rules.is_disabled and rules.is_disabled(record):
-            already += 1
-            continue
-        retired.append((record_key, record, None))
-    return retired, already
+@dataclass(frozen=True)
+class PlanBound:
+    """How much of a sequence the planner holds in memory at once.
+
+    Up to `memory_records` records (source and target together) are planned in memory; beyond,
+    both sides are set aside on disk in `partitions` hash partitions of their keys (in
+    `directory`, the system's temporary folder by default), and each partition is planned on
+    its own. A partition still larger than `memory_records` is split again."""
+
+    memory_records: int = 200_000
+    partitions: int = 64
+    directory: str | None = None
 
 
-def _ordered_changes(
-    groups: Iterable[tuple[ChangeAction, list[_Draft]]],
-    existing: Mapping[Key, dict[str, Any]],
-    key: str,
-) -> tuple[PlannedChange, ...]:
-    changes: list[PlannedChange] = []
-    for action, group in groups:
-        for record_key, before, after in group:
-            changes.append(
-                PlannedChange(
-                    seq=len(changes),
-                    action=action,
-                    key=record_key,
-                    before=before,
-                    after=after,
-                    by_id=action != "create" and existing[record_key].get(key) is None,
+# A plan's first error wins, as if the plan were computed record by record: a duplicate source
+# key before anything about the target, then the target's duplicates, then a key of the wrong
+# type, then a new key on a taken `_id`; among errors of one kind, the earliest record.
+_SOURCE_DUPLICATE, _TARGET_DUPLICATE, _KEY_TWIN, _TAKEN_ID = range(4)
+_Failure = tuple[int, int, str]
+
+# Changes read back from disk are merged in chunks of this many per partition.
+_OUTPUT_CHUNK = 1000
+# Records keyed before they are kept in memory or handed to the spill, at a time.
+_PIECE = 1000
+# Partitions split again at most this often (a partition of one repeated key cannot shrink).
+_MAX_SPLITS = 3
+
+
+_collector_lock = threading.Lock()
+_collector_pausers = 0
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector paused while records are keyed, spilled and diffed.
+
+    Planning makes millions of small tuples and dicts, none in a cycle (reference counting frees
+    them), and with a large live heap each collection the allocations trigger walks all of it:
+    about a quarter of the planner's CPU time at a million records. Counted, so plans computed
+    in parallel threads pause it once and the last one done restarts it; paused only during a
+    piece of planning work, so the rest of the process collects in between."""
+    global _collector_pausers
+    with _collector_lock:
+        if _collector_pausers == 0 and not gc.isenabled():
+            paused_here = False
+        else:
+            paused_here = True
+            _collector_pausers += 1
+            gc.disable()
+    try:
+        yield
+    finally:
+        if paused_here:
+            with _collector_lock:
+                _collector_pausers -= 1
+                if _collector_pausers == 0:
+                    gc.enable()
+
+
+@dataclass
+class _Drafts:
+    creates: list[_Draft]
+    updates: list[_Draft]
+    retired: list[_Draft]
+    unchanged: int = 0
+
+
+class StreamedPlan:
+    """A computed plan whose changes may be on disk: counted, and read back in order as often
+    as needed (to digest, to store) without ever being held whole."""
+
+    def __init__(
+        self,
+        counts: PlanCounts,
+        streams: tuple[tuple[ChangeAction, Iterable[_Draft] | None, SpillFile | None, int], ...],
+    ) -> None:
+        self.counts = counts
+        self._streams = streams
+
+    def changes(self) -> Iterator[PlannedChange]:
+        """Creates in source order, then updates in source order, then deletes (or disables)
+        in target order, numbered `seq` 0, 1, …"""
+        seq = 0
+        for action, in_memory, spilled, partitions in self._streams:
+            drafts: Iterable[_Draft]
+            if in_memory is not None:
+                drafts = in_memory
+            else:
+                assert spilled is not None
+                # Each partition's changes are in order; merged by position, all of them are.
+                drafts = heapq.merge(*(spilled.items(part) for part in range(partitions)))
+            for _, record_key, before, after, by_id in drafts:
+                yield PlannedChange(
+                    seq=seq, action=action, key=record_key, before=before, after=after, by_id=by_id
                 )
+                seq += 1
+
+
+class StreamedPlanner:
+    """Plans a sequence from its source and its target fed in pieces, in bounded memory.
+
+    Every record is mapped and keyed as it comes (errors name its line at once); the diff is
+    made partition by partition once both sides are in. Close it (or use it in a `with`) to
+    remove what it set aside on disk; the plan it finished reads from there."""
+
+    def __init__(
+        self,
+        key: str,
+        mapping: Mapping[str, str] | None,
+        delete_missing: bool,
+        source_name: str | None = None,
+        rules: TargetRules | None = None,
+        bound: PlanBound | None = None,
+        check_free_ids: bool = False,
+    ) -> None:
+        self.key = key
+        self.mapping = mapping
+        self.delete_missing = delete_missing
+        self.source_name = source_name
+        self.rules = rules or TargetRules()
+        self.bound = bound or PlanBound()
+        self.check_free_ids = check_free_ids
+        self.records_read = 0
+        self._sources: list[_Wanted] = []
+        self._targets: list[_Existing] = []
+        # `_id` -> key attribute of the target records stored under another `_id` than their key.
+        self._taken: list[tuple[Any, Any]] = []
+        self._source_count = 0
+        self._target_count = 0
+        self._spills: tuple[PartitionedSpill, PartitionedSpill, PartitionedSpill] | None = None
+        self._directory: str | None = None
+        self._files: list[SpillFile | PartitionedSpill] = []
+        mapped = list(mapping.items()) if mapping is not None else None
+        self._mapped = mapped
+        # Names checked once: with a mapping they are the same for every record.
+        self._mapping_names_ok = mapped is not None and all(
+            a != "_id" and a and not a.startswith("$") and "." not in a for a, _ in mapped
+        )
+        self._names_ok: set[str] = set()
+
+    def __enter__(self) -> "StreamedPlanner":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for spilled in self._files:
+            spilled.close()
+        self._files.clear()
+        if self._directory is not None:
+            shutil.rmtree(self._directory, ignore_errors=True)
+            self._directory = None
+
+    @property
+    def spilled(self) -> bool:
+        return self._spills is not None
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def _attributes(self, record: SourceEntry) -> dict[str, Any]:
+        fields = record.fields
+        if self._mapping_names_ok:
+            assert self._mapped is not None
+            try:
+                return {attribute: fields[field] for attribute, field in self._mapped}
+            except KeyError:
+                pass  # map_record says which field, and where
+        elif self._mapped is None:
+            names_ok = self._names_ok
+            for name in fields:
+                if name not in names_ok:
+                    _checked_attribute(name, record.at)
+                    names_ok.add(name)
+            return dict(fields)
+        return map_record(record, self.mapping)
+
+    def add_source(self, records: Iterable[SourceEntry]) -> None:
+        """Map and key source records, in source order."""
+        with _collector_paused():
+            self._add_source(records)
+
+    def _add_source(self, records: Iterable[SourceEntry]) -> None:
+        stored_as = self.rules.stored_as
+        key = self.key
+        ordinal = self._source_count
+        piece: list[_Wanted] = []
+        try:
+            for record in records:
+                attributes = self._attributes(record)
+                if stored_as is not None:
+                    attributes = stored_as(attributes)
+                at = record.at
+                record_key = attributes.get(key)
+                # The common case checked inline: a key that is non-blank text.
+                if type(record_key) is not str or not record_key or record_key.isspace():
+                    record_key = key_of(attributes, key, at)
+                piece.append((ordinal, at, record_key, attributes))
+                ordinal += 1
+                if len(piece) >= _PIECE:
+                    self._keep_sources(piece)
+                    piece = []
+        except PlanError as error:
+            raise self._from_source(error) from None
+        finally:
+            self._keep_sources(piece)
+            self._source_count = ordinal
+        self.records_read = ordinal
+
+    def add_target(self, records: Iterable[Mapping[str, Any]]) -> None:
+        """Key target records, in target order."""
+        with _collector_paused():
+            self._add_target(records)
+
+    def _add_target(self, records: Iterable[Mapping[str, Any]]) -> None:
+        key = self.key
+        check_free_ids = self.check_free_ids
+        ordinal = self._target_count
+        piece: list[_Existing] = []
+        taken: list[tuple[Any, Any]] = []
+        try:
+            for record in records:
+                record_key = _target_key(record, key)
+                attributes = dict(record)
+                record_id = attributes.pop("_id", None)
+                piece.append((ordinal, record_key, attributes, record_id))
+                ordinal += 1
+                if check_free_ids:
+                    stored_key = attributes.get(key)
+                    # A record without a key attribute is known by its `_id`: the planner
+                    # updates it.
+                    if stored_key is not None and record_id is not None and record_id != stored_key:
+                        taken.append((record_id, stored_key))
+                if len(piece) >= _PIECE:
+                    self._keep_targets(piece, taken)
+                    piece, taken = [], []
+        finally:
+            self._keep_targets(piece, taken)
+            self._target_count = ordinal
+
+    def _keep_sources(self, piece: list[_Wanted]) -> None:
+        if self._spills is not None:
+            self._spills[0].add(piece, 2)
+        else:
+            self._sources.extend(piece)
+            self._spill_if_full()
+
+    def _keep_targets(self, piece: list[_Existing], taken: list[tuple[Any, Any]]) -> None:
+        if self._spills is not None:
+            self._spills[1].add(piece, 1)
+            self._spills[2].add(taken, 0)
+        else:
+            self._targets.extend(piece)
+            self._taken.extend(taken)
+            self._spill_if_full()
+
+    def _from_source(self, error: PlanError) -> PlanError:
+        return error if self.source_name is None else PlanError(f"{self.source_name}: {error}")
+
+    def _spill_if_full(self) -> None:
+        if len(self._sources) + len(self._targets) + len(self._taken) <= self.bound.memory_records:
+            return
+        self._directory = tempfile.mkdtemp(prefix="plan-", dir=self.bound.directory)
+        spills = self._new_spills(0)
+        spills[0].add(self._sources, 2)
+        spills[1].add(self._targets, 1)
+        spills[2].add(self._taken, 0)
+        self._sources, self._targets, self._taken = [], [], []
+        self._spills = spills
+
+    def _new_spills(
+        self, salt: int, partitions: int | None = None
+    ) -> tuple[PartitionedSpill, PartitionedSpill, PartitionedSpill]:
+        assert self._directory is not None
+        bound = self.bound
+        # Half the bound for what waits to be written, so reading and diffing stay within it.
+        spills = tuple(
+            PartitionedSpill(
+                self._directory, partitions or bound.partitions, bound.memory_records // 2, salt
             )
-    return tuple(changes)
+            for _ in range(3)
+        )
+        self._files.extend(spills)
+        return spills[0], spills[1], spills[2]
+
+    # -- planning ------------------------------------------------------------------------------
+
+    def finish(self) -> StreamedPlan:
+        """The plan, once both sides are in; raises the plan's first error (`PlanError`)."""
+        with _collector_paused():
+            return self._finish()
+
+    def _finish(self) -> StreamedPlan:
+        retire_action: ChangeAction = "disable" if self.rules.deprovision == "disable" else "delete"
+        if self._spills is None:
+            drafts = _Drafts([], [], [])
+            failure = self._diff(self._sources, self._targets, self._taken, drafts)
+            if failure is not None:
+                raise PlanError(failure[2])
+            counts = self._counts(drafts, self._target_count)
+            return StreamedPlan(
+                counts,
+                (
+                    ("create", drafts.creates, None, 0),
+                    ("update", drafts.updates, None, 0),
+                    (retire_action, drafts.retired, None, 0),
+                ),
+            )
+        assert self._directory is not None
+        outputs = (
+            SpillFile(self._directory),
+            SpillFile(self._directory),
+            SpillFile(self._directory),
+        )
+        self._files.extend(outputs)
+        sizes = [0, 0, 0]
+        unchanged = 0
+        first: _Failure | None = None
+        part = 0
+        # The merge holds one chunk per partition: together they stay within the bound however
+        # many partitions the plan needed.
+        chunk = max(16, min(_OUTPUT_CHUNK, self.bound.memory_records // (2 * self._leaf_count())))
+        for sources, targets, taken in self._leaves(self._spills, 1):
+            drafts = _Drafts([], [], [])
+            failure = self._diff(sources, targets, taken, drafts)
+            if failure is not None:
+                first = failure if first is None else min(first, failure)
+                continue
+            if first is not None:
+                continue  # the plan fails: its changes are not needed
+            unchanged += drafts.unchanged
+            groups = (drafts.creates, drafts.updates, drafts.retired)
+            for action, (output, group) in enumerate(zip(outputs, groups, strict=True)):
+                for start in range(0, len(group), chunk):
+                    output.append(part, group[start : start + chunk])
+                sizes[action] += len(group)
+            part += 1
+        if first is not None:
+            raise PlanError(first[2])
+        counts = PlanCounts(
+            create=sizes[0],
+            update=sizes[1],
+            delete=sizes[2],
+            unchanged=unchanged,
+            target_size=self._target_count,
+        )
+        return StreamedPlan(
+            counts,
+            (
+                ("create", None, outputs[0], part),
+                ("update", None, outputs[1], part),
+                (retire_action, None, outputs[2], part),
+            ),
+        )
+
+    def _split_into(self, size: int) -> int:
+        """Partitions for a partition of `size` items that is over the bound: just enough, so
+        the partitions (and the merge's chunks, one per partition) stay few."""
+        return min(self.bound.partitions, 2 * (size // max(1, self.bound.memory_records) + 1))
+
+    def _leaf_count(self) -> int:
+        assert self._spills is not None
+        sources, targets, taken = self._spills
+        count = 0
+        for part in range(sources.partitions):
+            size = sources.counts[part] + targets.counts[part] + taken.counts[part]
+            if size > self.bound.memory_records:
+                count += self._split_into(size)
+            elif size:
+                count += 1
+        return max(1, count)
+
+    def _leaves(
+        self, spills: tuple[PartitionedSpill, PartitionedSpill, PartitionedSpill], depth: int
+    ) -> Iterator[tuple[Iterable[_Wanted], Iterable[_Existing], Iterable[tuple[Any, Any]]]]:
+        """Each partition's three streams; a partition larger than the bound split again."""
+        sources, targets, taken = spills
+        for part in range(sources.partitions):
+            size = sources.counts[part] + targets.counts[part] + taken.counts[part]
+            if size == 0:
+                continue
+            if size <= self.bound.memory_records or depth > _MAX_SPLITS:
+                yield sources.items(part), targets.items(part), taken.items(part)
+                continue
+            smaller = self._new_spills(depth, self._split_into(size))
+            for key_at, (spill, into) in enumerate(zip(spills, smaller, strict=True)):
+                for chunk in spill.chunks(part):
+                    # Sources are filed by their key (element 2), targets by theirs (1), taken
+                    # `_id`s by the `_id` (0).
+                    into.add(chunk, (2, 1, 0)[key_at])
+            yield from self._leaves(smaller, depth + 1)
+
+    def _counts(self, drafts: _Drafts, target_size: int) -> PlanCounts:
+        return PlanCounts(
+            create=len(drafts.creates),
+            update=len(drafts.updates),
+            # Disables are counted as deletions: the delete threshold guards them (as Entra does).
+            delete=len(drafts.retired),
+            unchanged=drafts.unchanged,
+            target_size=target_size,
+        )
+
+    def _diff(
+        self,
+        sources: Iterable[_Wanted],
+        targets: Iterable[_Existing],
+        taken: Iterable[tuple[Any, Any]],
+        drafts: _Drafts,
+    ) -> _Failure | None:
+        """One partition's changes into `drafts`, in order; or its first error."""
+        wanted, failure = self._wanted(sources)
+        if failure is not None:
+            return failure
+        existing, failure = self._index_target(targets)
+        if failure is not None:
+            return failure
+        failure = self._compare(wanted, existing, drafts)
+        if failure is not None:
+            return failure
+        if self.delete_missing:
+            self._retire_missing(wanted, existing, drafts)
+        if self.check_free_ids:
+            return self._check_free_ids(taken, drafts.creates)
+        return None
+
+    def _wanted(self, sources: Iterable[_Wanted]) -> tuple[dict[Key, _Wanted], _Failure | None]:
+        """The source's records by key; a key seen twice is an error naming both lines."""
+        wanted: dict[Key, _Wanted] = {}
+        for item in sources:
+            record_key = item[2]
+            seen = wanted.get(record_key)
+            if seen is not None:
+                first, at = seen[1], item[1]
+                if isinstance(first, int) and isinstance(at, int):
+                    where = f"lines {first} and {at}"
+                else:
+                    where = f"{first} and {at}"
+                message = f"duplicate key {self.key}={record_key!r} at {where}"
+                return wanted, (
+                    _SOURCE_DUPLICATE,
+                    item[0],
+                    str(self._from_source(PlanError(message))),
+                )
+            wanted[record_key] = item
+        return wanted, None
+
+    def _index_target(
+        self, targets: Iterable[_Existing]
+    ) -> tuple[dict[Key, _Existing], _Failure | None]:
+        """The target's records by key, in target order; two with one key are an error."""
+        existing: dict[Key, _Existing] = {}
+        for item in targets:
+            record_key = item[1]
+            seen = existing.get(record_key)
+            if seen is not None:
+                return existing, (
+                    _TARGET_DUPLICATE,
+                    item[0],
+                    f"the target holds two records with {self.key}={record_key!r} "
+                    f"(_id {seen[3]!r} and _id {item[3]!r}); a write by that key could reach "
+                    "either",
+                )
+            existing[record_key] = item
+        return existing, None
+
+    def _compare(
+        self, wanted: Mapping[Key, _Wanted], existing: Mapping[Key, _Existing], drafts: _Drafts
+    ) -> _Failure | None:
+        """Creates and updates, in source order, and how many records need nothing."""
+        key = self.key
+        absent_is_empty = self.rules.absent_is_empty
+        # Target keys by their text, to tell a key that differs from one of them only by its
+        # type; built at the first create.
+        as_text: dict[str, Key] | None = None
+        creates, updates = drafts.creates, drafts.updates
+        unchanged = 0
+        for ordinal, at, record_key, attributes in wanted.values():
+            current = existing.get(record_key)
+            if current is None:
+                if as_text is None:
+                    as_text = {_as_text(k): k for k in existing}
+                twin = as_text.get(_as_text(record_key))
+                if twin is not None:
+                    where = f"{self.source_name}: " if self.source_name is not None else ""
+                    return (
+                        _KEY_TWIN,
+                        ordinal,
+                        f"{where}{_at(at)}: {key}={record_key!r} is {_kind(record_key)} but the "
+                        f"target holds {key}={twin!r} as {_kind(twin)}; planned as it is, the "
+                        f"record would be created a second time. Give {key} the same type in "
+                        "the source and in the target",
+                    )
+                creates.append((ordinal, record_key, None, attributes, False))
+                continue
+            record = current[2]
+            old_values = _changed(record, attributes, absent_is_empty)
+            if old_values:
+                updates.append(
+                    (ordinal, record_key, old_values, attributes, record.get(key) is None)
+                )
+            else:
+                unchanged += 1
+        drafts.unchanged += unchanged
+        return None
+
+    def _retire_missing(
+        self, wanted: Mapping[Key, Any], existing: Mapping[Key, _Existing], drafts: _Drafts
+    ) -> None:
+        """The records that left the source, to delete or disable; those disabled already need
+        nothing (counted unchanged)."""
+        rules = self.rules
+        disabling = rules.deprovision == "disable" and rules.is_disabled is not None
+        for record_key, (ordinal, _, record, _) in existing.items():
+            if record_key in wanted:
+                continue
+            if disabling and rules.is_disabled is not None and rules.is_disabled(record):
+                drafts.unchanged += 1
+                continue
+            drafts.retired.append((ordinal, record_key, record, None, record.get(self.key) is None))
+
+    def _check_free_ids(
+        self, taken: Iterable[tuple[Any, Any]], creates: list[_Draft]
+    ) -> _Failure | None:
+        """plan_checks' rule on one partition: a new key on another record's `_id`."""
+        by_id = dict(taken)
+        if not by_id:
+            return None
+        for ordinal, record_key, *_ in creates:
+            if record_key in by_id:
+                return (
+                    _TAKEN_ID,
+                    ordinal,
+                    new_key_on_taken_id(self.key, record_key, by_id[record_key], self.source_name),
+                )
+        return None
+
+
+def plan(
+    source_records: Iterable[SourceEntry],
+    target_records: Iterable[Mapping[str, Any]],
+    key: str,
+    mapping: Mapping[str, str] | None,
+    delete_missing: bool,
+    source_name: str | None = None,
+    rules: TargetRules | None = None,
+    bound: PlanBound | None = None,
+) -> Plan:
+    """Creates in source order, then updates in source order, then deletes (or disables) in
+    target order, all held in memory (the runner stores a `StreamedPlan` without holding it).
+
+    `source_name` (a file's path, or `inputs.<sequence>`) starts every error about a source
+    record, so the reason names the source as well as the line. `rules` say how the target
+    stores and retires records (a document store's, by default)."""
+    with StreamedPlanner(key, mapping, delete_missing, source_name, rules, bound) as planner:
+        planner.add_source(source_records)
+        planner.add_target(target_records)
+        streamed = planner.finish()
+        return Plan(counts=streamed.counts, changes=tuple(streamed.changes()))

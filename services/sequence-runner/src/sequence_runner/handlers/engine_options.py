@@ -1,6 +1,8 @@
 """How the runner's engine paces its work: batch sizes, parallelism, retries and waits."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from sequence_runner.domain.planner import PlanBound
 
 
 @dataclass(frozen=True)
@@ -24,3 +26,5 @@ class EngineOptions:
     work_resume_seconds: float = 30.0
     # How soon a job waiting for a target another job plans or writes looks again.
     target_wait_seconds: float = 1.0
+    # How much of a sequence is planned in memory; beyond it, the planner spills to disk.
+    plan_bound: PlanBound = field(default_factory=PlanBound)

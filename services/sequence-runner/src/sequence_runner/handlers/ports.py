@@ -1,6 +1,6 @@
 """The ports the runner's handlers work through; adapters implement them, unit tests fake them."""
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -54,7 +54,10 @@ class RunRepository(Protocol):
 
 
 class PlanRepository(Protocol):
-    async def save(self, plan: StoredPlan, changes: Sequence[PlannedChange]) -> None: ...
+    async def save(self, plan: StoredPlan, changes: Iterable[PlannedChange]) -> None:
+        """Store a plan and its changes, read once from `changes` (a million need not fit in
+        memory)."""
+        ...
 
     def changes(
         self, plan_id: str, batch_size: int, start: int = 0

@@ -3,10 +3,10 @@
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from functools import partial
-from typing import Any, Literal
+from typing import Literal, TypeVar
 from uuid import uuid4
 
 from provisioning_common.definitions import SequenceDefinition
@@ -14,10 +14,9 @@ from provisioning_common.events import AppliedCounts
 from provisioning_common.statuses import JobStatus, SequenceStatus
 
 from sequence_runner.adapters.connectors.base import ConnectorError
-from sequence_runner.domain.plan_checks import check_creates_have_free_ids
 from sequence_runner.domain.plan_digest import plan_digest
-from sequence_runner.domain.planner import plan
-from sequence_runner.domain.records import Plan, PlanError, SourceEntry, TargetRules
+from sequence_runner.domain.planner import StreamedPlanner
+from sequence_runner.domain.records import PlanError, SourceEntry
 from sequence_runner.domain.run import Run
 from sequence_runner.domain.transitions import (
     Moved,
@@ -37,6 +36,10 @@ from sequence_runner.handlers.progress import ProgressReporter
 from sequence_runner.handlers.run_store import RunStore
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# Records handed to the planner's thread at a time.
+PLAN_PIECE = 5000
 
 
 class TargetBusyError(RuntimeError):
@@ -110,46 +113,61 @@ class SequenceWork:
         await self._claim_target(run, index)
         definition = run.sequence_definition(index)
         progress = self._progress(run.job_id, index, "planning")
-        records: list[SourceEntry] = []
+        planner: StreamedPlanner | None = None
         try:
-            target = self.connectors.target(definition)
-            # Not prepared here: preparing creates the collection and its index, a write that
-            # a plan about to be blocked must not make. The apply prepares it.
-            target_records = [record async for record in target.read_all()]
-            source = self.connectors.source(definition, run.inputs.get(definition.name))
-            async for record in source.read():
-                records.append(record)
-                await progress.tick(len(records))
-            # Seconds of CPU for a large source: in a thread, so the consumers keep their
-            # heartbeats and the other jobs keep moving.
-            result = await asyncio.to_thread(
-                _checked_plan,
-                records,
-                target_records,
-                definition.key,
-                definition.mapping,
-                definition.delete_missing,
-                source.shown_as,
-                target.rules,
+            try:
+                source = self.connectors.source(definition, run.inputs.get(definition.name))
+                target = self.connectors.target(definition)
+                # Both sides are read as streams and handed to the planner in pieces: beyond
+                # its bound it sets them aside on local disk, so a million records plan in
+                # bounded memory.
+                planner = StreamedPlanner(
+                    definition.key,
+                    definition.mapping,
+                    definition.delete_missing,
+                    source.shown_as,
+                    target.rules,
+                    self.options.plan_bound,
+                    check_free_ids=True,
+                )
+                # Seconds of CPU for a large source: piece by piece in a thread, so the
+                # consumers keep their heartbeats and the other jobs keep moving.
+                read = 0
+                piece: list[SourceEntry] = []
+                async for record in source.read():
+                    piece.append(record)
+                    read += 1
+                    await progress.tick(read)
+                    if len(piece) >= PLAN_PIECE:
+                        await asyncio.to_thread(planner.add_source, piece)
+                        piece = []
+                await asyncio.to_thread(planner.add_source, piece)
+                # Not prepared here: preparing creates the collection and its index, a write
+                # that a plan about to be blocked must not make. The apply prepares it.
+                async for target_piece in _pieces(target.read_all()):
+                    await asyncio.to_thread(planner.add_target, target_piece)
+                result = await asyncio.to_thread(planner.finish)
+            except (ConnectorError, PlanError) as error:
+                await self.fail(run, index, str(error))
+                return
+            await progress.finish(planner.records_read, planner.records_read)
+            plan_id = str(uuid4())
+            digest = await asyncio.to_thread(plan_digest, result.changes())
+            await self.plans.save(
+                StoredPlan(
+                    plan_id=plan_id,
+                    job_id=run.job_id,
+                    index=index,
+                    attempt=run.attempt,
+                    counts=result.counts,
+                    created_at=self._now(),
+                    digest=digest,
+                ),
+                result.changes(),
             )
-        except (ConnectorError, PlanError) as error:
-            await self.fail(run, index, str(error))
-            return
-        await progress.finish(len(records), len(records))
-        plan_id = str(uuid4())
-        digest = await asyncio.to_thread(plan_digest, result.changes)
-        await self.plans.save(
-            StoredPlan(
-                plan_id=plan_id,
-                job_id=run.job_id,
-                index=index,
-                attempt=run.attempt,
-                counts=result.counts,
-                created_at=self._now(),
-                digest=digest,
-            ),
-            result.changes,
-        )
+        finally:
+            if planner is not None:
+                planner.close()
         outcome = await self.store.step(
             run.job_id,
             lambda current: on_planned(
@@ -244,18 +262,16 @@ class SequenceWork:
         )
 
 
-def _checked_plan(
-    records: list[SourceEntry],
-    target_records: list[dict[str, Any]],
-    key: str,
-    mapping: Mapping[str, str] | None,
-    delete_missing: bool,
-    source_name: str,
-    rules: TargetRules,
-) -> Plan:
-    result = plan(records, target_records, key, mapping, delete_missing, source_name, rules)
-    check_creates_have_free_ids(result, target_records, key, source_name)
-    return result
+async def _pieces(records: AsyncIterator[T], size: int = PLAN_PIECE) -> AsyncIterator[list[T]]:
+    """A stream of records in lists of `size`, the unit handed to the planner's thread."""
+    piece: list[T] = []
+    async for record in records:
+        piece.append(record)
+        if len(piece) >= size:
+            yield piece
+            piece = []
+    if piece:
+        yield piece
 
 
 def _span(seqs: list[int]) -> str:

@@ -1,0 +1,154 @@
+"""docs/performance.md from one `make bench` run: the machine, every figure, how each grows with
+size, and plots."""
+
+import itertools
+import os
+import platform
+from datetime import UTC, datetime
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: files only
+import matplotlib.pyplot as plt
+
+from bench.bench_planner import MEMORY_GOAL_MIB, SPEED_GOAL, PlannerFigure
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+PLOTS = DOCS / "performance"
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = ""
+    try:
+        total_kib = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f", {total_kib / 1024 / 1024:.1f} GiB of memory"
+    except (OSError, ValueError, IndexError):
+        pass
+    load = os.getloadavg()[0]
+    return (
+        f"{cpu}, {os.cpu_count()} cores{memory}; {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}; load average {load:.1f} when written"
+    )
+
+
+def _plot_planner(figures: list[PlannerFigure]) -> list[str]:
+    PLOTS.mkdir(parents=True, exist_ok=True)
+    sizes = [f.count for f in figures]
+    timed = [(f.count, f.raw_seconds - f.generate_seconds) for f in figures if f.raw_seconds]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.loglog(sizes, [f.ours_seconds - f.generate_seconds for f in figures], "o-", label="planner")
+    if timed:
+        ax.loglog(*zip(*timed, strict=True), "s--", label="bare dict diff")
+    ax.set_xlabel("source records")
+    ax.set_ylabel("CPU seconds")
+    ax.set_title("Planning time")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(PLOTS / "planner_time.png", dpi=100)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.semilogx(sizes, [f.ours_peak_mib for f in figures], "o-", label="planner (streamed)")
+    peaks = [(f.count, f.raw_peak_mib) for f in figures if f.raw_peak_mib]
+    if peaks:
+        ax.semilogx(*zip(*peaks, strict=True), "s--", label="bare dict diff (both sides held)")
+    ax.axhline(MEMORY_GOAL_MIB, color="red", linestyle=":", label=f"goal {MEMORY_GOAL_MIB} MiB")
+    ax.set_xlabel("source records")
+    ax.set_ylabel("peak resident MiB")
+    ax.set_title("Peak memory while planning")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(PLOTS / "planner_memory.png", dpi=100)
+    plt.close(fig)
+    return ["performance/planner_time.png", "performance/planner_memory.png"]
+
+
+def _growth(figures: list[PlannerFigure]) -> list[str]:
+    lines = []
+    for smaller, larger in itertools.pairwise(figures):
+        factor = larger.count / smaller.count
+        ours = (larger.ours_seconds - larger.generate_seconds) / max(
+            smaller.ours_seconds - smaller.generate_seconds, 1e-9
+        )
+        memory = larger.ours_peak_mib / max(smaller.ours_peak_mib, 1e-9)
+        lines.append(
+            f"- {smaller.count:,} → {larger.count:,} records (x{factor:.0f}): planning time "
+            f"x{ours:.1f}, peak memory x{memory:.2f}"
+        )
+    return lines
+
+
+def write(figures: list[PlannerFigure], other_lines: list[str]) -> Path:
+    plots = _plot_planner(figures) if figures else []
+    rows = []
+    for f in figures:
+        ours = f.ours_seconds - f.generate_seconds
+        raw = "not run" if f.raw_seconds is None else f"{f.raw_seconds - f.generate_seconds:.2f}"
+        speed = "-" if f.speed is None else f"{f.speed:.2f}"
+        raw_peak = "-" if f.raw_peak_mib is None else f"{f.raw_peak_mib:.0f}"
+        memory_ok = "yes" if f.ours_peak_mib <= MEMORY_GOAL_MIB else "**no**"
+        speed_ok = "-" if f.speed is None else ("yes" if f.speed >= SPEED_GOAL else "**no**")
+        rows.append(
+            f"| {f.count:,} | {ours:.2f} | {raw} | {speed} ({speed_ok}) | "
+            f"{f.ours_peak_mib:.0f} ({memory_ok}) | {raw_peak} |"
+        )
+    text = [
+        "# Performance",
+        "",
+        "Written by `make bench` (`scripts/bench.sh`); do not edit by hand, run it again. "
+        "The notes on what the figures mean and what remains are in "
+        "[engine.md](engine.md#planning-in-bounded-memory).",
+        "",
+        f"- Written: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        f"- Machine: {machine()}",
+        f"- MongoDB server: `{os.environ.get('MONGO_URI', 'none')}` "
+        "(SecantusDB unless it names a real mongod)",
+        "",
+        "## Planner",
+        "",
+        "Source records against a target of 90% of them: 10% creations, 10% updates, 5% "
+        "deletions. Each side runs in a fresh interpreter: *CPU seconds* (user + system, so a "
+        "neighbour's load on the shared machine is not counted) with the making of the data "
+        "taken off both, and the process's *peak resident memory* (`VmHWM`). The planner "
+        "pauses the cyclic garbage collector while it works, as in the runner; the dict diff "
+        "runs as plain Python does. The planner plans as the runner does: both sides "
+        "streamed into `StreamedPlanner` (its default bound), the plan digested and read "
+        "back once more as it would be stored. The "
+        "baseline holds both sides as dicts of tuples and compares them; it is run up to "
+        "1,000,000 records.",
+        "",
+        f"Goals: speed ≥ {SPEED_GOAL} of the dict diff's, peak ≤ {MEMORY_GOAL_MIB} MiB.",
+        "",
+        "| source records | planner s | dict diff s | speed of dict diff (goal) | "
+        "planner peak MiB (goal) | dict diff peak MiB |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+        *rows,
+        "",
+        "How it grows:",
+        "",
+        *_growth(figures),
+        "",
+        *[f"![{Path(p).stem}]({p})" for p in plots],
+        "",
+        "## Every benchmark line of this run",
+        "",
+        "```",
+        *(f.line() for f in figures),
+        *other_lines,
+        "```",
+        "",
+    ]
+    path = DOCS / "performance.md"
+    path.write_text("\n".join(text))
+    return path

@@ -1,0 +1,152 @@
+"""The planner beyond its memory bound: both sides set aside on disk in partitions, the same
+plan and the same errors as in memory."""
+
+import gc
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sequence_runner.domain.plan_checks import check_creates_have_free_ids
+from sequence_runner.domain.planner import PlanBound, StreamedPlanner, plan
+from sequence_runner.domain.records import PlanError, SourceEntry
+
+MAPPING = {"uid": "id", "mail": "mail"}
+
+
+def people(count: int) -> list[SourceEntry]:
+    return [
+        SourceEntry(line=i + 2, fields={"id": f"u{i:05d}", "mail": f"u{i}@x"}) for i in range(count)
+    ]
+
+
+def directory(count: int) -> list[dict[str, Any]]:
+    """90% of the people, one in ten of them with an old mail, and some who left."""
+    records = [
+        {"_id": f"u{i:05d}", "uid": f"u{i:05d}", "mail": f"old{i}@x" if i % 7 == 0 else f"u{i}@x"}
+        for i in range(count)
+        if i % 10 != 0
+    ]
+    records += [{"_id": f"gone{i}", "uid": f"gone{i}", "mail": "g@x"} for i in range(count // 20)]
+    return records
+
+
+def small(directory_path: Path) -> PlanBound:
+    # 200 records in memory where the plan has 2,000 on each side: split in 8, then again.
+    return PlanBound(memory_records=200, partitions=8, directory=str(directory_path))
+
+
+def test_a_plan_larger_than_the_bound_is_the_plan_computed_in_memory(tmp_path: Path) -> None:
+    source, target = people(2000), directory(2000)
+    in_memory = plan(source, target, "uid", MAPPING, delete_missing=True)
+    with StreamedPlanner("uid", MAPPING, True, bound=small(tmp_path)) as planner:
+        planner.add_source(source[:700])
+        planner.add_source(source[700:])
+        planner.add_target(iter(target))
+        assert planner.spilled
+        streamed = planner.finish()
+        assert list(tmp_path.iterdir())  # on disk, not in memory
+        changes = list(streamed.changes())
+        assert streamed.counts == in_memory.counts
+        # Same changes in the same order: creates and updates in source order, deletes in
+        # target order, numbered 0, 1, …
+        assert changes == list(in_memory.changes)
+        assert changes == list(streamed.changes())  # read back again, as the store does
+    assert in_memory.counts.model_dump() == {
+        "create": 200,
+        "update": 257,
+        "delete": 100,
+        "unchanged": 1543,
+        "target_size": 1900,
+    }
+    assert not list(tmp_path.iterdir())  # closed: nothing left behind
+
+
+def plan_spilled(
+    source: list[SourceEntry],
+    target: list[dict[str, Any]],
+    tmp_path: Path,
+    check_free_ids: bool = False,
+) -> None:
+    with StreamedPlanner(
+        "uid", MAPPING, True, "people.csv", bound=small(tmp_path), check_free_ids=check_free_ids
+    ) as planner:
+        planner.add_source(source)
+        planner.add_target(target)
+        planner.finish()
+
+
+def _errors(source: list[SourceEntry], target: list[dict[str, Any]], tmp_path: Path) -> str:
+    with pytest.raises(PlanError) as in_memory:
+        plan(source, target, "uid", MAPPING, True, "people.csv")
+    with pytest.raises(PlanError) as spilled:
+        plan_spilled(source, target, tmp_path)
+    assert str(spilled.value) == str(in_memory.value)
+    return str(spilled.value)
+
+
+def test_a_duplicate_key_beyond_the_bound_names_both_lines(tmp_path: Path) -> None:
+    source = people(2000)
+    source.insert(1500, SourceEntry(line=9999, fields={"id": "u00042", "mail": "again@x"}))
+    assert _errors(source, directory(2000), tmp_path) == (
+        "people.csv: duplicate key uid='u00042' at lines 44 and 9999"
+    )
+
+
+def test_the_first_of_several_duplicates_in_source_order_is_named(tmp_path: Path) -> None:
+    source = people(2000)
+    source.append(SourceEntry(line=5000, fields={"id": "u01999", "mail": "x@x"}))
+    source.append(SourceEntry(line=5001, fields={"id": "u00003", "mail": "x@x"}))
+    assert "at lines 2001 and 5000" in _errors(source, directory(2000), tmp_path)
+
+
+def test_a_key_that_differs_only_by_type_is_found_in_its_partition(tmp_path: Path) -> None:
+    target = [*directory(2000), {"_id": 777777, "uid": 777777, "mail": "n@x"}]
+    source = [*people(2000), SourceEntry(line=3000, fields={"id": "777777", "mail": "n@x"})]
+    assert _errors(source, target, tmp_path).startswith(
+        "people.csv: line 3000: uid='777777' is text but the target holds uid=777777 as a number"
+    )
+
+
+def test_two_target_records_with_one_key_beyond_the_bound(tmp_path: Path) -> None:
+    target = [*directory(2000), {"_id": "other", "uid": "u00005", "mail": "x@x"}]
+    assert "the target holds two records with uid='u00005'" in _errors(
+        people(2000), target, tmp_path
+    )
+
+
+def test_a_new_key_on_a_taken_id_is_refused_beyond_the_bound(tmp_path: Path) -> None:
+    source = people(2000)
+    target = [r for r in directory(2000) if r["uid"] != "u00010"]
+    target.append({"_id": "u00010", "uid": "x9", "mail": "x@x"})
+    in_memory = plan(source, target, "uid", MAPPING, True, "people.csv")
+    with pytest.raises(PlanError) as checked:
+        check_creates_have_free_ids(in_memory, target, "uid", "people.csv")
+    with pytest.raises(PlanError) as spilled:
+        plan_spilled(source, target, tmp_path, check_free_ids=True)
+    assert str(spilled.value) == str(checked.value)
+    assert "uid='u00010' is new, but the target record with uid='x9'" in str(spilled.value)
+
+
+def test_a_record_error_is_raised_as_the_record_is_read(tmp_path: Path) -> None:
+    def records() -> Iterator[SourceEntry]:
+        yield from people(1000)
+        yield SourceEntry(line=1002, fields={"id": "", "mail": "x@x"})
+        raise AssertionError("read past the bad record")
+
+    planner = StreamedPlanner("uid", MAPPING, True, "people.csv", bound=small(tmp_path))
+    with pytest.raises(PlanError, match=r"people\.csv: line 1002: the key attribute 'uid'"):
+        planner.add_source(records())
+    planner.close()
+
+
+def test_the_garbage_collector_runs_again_after_planning_even_after_an_error(
+    tmp_path: Path,
+) -> None:
+    assert gc.isenabled()
+    source = [*people(300), SourceEntry(line=999, fields={"id": "u00001", "mail": "x@x"})]
+    with pytest.raises(PlanError):
+        plan_spilled(source, directory(300), tmp_path)
+    assert gc.isenabled()
+    plan_spilled(people(300), directory(300), tmp_path)
+    assert gc.isenabled()
