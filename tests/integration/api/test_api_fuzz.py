@@ -101,7 +101,9 @@ NOTHING_TO_BREAK = frozenset(
         "GET /asyncapi.json",
         "GET /console/session",
         "GET /healthz",
+        "GET /livez",
         "GET /metrics",
+        "GET /readyz",
     }
 )
 RUNS = [

@@ -22,6 +22,15 @@ async def test_health_is_ok_with_mongo_and_kafka(api: ApiHarness) -> None:
     assert response.json() == {"status": "ok", "mongo": True, "kafka": True}
 
 
+async def test_liveness_and_readiness_probes_answer_like_the_other_processes(
+    api: ApiHarness,
+) -> None:
+    assert (await api.client.get("/livez")).json() == {"status": "alive"}
+    ready = await api.client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ok", "mongo": True, "kafka": True}
+
+
 async def test_health_is_503_when_the_database_and_broker_are_away(api: ApiHarness) -> None:
     unreachable = api.settings.model_copy(
         update={
@@ -35,6 +44,9 @@ async def test_health_is_503_when_the_database_and_broker_are_away(api: ApiHarne
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         response = await client.get("/healthz")
+        ready = await client.get("/readyz")
+        alive = await client.get("/livez")
+    assert (ready.status_code, alive.status_code) == (503, 200)
     assert response.status_code == 503
     assert response.json() == {"status": "unavailable", "mongo": False, "kafka": False}
 

@@ -19,6 +19,23 @@ router = APIRouter(tags=["operations"])
 HEALTH_TIMEOUT_SECONDS = 3.0
 
 
+@router.get("/livez")
+async def liveness() -> dict[str, str]:
+    """200 while the process serves requests: the liveness probe (MongoDB or Kafka being away
+    is no reason to restart job-api, so this asks neither)."""
+    return {"status": "alive"}
+
+
+@router.get(
+    "/readyz",
+    response_model=HealthPublic,
+    responses={503: {"model": HealthPublic, "description": "MongoDB or Kafka does not answer."}},
+)
+async def readiness(services: ServicesDep) -> JSONResponse:
+    """The readiness probe: /healthz under the name the other processes use."""
+    return await health(services)
+
+
 @router.get(
     "/healthz",
     response_model=HealthPublic,
