@@ -27,6 +27,9 @@ OUTAGE_SECONDS = 8.0
 INFRA = str(REPO / "scripts" / "infra.sh")
 
 
+COMPONENTS = ("kafka", "mongo")
+
+
 class OwnInfrastructure:
     """A broker and a database started by scripts/infra.sh for this module alone."""
 
@@ -54,11 +57,17 @@ class OwnInfrastructure:
 @pytest.fixture(scope="module")
 def own_infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnInfrastructure]:
     infra = OwnInfrastructure(tmp_path_factory.mktemp("outage-infra"))
-    infra.run("up")
+    # Only the two this module stops and starts: `up` alone would also start a directory and a
+    # PostgreSQL, on the ports of the session's own.
+    for component in COMPONENTS:
+        infra.run("up", component)
     try:
         yield infra
     finally:
-        subprocess.run([INFRA, "down"], env=infra.env, check=False, capture_output=True)
+        for component in COMPONENTS:
+            subprocess.run(
+                [INFRA, "down", component], env=infra.env, check=False, capture_output=True
+            )
 
 
 @pytest.fixture(scope="module")
