@@ -124,7 +124,11 @@ async def test_probes_and_metrics_of_every_consumer_process(
             metric(text, "provisioning_messages_dead_lettered_total", topic=topic) == 1
             for text in texts.values()
         )
-        return texts if done else None
+        # The projector folds the job's events after the runner published them: wait for it
+        # too, not only for JobCompleted on the topic.
+        projector = texts[SERVICES[2]]
+        folded = metric(projector, "provisioning_messages_handled_total", topic=topic) >= 5
+        return texts if done and folded else None
 
     texts = await eventually(counted, timeout=30, what="each process counting its dead letter")
     runner, guard, projector = (texts[name] for name in SERVICES)
