@@ -59,9 +59,9 @@ def own_infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnInfrastru
     infra = OwnInfrastructure(tmp_path_factory.mktemp("outage-infra"))
     # Only the two this module stops and starts: `up` alone would also start a directory and a
     # PostgreSQL, on the ports of the session's own.
-    for component in COMPONENTS:
-        infra.run("up", component)
     try:
+        for component in COMPONENTS:
+            infra.run("up", component)
         yield infra
     finally:
         for component in COMPONENTS:
