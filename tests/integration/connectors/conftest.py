@@ -33,9 +33,13 @@ from tests.integration.connectors.scim_engine import (
 )
 from tests.integration.connectors.scim_rig import scim as scim  # one scim2-server a session
 from tests.integration.connectors.scim_rig import scim_app as scim_app
-from tests.integration.engine.conftest import LOGS, EventLog, RunnerProcess, created_event
-from tests.support.kafka_groups import group_has_members
-from tests.support.processes import REPO, service_argv, start_service
+from tests.integration.engine.conftest import (
+    EventLog,
+    RunnerProcess,
+    created_event,
+    guarded_runner,
+)
+from tests.support.processes import REPO
 
 TEST_LDAP_PORT = int(os.environ.get("TEST_LDAP_PORT", "13389"))
 SUFFIX = "dc=example,dc=org"
@@ -233,25 +237,8 @@ def ldap_engine_processes(
         "PROVISIONING_TARGET_RETRY_BACKOFF_SECONDS": "0.1",
         "PROVISIONING_LOG_LEVEL": "INFO",
     }
-    LOGS.mkdir(parents=True, exist_ok=True)
-    runner = RunnerProcess(env=env, kafka=kafka, log_path=LOGS / f"ldap-runner-{run_id}.log")
-
-    def guard_ready() -> bool:
-        return asyncio.run(group_has_members(kafka, kafka.group_id("threshold-guard")))
-
-    with start_service(
-        "threshold-guard",
-        service_argv("threshold-guard"),
-        env,
-        guard_ready,
-        LOGS / f"ldap-guard-{run_id}.log",
-        timeout=90,
-    ):
-        runner.start()
-        try:
-            yield kafka, env, runner
-        finally:
-            runner.stop()
+    with guarded_runner(kafka, env, "ldap", run_id) as runner:
+        yield kafka, env, runner
 
 
 @pytest.fixture(scope="session")

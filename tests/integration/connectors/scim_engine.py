@@ -20,9 +20,12 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.conftest import Infra
-from tests.integration.engine.conftest import LOGS, EventLog, RunnerProcess, created_event
-from tests.support.kafka_groups import group_has_members
-from tests.support.processes import service_argv, start_service
+from tests.integration.engine.conftest import (
+    EventLog,
+    RunnerProcess,
+    created_event,
+    guarded_runner,
+)
 from tests.support.scim_server import ScimApp, ScimServer
 
 WRONG_TOKEN = "wrong-Sc1m-token-never-logged"
@@ -92,25 +95,8 @@ def scim_engine_processes(
         "PROVISIONING_TARGET_RETRY_BACKOFF_SECONDS": "0.1",
         "PROVISIONING_LOG_LEVEL": "INFO",
     }
-    LOGS.mkdir(parents=True, exist_ok=True)
-    runner = RunnerProcess(env=env, kafka=kafka, log_path=LOGS / f"scim-runner-{run_id}.log")
-
-    def guard_ready() -> bool:
-        return asyncio.run(group_has_members(kafka, kafka.group_id("threshold-guard")))
-
-    with start_service(
-        "threshold-guard",
-        service_argv("threshold-guard"),
-        env,
-        guard_ready,
-        LOGS / f"scim-guard-{run_id}.log",
-        timeout=90,
-    ):
-        runner.start()
-        try:
-            yield kafka, env, runner, apps
-        finally:
-            runner.stop()
+    with guarded_runner(kafka, env, "scim", run_id) as runner:
+        yield kafka, env, runner, apps
 
 
 @pytest.fixture(scope="session")

@@ -21,9 +21,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.conftest import Infra
 from tests.integration.connectors.sql_rig import Postgres
-from tests.integration.engine.conftest import LOGS, EventLog, RunnerProcess, created_event
-from tests.support.kafka_groups import group_has_members
-from tests.support.processes import service_argv, start_service
+from tests.integration.engine.conftest import (
+    EventLog,
+    RunnerProcess,
+    created_event,
+    guarded_runner,
+)
 
 WRONG_PG_PASSWORD = "wrong-Pg-pa55word-never-logged"
 
@@ -93,25 +96,8 @@ def sql_engine_processes(
         "PROVISIONING_TARGET_RETRY_BACKOFF_SECONDS": "0.1",
         "PROVISIONING_LOG_LEVEL": "INFO",
     }
-    LOGS.mkdir(parents=True, exist_ok=True)
-    runner = RunnerProcess(env=env, kafka=kafka, log_path=LOGS / f"sql-runner-{run_id}.log")
-
-    def guard_ready() -> bool:
-        return asyncio.run(group_has_members(kafka, kafka.group_id("threshold-guard")))
-
-    with start_service(
-        "threshold-guard",
-        service_argv("threshold-guard"),
-        env,
-        guard_ready,
-        LOGS / f"sql-guard-{run_id}.log",
-        timeout=90,
-    ):
-        runner.start()
-        try:
-            yield kafka, env, runner
-        finally:
-            runner.stop()
+    with guarded_runner(kafka, env, "sql", run_id) as runner:
+        yield kafka, env, runner
 
 
 @pytest.fixture(scope="session")

@@ -143,6 +143,33 @@ class RunnerProcess:
             assert code == 0, f"sequence-runner exited with {code}:\n{self.current.log_tail()}"
 
 
+@contextlib.contextmanager
+def guarded_runner(
+    kafka: KafkaSettings, env: dict[str, str], label: str, run_id: str
+) -> Iterator[RunnerProcess]:
+    """A threshold guard and a sequence runner as real processes on `env`, logs under LOGS with
+    `label` (one rig each: engine, ldap, sql, scim); both stopped at the end."""
+    LOGS.mkdir(parents=True, exist_ok=True)
+    runner = RunnerProcess(env=env, kafka=kafka, log_path=LOGS / f"{label}-runner-{run_id}.log")
+
+    def guard_ready() -> bool:
+        return asyncio.run(group_has_members(kafka, kafka.group_id("threshold-guard")))
+
+    with start_service(
+        "threshold-guard",
+        service_argv("threshold-guard"),
+        env,
+        guard_ready,
+        LOGS / f"{label}-guard-{run_id}.log",
+        timeout=90,
+    ):
+        runner.start()
+        try:
+            yield runner
+        finally:
+            runner.stop()
+
+
 @dataclass
 class EngineRig:
     kafka: KafkaSettings
@@ -222,25 +249,8 @@ def engine_processes(
         "PROVISIONING_APPLY_BATCH_SIZE": "200",
         "PROVISIONING_TARGET_RETRY_BACKOFF_SECONDS": "0.1",
     }
-    LOGS.mkdir(parents=True, exist_ok=True)
-    runner = RunnerProcess(env=env, kafka=kafka, log_path=LOGS / f"sequence-runner-{run_id}.log")
-
-    def guard_ready() -> bool:
-        return asyncio.run(group_has_members(kafka, kafka.group_id("threshold-guard")))
-
-    with start_service(
-        "threshold-guard",
-        service_argv("threshold-guard"),
-        env,
-        guard_ready,
-        LOGS / f"threshold-guard-{run_id}.log",
-        timeout=90,
-    ):
-        runner.start()
-        try:
-            yield kafka, env, runner
-        finally:
-            runner.stop()
+    with guarded_runner(kafka, env, "engine", run_id) as runner:
+        yield kafka, env, runner
 
 
 @pytest.fixture(scope="session")
