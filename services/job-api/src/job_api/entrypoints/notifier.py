@@ -8,7 +8,6 @@ because each delivery is claimed in MongoDB (`notifications`) before it is sent.
 """
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -27,6 +26,7 @@ from provisioning_common.topics import JOB_EVENTS, ensure_topics
 
 from job_api.adapters.notification_senders import EmailSender, WebhookSender
 from job_api.adapters.notification_store import NotificationStore
+from job_api.entrypoints.background import run_every
 from job_api.handlers.notifications import Notifier
 from job_api.settings import JobApiSettings
 
@@ -65,15 +65,12 @@ def app_factory(settings: JobApiSettings) -> FastStream:
     )
     topic = settings.kafka.topic(JOB_EVENTS)
     app = FastStream(broker, logger=logger)
-    tasks: list[asyncio.Task[None]] = []
-
-    async def sweep() -> None:
-        while True:
-            try:
-                await notifier.resume_abandoned()
-            except Exception:
-                logger.exception("looking for abandoned notifications failed; trying later")
-            await asyncio.sleep(ABANDONED_SWEEP_SECONDS)
+    run_every(
+        app,
+        notifier.resume_abandoned,
+        ABANDONED_SWEEP_SECONDS,
+        "looking for abandoned notifications failed",
+    )
 
     @app.on_startup
     async def subscribe() -> None:
@@ -101,17 +98,6 @@ def app_factory(settings: JobApiSettings) -> FastStream:
             settings.mongo.database,
             f"{settings.smtp_host}:{settings.smtp_port}" if settings.smtp_host else "none",
         )
-
-    @app.after_startup
-    async def start_sweeping() -> None:
-        tasks.append(asyncio.create_task(sweep()))
-
-    @app.on_shutdown
-    async def stop_sweeping() -> None:
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     @app.after_shutdown
     async def close_mongo() -> None:

@@ -8,7 +8,6 @@ and the firing time, so even two claims would be one job (the request ledger).
 """
 
 import asyncio
-import contextlib
 import logging
 
 from faststream import FastStream
@@ -20,6 +19,7 @@ from provisioning_common.topics import JOB_REQUESTS, ensure_topics
 
 from job_api.adapters.schedule_store import ScheduleStore
 from job_api.bootstrap import build_services
+from job_api.entrypoints.background import run_every
 from job_api.handlers.retention import RetentionSweep
 from job_api.handlers.schedules import Scheduler
 from job_api.settings import JobApiSettings
@@ -54,23 +54,8 @@ def app_factory(settings: JobApiSettings) -> FastStream:
 
     scheduler = Scheduler(store=store, request_job=request_job)
     app = FastStream(broker, logger=logger)
-    tasks: list[asyncio.Task[None]] = []
-
-    async def ticking() -> None:
-        while True:
-            try:
-                await scheduler.tick()
-            except Exception:
-                logger.exception("scheduler tick failed; trying again next tick")
-            await asyncio.sleep(settings.schedule_tick_seconds)
-
-    async def housekeeping() -> None:
-        while True:
-            try:
-                await retention.run()
-            except Exception:
-                logger.exception("retention failed; trying again next time")
-            await asyncio.sleep(settings.retention_every_minutes * 60)
+    run_every(app, scheduler.tick, settings.schedule_tick_seconds, "scheduler tick failed")
+    run_every(app, retention.run, settings.retention_every_minutes * 60, "retention failed")
 
     @app.on_startup
     async def prepare() -> None:
@@ -78,9 +63,7 @@ def app_factory(settings: JobApiSettings) -> FastStream:
         await store.ensure_indexes()
 
     @app.after_startup
-    async def start_ticking() -> None:
-        tasks.append(asyncio.create_task(ticking()))
-        tasks.append(asyncio.create_task(housekeeping()))
+    async def announce() -> None:
         logger.info(
             "%s started: every %.1fs; kafka %s, topic %s; mongo %s, database %s",
             SERVICE,
@@ -90,13 +73,6 @@ def app_factory(settings: JobApiSettings) -> FastStream:
             redacted_uri(settings.mongo.uri),
             settings.mongo.database,
         )
-
-    @app.on_shutdown
-    async def stop_ticking() -> None:
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     @app.after_shutdown
     async def close_mongo() -> None:
