@@ -121,7 +121,9 @@ async def test_a_not_yet_waits_without_failing_but_not_for_ever(
     broker: KafkaBroker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(consuming, "WAIT_PAUSE_SECONDS", 0.01)
-    handler = Handler(*(NotYetError("waits for the guard's decision") for _ in range(50)))
+    # More waits than the clock allows, so the clock ends them; 0.6 s leaves room for more
+    # than give_up_after calls even on a loaded CPU (0.2 s once flaked under load).
+    handler = Handler(*(NotYetError("waits for the guard's decision") for _ in range(2000)))
     subscribe_topic(
         broker,
         topic=TOPIC,
@@ -132,7 +134,7 @@ async def test_a_not_yet_waits_without_failing_but_not_for_ever(
         description="d",
         policy=NO_PAUSE,
         expected_waits=(NotYetError,),
-        max_wait_seconds=0.2,
+        max_wait_seconds=0.6,
     )
     kept = dead_letters(broker)
     async with TestKafkaBroker(broker) as test_broker:
@@ -141,4 +143,4 @@ async def test_a_not_yet_waits_without_failing_but_not_for_ever(
     # Far more deliveries than give_up_after: a wait is not a failure, only the clock ends it.
     assert handler.calls > NO_PAUSE.give_up_after
     ((_, headers),) = kept
-    assert headers["dlq_reason"].startswith("still waiting after 0.2s: waits for the guard")
+    assert headers["dlq_reason"].startswith("still waiting after 0.6s: waits for the guard")
