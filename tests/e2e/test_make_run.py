@@ -78,7 +78,8 @@ def directory_search(argv: list[str]) -> str:
 
 def printed_line(output: str, label: str) -> str:
     """The command `make run` printed after `<label>:`, as a user would copy it."""
-    return next(x for x in output.splitlines() if f" {label}: " in x).split(f"{label}: ", 1)[1]
+    line = next(x for x in output.splitlines() if f" {label}: " in x)
+    return line.split(f"{label}: ", 1)[1].strip()
 
 
 def run_in_shell(line: str) -> str:
