@@ -476,7 +476,8 @@ def main() -> int:
             "-c 'select * from employees order by employee_id'"
         )
         say(
-            f"app:       curl -s -H 'Authorization: Bearer {shown('APP_SCIM_TOKEN')}' "
+            # Double quotes: a shell expands $APP_SCIM_TOKEN in them.
+            f'app:       curl -s -H "Authorization: Bearer {shown("APP_SCIM_TOKEN")}" '
             f"'{app_url}/Users?count=100'"
         )
         say("Ctrl-C stops everything")
