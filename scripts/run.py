@@ -30,6 +30,7 @@ if not __package__:
 
 import httpx
 import psycopg
+from provisioning_common.redaction import redacted_uri
 from provisioning_common.settings import KafkaSettings
 from provisioning_common.topics import ensure_topics
 
@@ -228,6 +229,9 @@ class Launcher:
         (Debian's package, `make postgres-server`), named `hr-db` in the connections file."""
         url = os.environ.get("PG_URL")
         if url:
+            if redacted_uri(url) != url:
+                # The runner refuses it too: the URL is shown in reasons and logs.
+                raise RuntimeError("PG_URL holds a password: give it in PG_PASSWORD instead")
             say(f"using the PostgreSQL at {url} from the environment")
         else:
             self.infra_component("postgres")
@@ -244,7 +248,7 @@ class Launcher:
         token = os.environ.get("APP_SCIM_TOKEN") or DEMO_TOKEN
         url = os.environ.get("APP_SCIM_URL")
         if url:
-            say(f"using the SCIM app at {url} from the environment")
+            say(f"using the SCIM app at {redacted_uri(url)} from the environment")
         else:
             port = int(os.environ.get("APP_SCIM_PORT", "8090"))
             url = f"http://127.0.0.1:{port}/v2"

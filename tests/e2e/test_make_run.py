@@ -311,3 +311,53 @@ def test_restarts_back_off_doubling_to_a_limit_and_start_over_once_stable() -> N
     assert quick_deaths == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
     assert backoff.next_delay(uptime=45.0) == 1.0
     assert backoff.next_delay(uptime=1.0) == 2.0
+
+
+def test_the_connections_file_names_existing_servers_and_holds_no_secret(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """LDAP_URI, PG_URL and APP_SCIM_URL name servers `make run` then does not start; the
+    file refers to the secrets, which only the runner's environment holds."""
+    monkeypatch.setenv("INFRA_DIR", str(tmp_path))
+    monkeypatch.setenv("LDAP_URI", "ldap://directory.example:389")
+    monkeypatch.setenv("PG_URL", "postgresql://provisioning@hr.example:5432/hr")
+    monkeypatch.setenv("APP_SCIM_URL", "https://app.example/scim/v2")
+    monkeypatch.setenv("PG_PASSWORD", PG_PASSWORD)
+    monkeypatch.setenv("APP_SCIM_TOKEN", APP_SCIM_TOKEN)
+    launcher = load_launcher().Launcher()
+    launcher.start_directory()
+    launcher.start_hr_database()
+    launcher.start_scim_app()
+    launcher.write_connections()
+
+    assert launcher.stop_infra == []  # nothing started
+    text = (tmp_path / "connections.json").read_text()
+    assert json.loads(text) == {
+        "directory": {
+            "url": "ldap://directory.example:389",
+            "bind_dn": "cn=admin,dc=example,dc=org",
+            "password": "${LDAP_ADMIN_PASSWORD}",
+        },
+        "hr-db": {
+            "type": "sql",
+            "url": "postgresql://provisioning@hr.example:5432/hr",
+            "password": "${PG_PASSWORD}",
+        },
+        "app": {
+            "type": "scim",
+            "base_url": "https://app.example/scim/v2",
+            "token": "${APP_SCIM_TOKEN}",
+        },
+    }
+    assert launcher.connection_env["PG_PASSWORD"] == PG_PASSWORD
+    assert launcher.connection_env["APP_SCIM_TOKEN"] == APP_SCIM_TOKEN
+    assert launcher.shown_secret("APP_SCIM_TOKEN") == "$APP_SCIM_TOKEN"
+
+
+def test_a_pg_url_holding_a_password_is_refused_without_showing_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PG_URL", "postgresql://provisioning:s3cret@hr.example/hr")
+    with pytest.raises(RuntimeError, match="give it in PG_PASSWORD") as refused:
+        load_launcher().Launcher().start_hr_database()
+    assert "s3cret" not in str(refused.value)
