@@ -38,7 +38,7 @@ ldap-server: ## install Debian's OpenLDAP (slapd, ldap-utils, and the headers py
 postgres-server: ## install Debian's PostgreSQL (postgresql, postgresql-client); no cluster left running
 	@scripts/install-postgres.sh
 
-run: venv ldap-server ## start Kafka, MongoDB, slapd and every service, load the demo; Ctrl-C stops all
+run: venv ldap-server postgres-server ## start Kafka, MongoDB, slapd, PostgreSQL, a SCIM app and every service, load the demo; Ctrl-C stops all
 	.venv/bin/python scripts/run.py
 
 test: venv browser ldap-server postgres-server ## lint, type-check and run every test tier on their own broker and database

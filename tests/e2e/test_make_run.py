@@ -1,10 +1,13 @@
 """`make run` as a new user types it: everything starts, the demo loads, a service that dies
 comes back while the rest runs on, and Ctrl-C stops it all."""
 
+import csv
 import importlib.util
+import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import httpx
 import pytest
@@ -21,6 +25,15 @@ import pytest
 from tests.support.processes import REPO, free_port, port_answers
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.mongo]
+
+DEMO_JOBS = {
+    "hr-import": "COMPLETED",
+    "contractors-import": "THRESHOLD",
+    "hr-db-to-app": "COMPLETED",
+}
+# Secrets of this test's own: `make run` must print their variables, never them.
+PG_PASSWORD = f"pg-{uuid.uuid4().hex}"
+APP_SCIM_TOKEN = f"scim-{uuid.uuid4().hex}"
 
 
 def processes_mentioning(marker: str) -> list[str]:
@@ -63,6 +76,20 @@ def directory_search(argv: list[str]) -> str:
     return done.stdout
 
 
+def printed_line(output: str, label: str) -> str:
+    """The command `make run` printed after `<label>:`, as a user would copy it."""
+    line = next(x for x in output.splitlines() if f" {label}: " in x)
+    return line.split(f"{label}: ", 1)[1].strip()
+
+
+def run_in_shell(line: str) -> str:
+    """A printed command line run by a shell whose environment holds the secrets it names."""
+    env = {**os.environ, "PG_PASSWORD": PG_PASSWORD, "APP_SCIM_TOKEN": APP_SCIM_TOKEN}
+    done = subprocess.run(["bash", "-c", line], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, f"{line}\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
 @dataclass
 class Launched:
     """scripts/run.py as a process, on its own ports and folder."""
@@ -82,13 +109,17 @@ class Launched:
         found = re.findall(r"(?:re)?started ([\w-]+) \(pid (\d+)", self.output())
         return [(name, int(pid)) for name, pid in found]
 
+    def scim_app_pids(self) -> list[int]:
+        found = re.findall(r"started scim2-server as the SaaS app \(pid (\d+)", self.output())
+        return [int(pid) for pid in found]
+
     def wait_for_demo(self) -> None:
         deadline = time.monotonic() + 240
         statuses: dict[str, str] | None = None
         while time.monotonic() < deadline:
             assert self.process.poll() is None, f"make run exited early:\n{self.output()}"
             statuses = demo_jobs(self.api, self.key)
-            if statuses == {"hr-import": "COMPLETED", "contractors-import": "THRESHOLD"}:
+            if statuses == DEMO_JOBS:
                 return
             time.sleep(1)
         raise AssertionError(f"demo jobs ended as {statuses}:\n{self.output()}")
@@ -102,13 +133,25 @@ def launched(tmp_path: Path) -> Iterator[Launched]:
         "KAFKA_CONTROLLER_PORT": free_port(),
         "MONGO_PORT": free_port(),
         "LDAP_PORT": free_port(),
+        "PG_PORT": free_port(),
+        "APP_SCIM_PORT": free_port(),
         "JOB_API_PORT": free_port(),
     }
-    infra_dir = tmp_path / "run"
-    given = ("KAFKA_BOOTSTRAP_SERVERS", "MONGO_URI", "LDAP_URI", "LDAP_ADMIN_PASSWORD")
+    # In the repository, not under pytest's tmp_path: pytest makes that 0700, and PostgreSQL
+    # runs as the `postgres` user when we are root, which could not reach its data there.
+    infra_dir = REPO / ".infra" / f"make-run-test-{uuid.uuid4().hex[:8]}"
+    given = (
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "MONGO_URI",
+        "LDAP_URI",
+        "LDAP_ADMIN_PASSWORD",
+        "PG_URL",
+        "APP_SCIM_URL",
+    )
     env = {k: v for k, v in os.environ.items() if k not in given}
     env |= {k: str(v) for k, v in ports.items()}
     env |= {"INFRA_DIR": str(infra_dir), "PROVISIONING_ADMIN_API_KEY": "make-run-test-key"}
+    env |= {"PG_PASSWORD": PG_PASSWORD, "APP_SCIM_TOKEN": APP_SCIM_TOKEN}
     log_path = tmp_path / "make-run.log"
     log = log_path.open("wb")
     process = subprocess.Popen(
@@ -140,6 +183,9 @@ def launched(tmp_path: Path) -> Iterator[Launched]:
     assert not left, f"processes left behind: {left}"
     alive = [(name, pid) for name, pid in run.service_pids() if pid_alive(pid)]
     assert not alive, f"service processes left behind: {alive}"
+    assert len(run.scim_app_pids()) == 1, run.output()
+    assert not any(pid_alive(pid) for pid in run.scim_app_pids()), "scim2-server left behind"
+    shutil.rmtree(infra_dir)  # kept when something above failed, to read its logs
 
 
 def test_make_run_starts_everything_loads_the_demo_and_stops_clean(launched: Launched) -> None:
@@ -160,6 +206,43 @@ def test_make_run_starts_everything_loads_the_demo_and_stops_clean(launched: Lau
     assert groups.count("member: uid=") == 40, groups
     contractors = directory_search([*argv[:base], "ou=contractors,dc=example,dc=org"])
     assert "dn: uid=" not in contractors
+
+
+def test_make_run_provisions_the_hr_database_into_the_saas_app(launched: Launched) -> None:
+    launched.wait_for_demo()
+    output = launched.output()
+    # Secrets from the environment are printed as their variable, never as their value.
+    assert PG_PASSWORD not in output
+    assert APP_SCIM_TOKEN not in output
+    with (REPO / "demo" / "data" / "hr" / "employees.csv").open(newline="") as file:
+        employees = {row["employee_id"]: row for row in csv.DictReader(file)}
+
+    # The HR database holds the demo's employees, as psql shows them with the printed line.
+    psql = printed_line(output, "hr-db")
+    assert psql.startswith("PGPASSWORD=$PG_PASSWORD psql postgresql://"), psql
+    rows = run_in_shell(f"{psql} --tuples-only --no-align")
+    assert len(rows.splitlines()) == len(employees) == 40, rows
+
+    # The app holds one User per employee, as a plain HTTP GET (the printed curl line) shows.
+    curl = printed_line(output, "app")
+    assert "Bearer $APP_SCIM_TOKEN" in curl, curl
+    users: dict[str, Any] = json.loads(run_in_shell(curl))
+    assert users["totalResults"] == 40, users
+    by_external_id = {user["externalId"]: user for user in users["Resources"]}
+    assert set(by_external_id) == set(employees)
+    alan = by_external_id["E0001"]
+    assert alan["userName"] == "alan.ritchie1@example.org"
+    assert alan["name"] == {"givenName": "Alan", "familyName": "Ritchie"}
+    assert alan["active"] is True
+    # ...and one Group per department, whose members are those users.
+    groups: dict[str, Any] = json.loads(run_in_shell(curl.replace("/Users?", "/Groups?")))
+    departments = {row["department"] for row in employees.values()}
+    assert {group["displayName"] for group in groups["Resources"]} == departments
+    user_ids = {user["id"]: external_id for external_id, user in by_external_id.items()}
+    finance = next(g for g in groups["Resources"] if g["displayName"] == "Finance")
+    assert {user_ids[m["value"]] for m in finance["members"]} == {
+        key for key, row in employees.items() if row["department"] == "Finance"
+    }
 
 
 def test_a_service_killed_under_make_run_comes_back_and_the_system_still_completes_jobs(
@@ -228,3 +311,53 @@ def test_restarts_back_off_doubling_to_a_limit_and_start_over_once_stable() -> N
     assert quick_deaths == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
     assert backoff.next_delay(uptime=45.0) == 1.0
     assert backoff.next_delay(uptime=1.0) == 2.0
+
+
+def test_the_connections_file_names_existing_servers_and_holds_no_secret(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """LDAP_URI, PG_URL and APP_SCIM_URL name servers `make run` then does not start; the
+    file refers to the secrets, which only the runner's environment holds."""
+    monkeypatch.setenv("INFRA_DIR", str(tmp_path))
+    monkeypatch.setenv("LDAP_URI", "ldap://directory.example:389")
+    monkeypatch.setenv("PG_URL", "postgresql://provisioning@hr.example:5432/hr")
+    monkeypatch.setenv("APP_SCIM_URL", "https://app.example/scim/v2")
+    monkeypatch.setenv("PG_PASSWORD", PG_PASSWORD)
+    monkeypatch.setenv("APP_SCIM_TOKEN", APP_SCIM_TOKEN)
+    launcher = load_launcher().Launcher()
+    launcher.start_directory()
+    launcher.start_hr_database()
+    launcher.start_scim_app()
+    launcher.write_connections()
+
+    assert launcher.stop_infra == []  # nothing started
+    text = (tmp_path / "connections.json").read_text()
+    assert json.loads(text) == {
+        "directory": {
+            "url": "ldap://directory.example:389",
+            "bind_dn": "cn=admin,dc=example,dc=org",
+            "password": "${LDAP_ADMIN_PASSWORD}",
+        },
+        "hr-db": {
+            "type": "sql",
+            "url": "postgresql://provisioning@hr.example:5432/hr",
+            "password": "${PG_PASSWORD}",
+        },
+        "app": {
+            "type": "scim",
+            "base_url": "https://app.example/scim/v2",
+            "token": "${APP_SCIM_TOKEN}",
+        },
+    }
+    assert launcher.connection_env["PG_PASSWORD"] == PG_PASSWORD
+    assert launcher.connection_env["APP_SCIM_TOKEN"] == APP_SCIM_TOKEN
+    assert launcher.shown_secret("APP_SCIM_TOKEN") == "$APP_SCIM_TOKEN"
+
+
+def test_a_pg_url_holding_a_password_is_refused_without_showing_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PG_URL", "postgresql://provisioning:s3cret@hr.example/hr")
+    with pytest.raises(RuntimeError, match="give it in PG_PASSWORD") as refused:
+        load_launcher().Launcher().start_hr_database()
+    assert "s3cret" not in str(refused.value)

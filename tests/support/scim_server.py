@@ -15,7 +15,8 @@ from typing import Any
 
 import httpx
 
-from tests.support.processes import port_answers, service_argv, start_service
+from scripts.scim_app import scim_app_argv
+from tests.support.processes import VENV_BIN, port_answers, start_service
 
 
 @dataclass(frozen=True)
@@ -77,16 +78,8 @@ class ScimServer:
 @contextmanager
 def scim_server(port: int, log_path: Path) -> Iterator[ScimServer]:
     token = secrets.token_urlsafe(24)
-    argv = [
-        *service_argv("scim2-server"),
-        "--hostname",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--bearer-token",
-        token,
-        "--dynamic-tenants",
-    ]
+    # The same command line as `make run`'s demo app (scripts/scim_app.py), with a tenant per test.
+    argv = scim_app_argv(VENV_BIN, port, token, dynamic_tenants=True)
     with start_service(
         "scim2-server",
         argv,

@@ -96,7 +96,11 @@ def test_the_directory_is_built_from_the_projects_own_config() -> None:
     assert ldap["build"]["dockerfile"] == "infra/ldap/Dockerfile"
     assert "127.0.0.1:3389:389" in ldap["ports"]
     assert SERVICES["sequence-runner"]["depends_on"]["ldap"]["condition"] == "service_healthy"
-    assert referenced_by_mounted_connections("sequence-runner") == {"LDAP_ADMIN_PASSWORD"}
+    assert referenced_by_mounted_connections("sequence-runner") == {
+        "LDAP_ADMIN_PASSWORD",
+        "PG_PASSWORD",
+        "APP_SCIM_TOKEN",
+    }
 
 
 @pytest.mark.parametrize("service", sorted(SETTINGS_OF))
