@@ -489,7 +489,7 @@ class StreamedPlanner:
         counts = PlanCounts(
             create=sizes[0],
             update=sizes[1],
-            delete=sizes[2],
+            **self._retired_counts(sizes[2]),
             unchanged=unchanged,
             target_size=self._target_count,
         )
@@ -543,11 +543,17 @@ class StreamedPlanner:
         return PlanCounts(
             create=len(drafts.creates),
             update=len(drafts.updates),
-            # Disables are counted as deletions: the delete threshold guards them (as Entra does).
-            delete=len(drafts.retired),
+            **self._retired_counts(len(drafts.retired)),
             unchanged=drafts.unchanged,
             target_size=target_size,
         )
+
+    def _retired_counts(self, retired: int) -> dict[str, int]:
+        # Disables are their own count; the guard holds the delete threshold against deletions
+        # and disables together (as Entra does).
+        if self.rules.deprovision == "disable":
+            return {"delete": 0, "disable": retired}
+        return {"delete": retired, "disable": 0}
 
     def _diff(
         self,

@@ -21,6 +21,8 @@ from ldap.controls import SimplePagedResultsControl
 _UNAVAILABLE = (ldap.SERVER_DOWN, ldap.CONNECT_ERROR, ldap.TIMEOUT, ldap.UNAVAILABLE, ldap.BUSY)
 # The server answered a search, but with fewer entries than there are.
 CUT_SHORT = (ldap.SIZELIMIT_EXCEEDED, ldap.TIMELIMIT_EXCEEDED, ldap.ADMINLIMIT_EXCEEDED)
+# A definition's `scope`: one level under the base DN, or its whole subtree.
+SCOPES = {"one": ldap.SCOPE_ONELEVEL, "subtree": ldap.SCOPE_SUBTREE}
 
 Entry = tuple[str, dict[str, list[bytes]]]
 Modlist = list[tuple[Any, ...]]

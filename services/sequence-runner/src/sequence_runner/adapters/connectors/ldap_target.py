@@ -1,26 +1,31 @@
-"""LDAP target: the entries one level under a base DN that have the definition's object classes.
+"""LDAP target: the entries one level under a base DN (or in its subtree) that have the
+definition's object classes.
 
 Each record is an entry's attributes as text (multi-valued ones as sorted lists); its DN is
-`<rdn_attribute>=<value>,<base_dn>`. Create is an add, update a modify that replaces only the
-changed attributes (preceded by a modrdn when the RDN value changed), delete a delete, and
+`<rdn_attribute>=<value>,<base_dn>`, or, in a subtree, `<rdn_attribute>=<value>,` under any
+entry below the base: each change of a plan carries the DN it is written to. Create is an add,
+update a modify that replaces only the changed attributes (preceded by a modrdn when the RDN
+value changed), delete a delete, and
 disable sets the ppolicy lock `pwdAccountLockedTime` (removed again when the record comes
 back). A write the server refuses fails the sequence with the DN and the server's message; a
 server that goes away mid-batch is waited for, and only what it may not have written is
 written again, so nothing is duplicated."""
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 import ldap
-from ldap.dn import escape_dn_chars
+from ldap.dn import dn2str, escape_dn_chars, str2dn
 from ldap.filter import escape_filter_chars
 from provisioning_common.definitions import LdapTarget
 
 from sequence_runner.adapters.connectors.base import TargetError
 from sequence_runner.adapters.connectors.ldap_client import (
     CUT_SHORT,
+    SCOPES,
     AsyncLdapConnection,
     DirectoryRefusedError,
     DirectoryUnavailableError,
@@ -74,6 +79,10 @@ class LdapTargetConnector:
         self._always = list(self._attributes or []) + ([LOCK_ATTRIBUTE] if self._disable else [])
         self._rdn_lower = self._rdn.lower()
         self._suffix_lower = "," + target.base_dn.lower()
+        self._subtree = target.scope == "subtree"
+        # The DNs of the records read that are not `<rdn>=<value>,<base_dn>` (in a sub-OU of a
+        # subtree target), by key: `locate` gives them to the plan's changes.
+        self._found_at: dict[Any, str] = {}
         self.rules = TargetRules(
             stored_as=self._stored_as,
             absent_is_empty=True,
@@ -127,7 +136,7 @@ class LdapTargetConnector:
         try:
             async for page in self._connection.paged_search(
                 self._target.base_dn,
-                ldap.SCOPE_ONELEVEL,
+                SCOPES[self._target.scope],
                 self._filter(),
                 requested,
                 self._page_size,
@@ -161,14 +170,35 @@ class LdapTargetConnector:
             dn.lower() != f"{self._rdn_lower}={value.lower()}{self._suffix_lower}"
             and dn.lower() != self._dn(value).lower()
         ):
-            # Written by other means under another name: the DN this connector would use to
-            # update or delete it would reach nothing, or another entry.
-            raise TargetError(
-                f"{self.shown_as}: the entry {dn} is not named {self._rdn}=<value>,"
-                f"{self._target.base_dn}; it cannot be managed by this sequence (rename it or "
-                "narrow the target with a filter)"
-            )
+            if not (isinstance(value, str) and self._subtree and self._named_below(dn, value)):
+                # Written by other means under another name: the DN this connector would use
+                # to update or delete it would reach nothing, or another entry.
+                below = "<entry below " if self._subtree else ""
+                raise TargetError(
+                    f"{self.shown_as}: the entry {dn} is not named {self._rdn}=<value>,"
+                    f"{below}{self._target.base_dn}{'>' if below else ''}; it cannot be managed "
+                    "by this sequence (rename it or narrow the target with a filter)"
+                )
+            self._found_at[record.get(self._key)] = dn
         return record
+
+    def _named_below(self, dn: str, rdn_value: str) -> bool:
+        """In a subtree: whether `dn` is `<rdn_attribute>=<rdn_value>,` under the base DN."""
+        if not dn.lower().endswith(self._suffix_lower):
+            return False
+        try:
+            first = str2dn(dn)[0]
+        except ldap.DECODING_ERROR:
+            return False
+        return (
+            len(first) == 1
+            and first[0][0].lower() == self._rdn_lower
+            and first[0][1].lower() == rdn_value.lower()
+        )
+
+    def locate(self, change: PlannedChange) -> PlannedChange:
+        """The change with the DN it is written to (an update that renames: the DN before)."""
+        return dataclasses.replace(change, dn=self._change_dn(change))
 
     def _dn(self, rdn_value: str) -> str:
         return f"{self._rdn}={escape_dn_chars(rdn_value)},{self._target.base_dn}"
@@ -266,22 +296,20 @@ class LdapTargetConnector:
         match change.action:
             case "create":
                 assert change.after is not None
-                dn = self._dn(str(change.after[self._rdn]))
-                return connection.send_add(dn, self._add_list(change.after))
+                return connection.send_add(self._change_dn(change), self._add_list(change.after))
             case "update":
                 assert change.after is not None
                 assert change.before is not None
                 if self._rdn in change.before:
                     return None
-                dn = self._dn(str(change.after[self._rdn]))
-                return connection.send_modify(dn, self._replace_list(change.before, change.after))
-            case "delete":
-                assert change.before is not None
-                return connection.send_delete(self._dn(str(change.before[self._rdn])))
-            case "disable":
-                assert change.before is not None
                 return connection.send_modify(
-                    self._dn(str(change.before[self._rdn])),
+                    self._change_dn(change), self._replace_list(change.before, change.after)
+                )
+            case "delete":
+                return connection.send_delete(self._change_dn(change))
+            case "disable":
+                return connection.send_modify(
+                    self._change_dn(change),
                     [(ldap.MOD_REPLACE, LOCK_ATTRIBUTE, [LOCKED_FOR_GOOD.encode()])],
                 )
         return None  # pragma: no cover - every action is matched
@@ -290,15 +318,26 @@ class LdapTargetConnector:
         """A refusal that means the change is in the directory already is no failure."""
         if change.action == "create" and isinstance(refused.error, ldap.ALREADY_EXISTS):
             assert change.after is not None
-            if await self._holds(self._dn(str(change.after[self._rdn])), change.after):
+            if await self._holds(self._change_dn(change), change.after):
                 return
         if change.action == "delete" and isinstance(refused.error, ldap.NO_SUCH_OBJECT):
             return
         raise refused
 
     def _change_dn(self, change: PlannedChange) -> str:
-        record = change.after if change.action in ("create", "update") else change.before
-        return self._dn(str((record or {}).get(self._rdn, change.key)))
+        """The entry a change is written to: the DN stored with the plan, else (a plan stored
+        before changes carried it) `<rdn>=<value>,<base_dn>`, or where the entry was read."""
+        if change.dn is not None:
+            return change.dn
+        if change.action != "create":
+            found = self._found_at.get(change.key)
+            if found is not None:
+                return found
+        # An update's `before` holds only the changed attributes: a renamed entry's old value.
+        record = (change.after if change.action == "create" else change.before) or {}
+        if self._rdn not in record:
+            record = change.after or {}
+        return self._dn(str(record.get(self._rdn, change.key)))
 
     async def _rename(self, change: PlannedChange) -> None:
         """An update whose RDN value changed: a modrdn, then a modify of the other changed
@@ -307,9 +346,10 @@ class LdapTargetConnector:
         assert change.after is not None
         assert change.before is not None
         connection = self._connection
-        dn = self._dn(str(change.after[self._rdn]))
-        old_dn = self._dn(str(change.before[self._rdn]))
+        old_dn = self._change_dn(change)
         rdn_text = f"{self._rdn}={escape_dn_chars(str(change.after[self._rdn]))}"
+        # The entry keeps its parent (a sub-OU of a subtree target).
+        dn = f"{rdn_text},{_parent_of(old_dn)}"
         try:
             await connection.rename(old_dn, rdn_text)
         except DirectoryRefusedError as refused:
@@ -384,3 +424,8 @@ def _failed(loop: asyncio.AbstractEventLoop, error: BaseException) -> asyncio.Fu
     future: asyncio.Future[Any] = loop.create_future()
     future.set_exception(error)
     return future
+
+
+def _parent_of(dn: str) -> str:
+    """The DN without its first RDN (its escapes kept, so it names the same entry)."""
+    return str(dn2str(str2dn(dn)[1:]))
