@@ -10,6 +10,7 @@ operation opens a new connection."""
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,9 +49,15 @@ def describe(error: BaseException) -> str:
     if isinstance(error, ldap.LDAPError) and error.args and isinstance(error.args[0], dict):
         info = error.args[0]
         desc = str(info.get("desc", type(error).__name__))
-        extra = str(info.get("info", "")).strip()
+        # python-ldap's wrapper adds the system's words for errno; the drain calls the C
+        # object without it (see _drain_answers), so they are added here.
+        extra = str(info.get("info") or _strerror(info.get("errno"))).strip()
         return f"{desc}: {extra}" if extra else desc
     return str(error) or type(error).__name__
+
+
+def _strerror(errno: Any) -> str:
+    return os.strerror(errno) if isinstance(errno, int) else ""
 
 
 @dataclass
