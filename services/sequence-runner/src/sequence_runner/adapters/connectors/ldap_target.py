@@ -124,39 +124,57 @@ class LdapTargetConnector:
         return f"(&{classes}{self._target.filter or ''})"
 
     async def read_all(self) -> AsyncIterator[dict[str, Any]]:
-        records = await self._retrying("search", self._read_everything)
-        for record in records:
-            yield record
-
-    async def _read_everything(self) -> list[dict[str, Any]]:
+        """Every entry as a record, page by page: the target is never held whole. A server
+        that goes away before the first page is waited for; after it, the read fails (the
+        paging cookie belongs to the lost connection, and what was handed on cannot be taken
+        back), and planning again reads from the start."""
         requested = list(self._attributes) if self._attributes is not None else ["*"]
         if self._disable:
             requested.append(LOCK_ATTRIBUTE)  # operational: only returned when asked for
         names = {a: a for a in requested} | {a.lower(): a for a in requested}
-        records: list[dict[str, Any]] = []
-        try:
-            async for page in self._connection.paged_search(
-                self._target.base_dn,
-                SCOPES[self._target.scope],
-                self._filter(),
-                requested,
-                self._page_size,
-            ):
-                # Thousands of acyclic dicts a page, kept: collections triggered by them would
-                # walk the growing list again and again (a fifth of the read's CPU).
-                with collector_paused():
-                    records.extend([self._record(dn, values, names) for dn, values in page])
-        except DirectoryRefusedError as refused:
-            if isinstance(refused.error, CUT_SHORT):
-                raise TargetError(
-                    f"{self.shown_as}: the server cut the search short ({refused}); a partial "
-                    "read cannot be planned against (entries not read would be planned as "
-                    "deletions). Give the bind account unlimited size and time limits"
-                ) from None
-            if isinstance(refused.error, ldap.NO_SUCH_OBJECT):
-                raise TargetError(f"{self.shown_as}: the base DN does not exist") from None
-            raise TargetError(f"{self.shown_as}: the search was refused: {refused}") from None
-        return records
+        self._found_at = {}
+        read = 0
+        for attempt in range(1, self._retry.attempts + 1):
+            try:
+                async for page in self._connection.paged_search(
+                    self._target.base_dn,
+                    SCOPES[self._target.scope],
+                    self._filter(),
+                    requested,
+                    self._page_size,
+                ):
+                    # Thousands of acyclic dicts a page: the collections they would trigger
+                    # walk the heap for nothing (a fifth of the read's CPU).
+                    with collector_paused():
+                        records = [self._record(dn, values, names) for dn, values in page]
+                    read += len(records)
+                    for record in records:
+                        yield record
+                return
+            except DirectoryUnavailableError as error:
+                if read or attempt == self._retry.attempts:
+                    raise TargetError(
+                        f"{self.shown_as}: unreachable after {attempt} attempts (search), "
+                        f"{read} entries read: {error}"
+                    ) from None
+                await asyncio.sleep(self._retry.backoff_seconds * 2 ** (attempt - 1))
+            except DirectoryRefusedError as refused:
+                raise self._search_refused(refused) from None
+
+    def _search_refused(self, refused: DirectoryRefusedError) -> TargetError:
+        if isinstance(refused.error, CUT_SHORT):
+            return TargetError(
+                f"{self.shown_as}: the server cut the search short ({refused}); a partial "
+                "read cannot be planned against (entries not read would be planned as "
+                "deletions). Give the bind account unlimited size and time limits"
+            )
+        if isinstance(refused.error, ldap.NO_SUCH_OBJECT):
+            return TargetError(f"{self.shown_as}: the base DN does not exist")
+        if isinstance(refused.error, ldap.INVALID_CREDENTIALS):
+            return TargetError(
+                f"{self.shown_as}: the bind as {self._connection.bind_dn} was refused: {refused}"
+            )
+        return TargetError(f"{self.shown_as}: the search was refused: {refused}")
 
     def _record(
         self, dn: str, values: Mapping[str, list[bytes]], names: dict[str, str]
