@@ -406,3 +406,56 @@ async def test_a_subtree_target_disables_an_entry_in_a_sub_unit(
         f"uid=eve,ou=east,{base_dn}", ldap.SCOPE_BASE, attrlist=["pwdAccountLockedTime"]
     )
     assert locked[0][1]["pwdAccountLockedTime"] == [b"000001010000Z"]
+
+
+def kill_slapd(directory: Directory) -> None:
+    """kill -9: no goodbye to the clients, as when the host or the process dies."""
+    if directory.infra_dir is None:
+        pytest.fail("set TEST_LDAP_INFRA_DIR: this test stops and starts the test slapd")
+    os.kill(int((directory.infra_dir / "ldap.pid").read_text()), signal.SIGKILL)
+
+
+async def test_a_read_waits_for_a_server_away_before_its_first_page(
+    directory: Directory, base_dn: str, closing: list[object]
+) -> None:
+    writer = ldap_target(directory, base_dn, closing)
+    await plan_and_apply(writer, people(("ann", "Ann", "Lee"), ("bob", "Bob", "Ray")))
+    reader = ldap_target(
+        directory, base_dn, closing, retry=RetryPolicy(attempts=8, backoff_seconds=0.25)
+    )
+    kill_slapd(directory)
+    try:
+        reading = asyncio.create_task(plan_against(reader, people(("ann", "Ann", "Lee"))))
+        await asyncio.sleep(0.5)
+        assert not reading.done()  # waiting for the server, not failed
+    finally:
+        await asyncio.to_thread(directory.infra, "up")
+    planned = await reading
+    assert [(c.action, c.key) for c in planned.changes] == [("delete", "bob")]
+
+
+async def test_a_server_lost_after_the_first_page_fails_the_read_naming_what_was_read(
+    directory: Directory, base_dn: str, closing: list[object]
+) -> None:
+    writer = ldap_target(directory, base_dn, closing)
+    await plan_and_apply(writer, people(*((f"u{i:03}", f"U {i}", "X") for i in range(150))))
+    reader = ldap_target(
+        directory, base_dn, closing, retry=RetryPolicy(attempts=3, backoff_seconds=0.05)
+    )
+    read = 0
+
+    async def read_while_the_server_dies() -> None:
+        nonlocal read
+        async for _ in reader.read_all():
+            read += 1
+            if read == 1:  # the first page (100 entries) is handed on
+                kill_slapd(directory)
+
+    try:
+        with pytest.raises(TargetError, match=r"went away while it was read \(100 entries read\)"):
+            await read_while_the_server_dies()
+    finally:
+        await asyncio.to_thread(directory.infra, "up")
+    # What was handed on cannot be taken back: the read fails rather than starting again,
+    # and the planner never sees a target read twice or in part.
+    assert read == 100

@@ -152,10 +152,15 @@ class LdapTargetConnector:
                         yield record
                 return
             except DirectoryUnavailableError as error:
-                if read or attempt == self._retry.attempts:
+                if read:
                     raise TargetError(
-                        f"{self.shown_as}: unreachable after {attempt} attempts (search), "
-                        f"{read} entries read: {error}"
+                        f"{self.shown_as}: the directory went away while it was read ({read} "
+                        f"entries read): {error}; a partial read cannot be planned against, "
+                        "plan again"
+                    ) from None
+                if attempt == self._retry.attempts:
+                    raise TargetError(
+                        f"{self.shown_as}: unreachable after {attempt} attempts (search): {error}"
                     ) from None
                 await asyncio.sleep(self._retry.backoff_seconds * 2 ** (attempt - 1))
             except DirectoryRefusedError as refused:
