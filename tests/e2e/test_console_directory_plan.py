@@ -6,6 +6,7 @@ The job instance and its plan are put in the read model as the projector and the
 them: what is checked here is how the console shows them."""
 
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -74,7 +75,7 @@ async def a_blocked_directory_job(system: System) -> str:
 
 
 @pytest.fixture(scope="module")
-async def browser() -> Any:
+async def browser() -> AsyncIterator[Browser]:
     async with launch_chromium() as launched:
         yield launched
 
