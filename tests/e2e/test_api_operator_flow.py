@@ -140,7 +140,7 @@ async def test_threshold_validate_restart_cancel_archive_delete(
     write_csv(source, ["u1", "u2", "u3", "u4"])
     first = await submit(http, keys, definition_id)
     done = await wait_for_status(http, keys, first, "COMPLETED")
-    assert done["sequences"][0]["applied"] == {"create": 4, "update": 0, "delete": 0}
+    assert done["sequences"][0]["applied"] == {"create": 4, "update": 0, "delete": 0, "disable": 0}
     assert done["started_at"]
     assert done["ended_at"]
 

@@ -96,7 +96,7 @@ async def test_a_dry_run_shows_every_plan_and_writes_nothing(
         assert second["planned"]["create"] == 2
         for sequence in (first, second):
             assert sequence["status"] == "COMPLETED"
-            assert sequence["applied"] == {"create": 0, "update": 0, "delete": 0}
+            assert sequence["applied"] == {"create": 0, "update": 0, "delete": 0, "disable": 0}
         changes = await http.get(
             f"/api/v1/jobs/{job_id}/sequences/0/changes",
             params={"action": "delete"},

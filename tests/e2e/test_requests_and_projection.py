@@ -215,11 +215,12 @@ async def test_a_plain_kafka_request_becomes_a_completed_job_instance(
         "delete": 0,
         "unchanged": 0,
         "target_size": 0,
+        "disable": 0,
     }
-    assert contractors["applied"] == {"create": 2, "update": 0, "delete": 0}
+    assert contractors["applied"] == {"create": 2, "update": 0, "delete": 0, "disable": 0}
     assert employees["planned"]["create"] == 3
     assert employees["planned"]["target_size"] == 2
-    assert employees["applied"] == {"create": 3, "update": 0, "delete": 0}
+    assert employees["applied"] == {"create": 3, "update": 0, "delete": 0, "disable": 0}
     # The projection is the fold of the topic: its position is that of the last event.
     assert doc["projection"] is not None
 

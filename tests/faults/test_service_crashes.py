@@ -102,7 +102,7 @@ def test_runner_killed_while_planning_and_while_applying(stack: Stack, figures: 
     }
     job = stack.job(job_id)
     assert job is not None
-    assert job["sequences"][0]["applied"] == {"create": BIG, "update": 0, "delete": 0}
+    assert job["sequences"][0]["applied"] == {"create": BIG, "update": 0, "delete": 0, "disable": 0}
     assert figures.applied_twice == 0, figures.notes
     assert figures.partitions_stalled == 0, figures.notes
 

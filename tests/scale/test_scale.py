@@ -436,7 +436,12 @@ async def test_replicas_share_the_work_and_survive_a_killed_runner(
         groups = await target[f"groups_{n}"].count_documents({})
         if kind in ("plain", "released"):
             assert people == RECORDS, (n, kind, people)
-            assert job["sequences"][0]["applied"] == {"create": RECORDS, "update": 0, "delete": 0}
+            assert job["sequences"][0]["applied"] == {
+                "create": RECORDS,
+                "update": 0,
+                "delete": 0,
+                "disable": 0,
+            }
         else:
             # Blocked then canceled, or failed before planning: nothing written.
             assert people == 0, (n, kind, people)

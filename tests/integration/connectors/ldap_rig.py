@@ -31,6 +31,7 @@ def ldap_target(
     page_size: int = 100,
     object_classes: list[str] | None = None,
     references: dict[str, dict[str, str]] | None = None,
+    scope: Literal["one", "subtree"] = "one",
 ) -> LdapTargetConnector:
     connection = AsyncLdapConnection(
         directory.url,
@@ -47,6 +48,7 @@ def ldap_target(
         object_classes=object_classes or ["inetOrgPerson"],
         references=references or {},
         deprovision=deprovision,
+        scope=scope,
     )
     mapping = PEOPLE_MAPPING if mapping is None else mapping
     return LdapTargetConnector(
@@ -87,7 +89,7 @@ async def plan_against(
 ) -> Plan:
     await target.prepare()
     current = [record async for record in target.read_all()]
-    return plan(
+    planned = plan(
         source,
         current,
         key,
@@ -96,6 +98,8 @@ async def plan_against(
         "test source",
         target.rules,
     )
+    # Each change with the DN it is written to, as the runner stores the plan.
+    return Plan(planned.counts, tuple(target.locate(change) for change in planned.changes))
 
 
 async def plan_and_apply(

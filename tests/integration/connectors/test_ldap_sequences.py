@@ -5,6 +5,7 @@ writes nothing, and a wrong bind password fails with a reason that never holds i
 import uuid
 from typing import Any
 
+import ldap
 import pytest
 from provisioning_common.commands import (
     CancelJob,
@@ -18,7 +19,9 @@ from provisioning_common.events import (
     JobCompleted,
     JobFailed,
     SequenceBlocked,
+    SequenceCompleted,
     SequenceFailed,
+    SequencePlanned,
     ThresholdValidated,
 )
 
@@ -66,6 +69,16 @@ def uids(directory: Directory, base_dn: str) -> list[str]:
     return sorted(
         line.split(": ", 1)[1] for line in listing.splitlines() if line.startswith("uid:")
     )
+
+
+def binds(directory: Directory, dn: str, password: str) -> bool:
+    conn = ldap.initialize(directory.url)
+    try:
+        conn.simple_bind_s(dn, password)
+    except ldap.INVALID_CREDENTIALS:
+        return False
+    conn.unbind_s()
+    return True
 
 
 def command_data() -> CommandData:
@@ -128,13 +141,31 @@ async def test_disables_stop_at_the_delete_threshold_and_are_written_once_approv
     )
     first = await ldap_engine.submit(definition, people(5))
     await ldap_engine.events.wait_for(first, JobCompleted)
+    leaver = f"uid=p004,{base_dn}"
+    directory.admin().modify_s(leaver, [(ldap.MOD_REPLACE, "userPassword", [b"s3cret-P4"])])
+    assert binds(directory, leaver, "s3cret-P4")
+    before = directory.ldapsearch(base_dn, "(objectClass=*)", "*", "pwdAccountLockedTime")
+
     second = await ldap_engine.submit(definition, people(2))
+    (planned,) = await ldap_engine.events.wait_for(second, SequencePlanned)
     (blocked,) = await ldap_engine.events.wait_for(second, SequenceBlocked)
     await status(ldap_engine, second, "THRESHOLD")
-    assert blocked.data.threshold.action == "delete"
-    assert blocked.data.threshold.actual == 3
-    locked = directory.ldapsearch(base_dn, "(pwdAccountLockedTime=*)", "uid")
-    assert "uid:" not in locked  # nothing disabled before an operator approved
+    # Disables are their own count, and the delete threshold is held against them.
+    counts = planned.data.counts
+    assert (counts.delete, counts.disable) == (0, 3)
+    assert (blocked.data.threshold.action, blocked.data.threshold.actual) == ("delete", 3)
+    stored = (
+        await ldap_engine.database["plan_changes"]
+        .find({"plan_id": blocked.data.plan_id}, {"_id": 0, "action": 1, "dn": 1})
+        .to_list()
+    )
+    assert sorted((c["action"], c["dn"]) for c in stored) == [
+        ("disable", f"uid=p00{i},{base_dn}") for i in (2, 3, 4)
+    ]
+    # Nothing disabled before an operator approved: the directory is as it was.
+    assert directory.ldapsearch(base_dn, "(objectClass=*)", "*", "pwdAccountLockedTime") == before
+    assert binds(directory, leaver, "s3cret-P4")
+
     await ldap_engine.command(
         ValidateThreshold(
             source=SOURCE,
@@ -144,9 +175,13 @@ async def test_disables_stop_at_the_delete_threshold_and_are_written_once_approv
             ),
         )
     )
+    (validated,) = await ldap_engine.events.wait_for(second, ThresholdValidated)
+    assert (validated.data.approval.delete, validated.data.approval.disable) == (0, 3)
     await status(ldap_engine, second, "VALIDATED")
     await ldap_engine.command(RestartJob(source=SOURCE, subject=second, data=command_data()))
+    (completed,) = await ldap_engine.events.wait_for(second, SequenceCompleted)
     await ldap_engine.events.wait_for(second, JobCompleted)
+    assert (completed.data.applied.delete, completed.data.applied.disable) == (0, 3)
     locked = directory.ldapsearch(base_dn, "(pwdAccountLockedTime=*)", "uid")
     assert sorted(line[5:] for line in locked.splitlines() if line.startswith("uid:")) == [
         "p002",
@@ -154,6 +189,7 @@ async def test_disables_stop_at_the_delete_threshold_and_are_written_once_approv
         "p004",
     ]
     assert len(uids(directory, base_dn)) == 5  # disabled, not deleted
+    assert not binds(directory, leaver, "s3cret-P4")  # the lock is real: the account is locked
 
 
 async def test_a_wrong_bind_password_fails_the_sequence_and_is_never_shown(

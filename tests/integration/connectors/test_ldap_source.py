@@ -1,6 +1,8 @@
 """The LDAP source on the real slapd: paged, streamed, errors naming the entry's DN, and a
 directory-to-directory sequence (staff -> people)."""
 
+from typing import Literal
+
 import ldap
 import pytest
 from provisioning_common.definitions import LdapSource
@@ -43,6 +45,7 @@ def source(
     bind_dn: str | None = None,
     password: str | None = None,
     attributes: list[str] | None = None,
+    scope: Literal["one", "subtree"] = "subtree",
 ) -> LdapSourceConnector:
     connection = AsyncLdapConnection(
         directory.url, bind_dn or directory.bind_dn, password or directory.password, timeout=10
@@ -53,6 +56,7 @@ def source(
         base_dn=base,
         filter="(objectClass=inetOrgPerson)",
         attributes=attributes or ["uid", "cn", "sn", "mail"],
+        scope=scope,
     )
     return LdapSourceConnector("directory", connection, definition, RETRY, page_size=4)
 
@@ -111,3 +115,23 @@ async def test_directory_to_directory_staff_to_people(
     assert copied[0][1]["mail"] == [b"s3@example.org", b"staff3@example.org"]
     again = await plan_against(target, [r async for r in reader.read()], mapping=mapping)
     assert again.changes == ()
+
+
+async def test_a_source_reads_the_subtree_by_default_and_one_level_when_asked(
+    directory: Directory, base_dn: str, closing: list[object]
+) -> None:
+    staff = make_staff(directory, base_dn, 2)
+    conn = directory.admin()
+    conn.add_s(
+        f"ou=interns,{staff}", [("objectClass", [b"organizationalUnit"]), ("ou", [b"interns"])]
+    )
+    conn.add_s(
+        f"uid=i000,ou=interns,{staff}",
+        [("objectClass", [b"inetOrgPerson"]), ("uid", [b"i000"]), ("cn", [b"I"]), ("sn", [b"I"])],
+    )
+    everyone = [r.fields["uid"] async for r in source(directory, staff, closing).read()]
+    assert sorted(everyone) == ["i000", "s000", "s001"]
+    one_level = [
+        r.fields["uid"] async for r in source(directory, staff, closing, scope="one").read()
+    ]
+    assert sorted(one_level) == ["s000", "s001"]

@@ -126,7 +126,8 @@ async def test_disable_locks_the_account_and_a_returning_record_is_enabled(
     assert binds()
     left = await plan_and_apply(target, people(bob), mapping=mapping)
     assert [c.action for c in left.changes] == ["disable"]
-    assert left.counts.delete == 1  # held against the delete threshold
+    # Its own count, held against the delete threshold with the deletions.
+    assert (left.counts.delete, left.counts.disable, left.counts.for_action("delete")) == (0, 1, 1)
     assert entries(directory, base_dn)[ann_dn.lower()]["pwdAccountLockedTime"] == [b"000001010000Z"]
     assert not binds()  # pwdLockout TRUE: the lock is real
     still_gone = await plan_against(target, people(bob), mapping=mapping)
@@ -294,3 +295,167 @@ async def test_groups_get_their_members_as_dns_and_an_empty_group_is_kept_valid(
     assert emptied.counts.update == 1
     team = conn.search_s(f"cn=team,{groups_dn}", ldap.SCOPE_BASE, attrlist=["member"])[0][1]
     assert team["member"] == [b""]
+
+
+def add_person(directory: Directory, dn: str, uid: str, sn: str) -> None:
+    conn = directory.admin()
+    conn.add_s(
+        dn,
+        [
+            ("objectClass", [b"inetOrgPerson"]),
+            ("uid", [uid.encode()]),
+            ("cn", [uid.encode()]),
+            ("sn", [sn.encode()]),
+        ],
+    )
+
+
+def add_unit(directory: Directory, dn: str) -> None:
+    name = dn.split(",", 1)[0].split("=", 1)[1]
+    directory.admin().add_s(dn, [("objectClass", [b"organizationalUnit"]), ("ou", [name.encode()])])
+
+
+async def test_each_planned_change_names_the_dn_it_is_written_to(
+    directory: Directory, base_dn: str, closing: list[object]
+) -> None:
+    target = ldap_target(directory, base_dn, closing)
+    await plan_and_apply(target, people(("ann", "Ann", "Lee"), ("bob", "Bob", "Ray")))
+    planned = await plan_against(target, people(("ann", "Ann", "Lee-Smith"), ("cy", "Cy", "Oh")))
+    assert sorted((c.action, c.dn) for c in planned.changes) == [
+        ("create", f"uid=cy,{base_dn}"),
+        ("delete", f"uid=bob,{base_dn}"),
+        ("update", f"uid=ann,{base_dn}"),
+    ]
+
+
+async def test_one_level_is_the_default_and_leaves_entries_in_sub_units_alone(
+    directory: Directory, base_dn: str, closing: list[object]
+) -> None:
+    add_unit(directory, f"ou=east,{base_dn}")
+    add_person(directory, f"uid=eve,ou=east,{base_dn}", "eve", "East")
+    target = ldap_target(directory, base_dn, closing)
+    planned = await plan_and_apply(target, people(("ann", "Ann", "Lee")))
+    assert [(c.action, c.key) for c in planned.changes] == [("create", "ann")]
+    assert planned.counts.target_size == 0  # eve is not a record of this sequence
+    conn = directory.admin()
+    assert conn.search_s(f"uid=eve,ou=east,{base_dn}", ldap.SCOPE_BASE)  # untouched
+
+
+async def test_a_subtree_target_writes_entries_of_sub_units_where_they_are(
+    directory: Directory, base_dn: str, closing: list[object]
+) -> None:
+    mapping = {"employeeNumber": "id", "uid": "login", "cn": "name", "sn": "last"}
+    add_unit(directory, f"ou=east,{base_dn}")
+    add_unit(directory, f"ou=west,{base_dn}")
+    for login, unit, number in (
+        ("eve", "east", "E1"),
+        ("wes", "west", "E2"),
+        ("old", "west", "E3"),
+    ):
+        add_person(directory, f"uid={login},ou={unit},{base_dn}", login, "X")
+        directory.admin().modify_s(
+            f"uid={login},ou={unit},{base_dn}",
+            [(ldap.MOD_ADD, "employeeNumber", [number.encode()])],
+        )
+    target = ldap_target(
+        directory, base_dn, closing, key="employeeNumber", mapping=mapping, scope="subtree"
+    )
+    rows = people(
+        {"id": "E1", "login": "eve", "name": "eve", "last": "East"},  # update in ou=east
+        {"id": "E2", "login": "wes.t", "name": "wes", "last": "X"},  # rename in ou=west
+        {"id": "E4", "login": "neu", "name": "Neu", "last": "New"},  # create under the base
+    )
+    planned = await plan_and_apply(target, rows, key="employeeNumber", mapping=mapping)
+    assert sorted((c.action, c.dn) for c in planned.changes) == [
+        ("create", f"uid=neu,{base_dn}"),
+        ("delete", f"uid=old,ou=west,{base_dn}"),
+        ("update", f"uid=eve,ou=east,{base_dn}"),
+        ("update", f"uid=wes,ou=west,{base_dn}"),  # the DN before the rename
+    ]
+    found = {
+        dn.lower(): attrs
+        for dn, attrs in directory.admin().search_s(
+            base_dn, ldap.SCOPE_SUBTREE, "(objectClass=inetOrgPerson)", ["sn", "uid"]
+        )
+    }
+    assert sorted(found) == sorted(
+        dn.lower()
+        for dn in (
+            f"uid=eve,ou=east,{base_dn}",
+            f"uid=wes.t,ou=west,{base_dn}",  # renamed in its own unit
+            f"uid=neu,{base_dn}",
+        )
+    )
+    assert found[f"uid=eve,ou=east,{base_dn}".lower()]["sn"] == [b"East"]
+    again = await plan_against(target, rows, key="employeeNumber", mapping=mapping)
+    assert again.changes == ()
+
+
+async def test_a_subtree_target_disables_an_entry_in_a_sub_unit(
+    directory: Directory, base_dn: str, closing: list[object]
+) -> None:
+    add_unit(directory, f"ou=east,{base_dn}")
+    add_person(directory, f"uid=eve,ou=east,{base_dn}", "eve", "East")
+    target = ldap_target(directory, base_dn, closing, scope="subtree", deprovision="disable")
+    planned = await plan_and_apply(target, people(("ann", "Ann", "Lee")))
+    assert sorted((c.action, c.dn) for c in planned.changes) == [
+        ("create", f"uid=ann,{base_dn}"),
+        ("disable", f"uid=eve,ou=east,{base_dn}"),
+    ]
+    locked = directory.admin().search_s(
+        f"uid=eve,ou=east,{base_dn}", ldap.SCOPE_BASE, attrlist=["pwdAccountLockedTime"]
+    )
+    assert locked[0][1]["pwdAccountLockedTime"] == [b"000001010000Z"]
+
+
+def kill_slapd(directory: Directory) -> None:
+    """kill -9: no goodbye to the clients, as when the host or the process dies."""
+    if directory.infra_dir is None:
+        pytest.fail("set TEST_LDAP_INFRA_DIR: this test stops and starts the test slapd")
+    os.kill(int((directory.infra_dir / "ldap.pid").read_text()), signal.SIGKILL)
+
+
+async def test_a_read_waits_for_a_server_away_before_its_first_page(
+    directory: Directory, base_dn: str, closing: list[object]
+) -> None:
+    writer = ldap_target(directory, base_dn, closing)
+    await plan_and_apply(writer, people(("ann", "Ann", "Lee"), ("bob", "Bob", "Ray")))
+    reader = ldap_target(
+        directory, base_dn, closing, retry=RetryPolicy(attempts=8, backoff_seconds=0.25)
+    )
+    kill_slapd(directory)
+    try:
+        reading = asyncio.create_task(plan_against(reader, people(("ann", "Ann", "Lee"))))
+        await asyncio.sleep(0.5)
+        assert not reading.done()  # waiting for the server, not failed
+    finally:
+        await asyncio.to_thread(directory.infra, "up")
+    planned = await reading
+    assert [(c.action, c.key) for c in planned.changes] == [("delete", "bob")]
+
+
+async def test_a_server_lost_after_the_first_page_fails_the_read_naming_what_was_read(
+    directory: Directory, base_dn: str, closing: list[object]
+) -> None:
+    writer = ldap_target(directory, base_dn, closing)
+    await plan_and_apply(writer, people(*((f"u{i:03}", f"U {i}", "X") for i in range(150))))
+    reader = ldap_target(
+        directory, base_dn, closing, retry=RetryPolicy(attempts=3, backoff_seconds=0.05)
+    )
+    read = 0
+
+    async def read_while_the_server_dies() -> None:
+        nonlocal read
+        async for _ in reader.read_all():
+            read += 1
+            if read == 1:  # the first page (100 entries) is handed on
+                kill_slapd(directory)
+
+    try:
+        with pytest.raises(TargetError, match=r"went away while it was read \(100 entries read\)"):
+            await read_while_the_server_dies()
+    finally:
+        await asyncio.to_thread(directory.infra, "up")
+    # What was handed on cannot be taken back: the read fails rather than starting again,
+    # and the planner never sees a target read twice or in part.
+    assert read == 100

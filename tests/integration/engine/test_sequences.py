@@ -110,8 +110,8 @@ async def test_a_two_sequence_job_completes_with_exactly_the_expected_records(
     }
     completed = engine.events.events(job_id, SequenceCompleted)
     assert [c.data.applied.model_dump() for c in completed] == [
-        {"create": 1, "update": 1, "delete": 1},
-        {"create": 2, "update": 0, "delete": 0},
+        {"create": 1, "update": 1, "delete": 1, "disable": 0},
+        {"create": 2, "update": 0, "delete": 0, "disable": 0},
     ]
     run = await engine.run(job_id)
     assert run["status"] == "COMPLETED"

@@ -216,6 +216,7 @@ async def test_projector_folds_replays_rebuilds_and_dead_letters(
             "create": 2,
             "update": 0,
             "delete": 0,
+            "disable": 0,
         }
         assert jobs[waiting.subject]["status"] == "THRESHOLD"
         assert jobs[waiting.subject]["sequences"][0]["threshold"]["actual"] == 12

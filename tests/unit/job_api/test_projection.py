@@ -310,12 +310,13 @@ def test_a_completed_job_carries_its_dates_and_counts() -> None:
         "delete": 1,
         "unchanged": 94,
         "target_size": 97,
+        "disable": 0,
     }
-    assert first["applied"] == {"create": 3, "update": 2, "delete": 1}
+    assert first["applied"] == {"create": 3, "update": 2, "delete": 1, "disable": 0}
     assert first["plan_id"] == "plan-0"
     assert first["released"] == "within_thresholds"
     assert first["progress"] == {"phase": "planning", "done": 500, "total": None}
-    assert second["applied"] == {"create": 2, "update": 0, "delete": 0}
+    assert second["applied"] == {"create": 2, "update": 0, "delete": 0, "disable": 0}
     assert doc["projection"] == {"partition": 1, "offset": 11}
 
 
@@ -374,8 +375,77 @@ def test_validation_records_who_when_and_the_approved_counts() -> None:
     assert sequence["status"] == "VALIDATED"
     assert sequence["validated_by"] == "alice"
     assert sequence["validated_at"] == stored_time(at(4.5))
-    assert sequence["approval"] == {"create": 0, "update": 0, "delete": 12, "plan_id": "plan-0"}
+    assert sequence["approval"] == {
+        "create": 0,
+        "update": 0,
+        "delete": 12,
+        "disable": 0,
+        "plan_id": "plan-0",
+    }
     assert sequence["threshold"]["actual"] == 12
+
+
+def test_disables_are_their_own_count_in_the_plan_the_approval_and_what_was_applied() -> None:
+    job = created()
+    job_id = job.subject
+    planned = PlanCounts(create=0, update=1, delete=0, disable=12, unchanged=7, target_size=20)
+    approval = Approval(
+        create=0,
+        update=1,
+        delete=0,
+        disable=12,
+        validated_by="alice",
+        validated_at=at(4.5),
+        plan_id="plan-0",
+    )
+    events: list[JobEvent] = [
+        *completed_job_events(job_id)[:2],
+        SequencePlanned(
+            source=SOURCE,
+            subject=job_id,
+            time=at(3),
+            data=SequencePlannedData(
+                index=0,
+                name="employees",
+                plan_id="plan-0",
+                counts=planned,
+                thresholds=Thresholds(delete=ThresholdLimit(count=10)),
+            ),
+        ),
+        blocked(job_id, 4),
+        ThresholdValidated(
+            source=SOURCE,
+            subject=job_id,
+            time=at(5),
+            data=ThresholdValidatedData(index=0, command_id="cmd-1", approval=approval),
+        ),
+    ]
+    doc = fold_list([job, *events])
+    sequence = doc["sequences"][0]
+    assert (sequence["planned"]["delete"], sequence["planned"]["disable"]) == (0, 12)
+    assert (sequence["approval"]["delete"], sequence["approval"]["disable"]) == (0, 12)
+
+    completed = SequenceCompleted(
+        source=SOURCE,
+        subject=job_id,
+        time=at(8),
+        data=SequenceCompletedData(
+            index=0,
+            plan_id="plan-0",
+            applied=AppliedCounts(create=0, update=1, delete=0, disable=12),
+        ),
+    )
+    doc = fold_list([job, *events, completed])
+    assert doc["sequences"][0]["applied"] == {"create": 0, "update": 1, "delete": 0, "disable": 12}
+
+
+def test_counts_of_events_from_before_disables_were_counted_apart_read_as_no_disables() -> None:
+    job = created()
+    raw = completed_job_events(job.subject)[3].model_dump(mode="json")
+    del raw["data"]["counts"]["disable"]  # as a runner of the previous version wrote it
+    old = SequencePlanned.model_validate(raw)
+    doc = fold_list([job, *completed_job_events(job.subject)[:3], old])
+    assert doc["sequences"][0]["planned"]["disable"] == 0
 
 
 def test_restart_after_validation_reopens_the_job_and_replans() -> None:

@@ -4,6 +4,7 @@ and reconnecting. (On the real slapd: tests/integration/connectors.)"""
 
 import asyncio
 import contextlib
+import os
 import socket
 from collections import deque
 from typing import Any
@@ -14,6 +15,7 @@ from sequence_runner.adapters.connectors.ldap_client import (
     AsyncLdapConnection,
     DirectoryRefusedError,
     DirectoryUnavailableError,
+    describe,
 )
 
 
@@ -68,6 +70,14 @@ class FakeServerConnection:
 
     def add_ext(self, dn: str, modlist: Any) -> int:
         return self._send(dn)
+
+    @property
+    def _l(self) -> "FakeServerConnection":
+        """python-ldap's C object, whose result4 the drain calls directly."""
+        return self
+
+    def result4(self, *_: Any) -> tuple[Any, ...]:
+        return self.result3()
 
     def result3(self, *_: Any) -> tuple[Any, ...]:
         with contextlib.suppress(BlockingIOError):
@@ -145,3 +155,9 @@ async def test_a_refused_bind_says_so_and_never_holds_the_password(world: FakeWo
         await connection.add("uid=x", [])
     assert "Invalid credentials" in str(refused.value)
     assert "wrong-secret" not in repr(connection)
+
+
+def test_a_lost_connection_is_described_with_the_systems_words_for_its_errno() -> None:
+    # What libldap raises when the server resets the connection: no "info", an errno.
+    error = ldap.SERVER_DOWN({"result": -1, "desc": "Can't contact LDAP server", "errno": 104})
+    assert describe(error) == f"Can't contact LDAP server: {os.strerror(104)}"

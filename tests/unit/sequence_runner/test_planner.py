@@ -31,6 +31,7 @@ def test_a_first_load_creates_every_record_mapped_to_target_attributes() -> None
         "delete": 0,
         "unchanged": 0,
         "target_size": 0,
+        "disable": 0,
     }
     assert [(c.seq, c.action, c.key, c.before, c.after) for c in result.changes] == [
         (0, "create", "1", None, {"uid": "1", "mail": "a@x"}),

@@ -59,7 +59,7 @@ def test_an_emptied_attribute_is_an_update_that_removes_it() -> None:
     )
 
 
-def test_records_that_left_are_disabled_once_and_counted_as_deletions() -> None:
+def test_records_that_left_are_disabled_once_and_counted_as_disables() -> None:
     target: list[dict[str, Any]] = [
         {"uid": "1", "mail": "a@x", "locked": None},
         {"uid": "2", "mail": "b@x", "locked": None},
@@ -67,7 +67,10 @@ def test_records_that_left_are_disabled_once_and_counted_as_deletions() -> None:
     ]
     result = plan(source({"id": "1", "mail": "a@x"}), target, "uid", MAPPING, True, rules=DISABLING)
     assert [(c.action, c.key) for c in result.changes] == [("disable", "2")]
-    assert (result.counts.delete, result.counts.unchanged) == (1, 2)
+    counts = result.counts
+    assert (counts.delete, counts.disable, counts.unchanged) == (0, 1, 2)
+    # The delete threshold is held against deletions and disables together.
+    assert counts.for_action("delete") == 1
 
 
 def test_a_disabled_record_that_comes_back_is_enabled_by_an_update() -> None:

@@ -58,6 +58,7 @@ def test_a_plan_larger_than_the_bound_is_the_plan_computed_in_memory(tmp_path: P
         "delete": 100,
         "unchanged": 1543,
         "target_size": 1900,
+        "disable": 0,
     }
     assert not list(tmp_path.iterdir())  # closed: nothing left behind
 

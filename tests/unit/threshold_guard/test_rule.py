@@ -13,6 +13,7 @@ def counts(target_size: int = 0, **planned: int) -> PlanCounts:
         create=planned.get("create", 0),
         update=planned.get("update", 0),
         delete=planned.get("delete", 0),
+        disable=planned.get("disable", 0),
         unchanged=0,
         target_size=target_size,
     )
@@ -27,6 +28,7 @@ def approval(**approved: int) -> Approval:
         create=approved.get("create", 0),
         update=approved.get("update", 0),
         delete=approved.get("delete", 0),
+        disable=approved.get("disable", 0),
         validated_by="alice",
         validated_at=datetime(2026, 1, 1, tzinfo=UTC),
         plan_id="p1",
@@ -150,3 +152,38 @@ def test_an_approval_covers_only_its_own_actions() -> None:
 def test_an_approval_with_nothing_over_a_limit_releases_within_thresholds() -> None:
     decision = evaluate(counts(100, create=1), only("create", count=10), approval(create=50))
     assert decision == Released("within_thresholds")
+
+
+# Disables (deprovision: "disable") are their own count, held against the delete threshold
+# together with the deletions.
+
+
+def test_disables_and_deletions_together_reach_the_delete_threshold() -> None:
+    below = evaluate(counts(100, delete=4, disable=5), only("delete", count=10), None)
+    assert below == Released("within_thresholds")
+    decision = evaluate(counts(100, delete=4, disable=6), only("delete", count=10), None)
+    assert isinstance(decision, Blocked)
+    assert (decision.threshold.action, decision.threshold.actual) == ("delete", 10)
+
+
+def test_a_percent_delete_limit_counts_the_disables() -> None:
+    # 10 % of 30 records is 3 records.
+    decision = evaluate(counts(30, disable=3), only("delete", percent=10), None)
+    assert isinstance(decision, Blocked)
+    assert (decision.threshold.limit_records, decision.threshold.actual) == (3, 3)
+
+
+def test_an_approval_of_disables_covers_them_and_no_more() -> None:
+    approved = approval(disable=12)
+    covered = evaluate(counts(100, disable=12), only("delete", count=10), approved)
+    assert covered == Released("within_approval")
+    above = evaluate(counts(100, disable=13), only("delete", count=10), approved)
+    assert isinstance(above, Blocked)
+    assert (above.threshold.limit, above.threshold.limit_value) == ("approved", 12)
+
+
+def test_an_event_from_before_disables_were_counted_apart_reads_as_none() -> None:
+    old = PlanCounts.model_validate(
+        {"create": 1, "update": 0, "delete": 2, "unchanged": 0, "target_size": 5}
+    )
+    assert (old.disable, old.for_action("delete")) == (0, 2)

@@ -23,8 +23,13 @@ Slug = Annotated[
         description="Letters, digits, '_', '.', '-'; starts with a letter or digit.",
     ),
 ]
+# The actions a threshold can be set on.
 Action = Literal["create", "update", "delete"]
 ACTIONS: tuple[Action, ...] = ("create", "update", "delete")
+# The actions of a plan's changes: `disable` (a target's `deprovision: "disable"`) is shown as
+# its own action and held against the delete threshold. A record that comes back is enabled by
+# an update.
+ChangeAction = Literal["create", "update", "delete", "disable"]
 
 
 class _Frozen(BaseModel):
@@ -195,11 +200,18 @@ class LdapReference(_Frozen):
 
 
 class LdapTarget(_Tagged):
-    """Entries one level under base_dn, named `<rdn_attribute>=<value>,<base_dn>`."""
+    """Entries one level under base_dn (or in its subtree), named `<rdn_attribute>=<value>`;
+    new entries are created as `<rdn_attribute>=<value>,<base_dn>`."""
 
     type: Literal["ldap"] = "ldap"
     connection: ConnectionName
     base_dn: DistinguishedName
+    scope: Literal["one", "subtree"] = Field(
+        default="one",
+        description="Which entries are records of the sequence: one level under base_dn, or "
+        "the whole subtree (entries in sub-OUs are updated, disabled and deleted where they "
+        "are; new ones are created directly under base_dn).",
+    )
     rdn_attribute: AttributeName = Field(
         description="Attribute whose value names the entry (its RDN), e.g. uid or cn; a "
         "changed value renames the entry (modrdn)."

@@ -75,22 +75,45 @@ Reason = Annotated[str, AfterValidator(bounded_reason)]
 # ---- payload pieces -------------------------------------------------------------------------
 
 
+# Disables (`deprovision: "disable"`) are their own count beside the deletions, and the delete
+# threshold is held against both (as Entra counts them). `disable` was added later with a
+# default of 0: events written before it parse, and until then `delete` held the disables too.
+def _disable_count() -> Any:
+    return Field(
+        default=0,
+        ge=0,
+        description="Records disabled rather than deleted (deprovision: disable); the delete "
+        "threshold is held against delete + disable.",
+    )
+
+
 class PlanCounts(Payload):
     create: int = Field(ge=0)
     update: int = Field(ge=0)
     delete: int = Field(ge=0)
     unchanged: int = Field(ge=0)
     target_size: int = Field(ge=0, description="Records in the target before the sequence.")
+    disable: int = _disable_count()
 
     def for_action(self, action: Action) -> int:
+        """The number the action's threshold is held against: deletions and disables for
+        `delete`."""
+        if action == "delete":
+            return self.delete + self.disable
         value: int = getattr(self, action)
         return value
+
+    @property
+    def changes(self) -> int:
+        """Every change the plan writes."""
+        return self.create + self.update + self.delete + self.disable
 
 
 class AppliedCounts(Payload):
     create: int = Field(ge=0)
     update: int = Field(ge=0)
     delete: int = Field(ge=0)
+    disable: int = _disable_count()
 
 
 class ThresholdHit(Payload):
@@ -111,6 +134,7 @@ class Approval(Payload):
     create: int = Field(ge=0)
     update: int = Field(ge=0)
     delete: int = Field(ge=0)
+    disable: int = _disable_count()
     validated_by: str
     validated_at: UtcTime
     plan_id: str

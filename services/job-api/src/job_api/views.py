@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, Literal, TypeVar
 
-from provisioning_common.definitions import Action
+from provisioning_common.definitions import ChangeAction
 from provisioning_common.statuses import JobStatus
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
@@ -258,7 +258,7 @@ async def get_job_instance(db: AsyncDatabase[dict[str, Any]], job_id: str) -> Jo
 async def list_planned_changes(
     db: AsyncDatabase[dict[str, Any]],
     plan_id: str,
-    action: Action | None,
+    action: ChangeAction | None,
     page: int,
     page_size: int,
 ) -> Page[dict[str, Any]]:

@@ -6,9 +6,10 @@ refused and the ones the call accepts.
 """
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from uuid import UUID
 
+from provisioning_common.definitions import ChangeAction
 from provisioning_common.statuses import JobStatus
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
@@ -167,8 +168,10 @@ def _utc(moment: datetime | None, name: str) -> datetime | None:
 
 
 class PlannedChangesQuery(PageQuery):
-    action: Literal["create", "update", "delete"] | None = Field(
-        default=None, description="Only this action."
+    action: ChangeAction | None = Field(
+        default=None,
+        description="Only this action (disable: records locked rather than deleted, "
+        'a target\'s `deprovision: "disable"`).',
     )
 
 

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
-from provisioning_common.definitions import JobDefinition
+from provisioning_common.definitions import ChangeAction, JobDefinition
 from provisioning_common.statuses import JobStatus
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -106,10 +106,15 @@ class CommandAcceptedPublic(BaseModel):
 
 class PlannedChangePublic(_Public):
     seq: int
-    # disable: a record that left the source is locked, not deleted (an LDAP target's
-    # `deprovision: disable`); counted with the deletions.
-    action: Literal["create", "update", "delete", "disable"]
+    # disable: a record that left the source is locked, not deleted (a target's
+    # `deprovision: disable`); held against the delete threshold with the deletions.
+    action: ChangeAction
     key: Any
+    dn: str | None = Field(
+        default=None,
+        description="Where the change is written, for a directory target: the entry's DN "
+        "(for a rename, the DN it has before).",
+    )
     before: dict[str, Any] | None = None
     after: dict[str, Any] | None = None
 

@@ -26,12 +26,18 @@ class PlannedCounts(_Shape):
     delete: int
     unchanged: int = 0
     target_size: int = Field(default=0, description="Records in the target before the sequence.")
+    disable: int = Field(
+        default=0, description="Records disabled, not deleted (deprovision: disable)."
+    )
 
 
 class AppliedCounts(_Shape):
     create: int
     update: int
     delete: int
+    disable: int = Field(
+        default=0, description="Records disabled, not deleted (deprovision: disable)."
+    )
 
 
 class ThresholdHit(_Shape):
@@ -48,6 +54,9 @@ class ApprovedCounts(_Shape):
     create: int
     update: int
     delete: int
+    disable: int = Field(
+        default=0, description="Records disabled, not deleted (deprovision: disable)."
+    )
     plan_id: str | None = None
 
 

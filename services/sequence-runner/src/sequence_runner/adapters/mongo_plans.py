@@ -50,6 +50,8 @@ class MongoPlanRepository:
                     "after": change.after,
                     # Only where it is true: the rare record without a key attribute.
                     **({"by_id": True} if change.by_id else {}),
+                    # A directory target's DN of the change, shown with it and written to.
+                    **({"dn": change.dn} if change.dn is not None else {}),
                 }
             )
             if len(batch) >= INSERT_BATCH:
@@ -88,6 +90,7 @@ class MongoPlanRepository:
                     before=document["before"],
                     after=document["after"],
                     by_id=document.get("by_id", False),
+                    dn=document.get("dn"),
                 )
             )
             if len(batch) >= batch_size:

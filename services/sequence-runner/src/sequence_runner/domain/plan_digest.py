@@ -18,6 +18,10 @@ def _change_line(change: PlannedChange) -> bytes:
     # ("7" is not 7, true is not 1) because the target stores them apart; attribute order is not
     # part of the content.
     content: list[Any] = [change.action, change.key, change.after]
+    if change.dn is not None:
+        # Where a directory change is written is part of what the operator approved; only
+        # there, so the digests of other targets' plans are what they were.
+        content.append(change.dn)
     return json.dumps(
         content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr
     ).encode()

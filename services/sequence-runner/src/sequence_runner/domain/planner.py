@@ -1,18 +1,16 @@
 """The planner: the exact changes that would make the target repository match the source."""
 
-import gc
 import heapq
 import math
 import shutil
 import tempfile
-import threading
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from provisioning_common.events import PlanCounts
 
+from sequence_runner.domain.collector import collector_paused as _collector_paused
 from sequence_runner.domain.plan_checks import new_key_on_taken_id
 from sequence_runner.domain.records import (
     ChangeAction,
@@ -173,37 +171,6 @@ _OUTPUT_CHUNK = 1000
 _PIECE = 1000
 # Partitions split again at most this often (a partition of one repeated key cannot shrink).
 _MAX_SPLITS = 3
-
-
-_collector_lock = threading.Lock()
-_collector_pausers = 0
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """The cyclic garbage collector paused while records are keyed, spilled and diffed.
-
-    Planning makes millions of small tuples and dicts, none in a cycle (reference counting frees
-    them), and with a large live heap each collection the allocations trigger walks all of it:
-    about a quarter of the planner's CPU time at a million records. Counted, so plans computed
-    in parallel threads pause it once and the last one done restarts it; paused only during a
-    piece of planning work, so the rest of the process collects in between."""
-    global _collector_pausers
-    with _collector_lock:
-        if _collector_pausers == 0 and not gc.isenabled():
-            paused_here = False
-        else:
-            paused_here = True
-            _collector_pausers += 1
-            gc.disable()
-    try:
-        yield
-    finally:
-        if paused_here:
-            with _collector_lock:
-                _collector_pausers -= 1
-                if _collector_pausers == 0:
-                    gc.enable()
 
 
 @dataclass
@@ -489,7 +456,7 @@ class StreamedPlanner:
         counts = PlanCounts(
             create=sizes[0],
             update=sizes[1],
-            delete=sizes[2],
+            **self._retired_counts(sizes[2]),
             unchanged=unchanged,
             target_size=self._target_count,
         )
@@ -543,11 +510,17 @@ class StreamedPlanner:
         return PlanCounts(
             create=len(drafts.creates),
             update=len(drafts.updates),
-            # Disables are counted as deletions: the delete threshold guards them (as Entra does).
-            delete=len(drafts.retired),
+            **self._retired_counts(len(drafts.retired)),
             unchanged=drafts.unchanged,
             target_size=target_size,
         )
+
+    def _retired_counts(self, retired: int) -> dict[str, int]:
+        # Disables are their own count; the guard holds the delete threshold against deletions
+        # and disables together (as Entra does).
+        if self.rules.deprovision == "disable":
+            return {"delete": 0, "disable": retired}
+        return {"delete": retired, "disable": 0}
 
     def _diff(
         self,

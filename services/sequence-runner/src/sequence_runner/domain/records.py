@@ -4,11 +4,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+# ChangeAction's `disable`: a record that left the source is kept but locked (deprovision:
+# disable); its own action and count, held against the delete threshold with the deletions.
+from provisioning_common.definitions import ChangeAction as ChangeAction
 from provisioning_common.events import PlanCounts
 
-# `disable`: a record that left the source is kept but locked (deprovision: disable); it is
-# counted with the deletions, against the delete threshold, and shown as its own action.
-ChangeAction = Literal["create", "update", "delete", "disable"]
 # A record's identity in the target repository: the value of its key attribute.
 Key = str | int
 
@@ -38,6 +38,8 @@ class PlannedChange:
     record removed or disabled.
     `by_id`: the target record has no key attribute (or a null one); the planner knew it by its
     `_id`, and the write must find it that way.
+    `dn`: where a directory target writes it (for a rename, the entry's DN before), set by the
+    target connector when the plan is stored, so the operator sees it and the apply uses it.
     """
 
     seq: int
@@ -46,6 +48,7 @@ class PlannedChange:
     before: dict[str, Any] | None
     after: dict[str, Any] | None
     by_id: bool = False
+    dn: str | None = None
 
 
 @dataclass(frozen=True)

@@ -395,7 +395,11 @@ def _job_is(run: Run, allowed: Sequence[JobStatus], verb: str) -> Rejected:
 
 
 def _described(counts: PlanCounts) -> str:
-    return f"{counts.create} creations, {counts.update} modifications, {counts.delete} deletions"
+    disables = f", {counts.disable} disables" if counts.disable else ""
+    return (
+        f"{counts.create} creations, {counts.update} modifications, {counts.delete} deletions"
+        f"{disables}"
+    )
 
 
 def validate(run: Run, command: ValidateThreshold, now: datetime) -> TransitionResult:
@@ -428,6 +432,7 @@ def validate(run: Run, command: ValidateThreshold, now: datetime) -> TransitionR
         create=blocked.planned.create,
         update=blocked.planned.update,
         delete=blocked.planned.delete,
+        disable=blocked.planned.disable,
         validated_by=command.data.requested_by,
         validated_at=now,
         plan_id=blocked.plan_id,

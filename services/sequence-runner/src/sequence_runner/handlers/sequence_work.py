@@ -3,7 +3,7 @@
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
 from functools import partial
 from typing import Literal, TypeVar
@@ -13,10 +13,10 @@ from provisioning_common.definitions import SequenceDefinition
 from provisioning_common.events import AppliedCounts
 from provisioning_common.statuses import JobStatus, SequenceStatus
 
-from sequence_runner.adapters.connectors.base import ConnectorError
+from sequence_runner.adapters.connectors.base import ConnectorError, LocatingTarget
 from sequence_runner.domain.plan_digest import plan_digest
 from sequence_runner.domain.planner import StreamedPlanner
-from sequence_runner.domain.records import PlanError, SourceEntry
+from sequence_runner.domain.records import PlanError, PlannedChange, SourceEntry
 from sequence_runner.domain.run import Run
 from sequence_runner.domain.transitions import (
     Moved,
@@ -152,7 +152,14 @@ class SequenceWork:
                 return
             await progress.finish(planner.records_read, planner.records_read)
             plan_id = str(uuid4())
-            digest = await asyncio.to_thread(plan_digest, result.changes())
+            locate = target.locate if isinstance(target, LocatingTarget) else None
+
+            def changes() -> Iterator[PlannedChange]:
+                # Each change with where it is written (a directory's DN), when the target
+                # tells: digested and stored, so the operator sees and approves it.
+                return result.changes() if locate is None else map(locate, result.changes())
+
+            digest = await asyncio.to_thread(plan_digest, changes())
             await self.plans.save(
                 StoredPlan(
                     plan_id=plan_id,
@@ -163,7 +170,7 @@ class SequenceWork:
                     created_at=self._now(),
                     digest=digest,
                 ),
-                result.changes(),
+                changes(),
             )
         finally:
             if planner is not None:
@@ -189,7 +196,7 @@ class SequenceWork:
         plan_id, planned = sequence.plan_id, sequence.planned
         assert plan_id is not None
         assert planned is not None
-        total = planned.create + planned.update + planned.delete
+        total = planned.changes
         progress = self._progress(run.job_id, index, "applying")
         # Taken up again after a crash: what was recorded as written is not written again.
         done = sequence.written or 0
@@ -237,7 +244,12 @@ class SequenceWork:
             )
             return
         await progress.finish(done, total)
-        applied = AppliedCounts(create=planned.create, update=planned.update, delete=planned.delete)
+        applied = AppliedCounts(
+            create=planned.create,
+            update=planned.update,
+            delete=planned.delete,
+            disable=planned.disable,
+        )
         await self.store.step(
             run.job_id,
             lambda current: on_completed(current, index, plan_id, applied, self._now()),

@@ -58,6 +58,10 @@ def limits_reached(
 
 
 def approved_count(approval: Approval, action: Action) -> int:
+    """What the approval allows of the action: deletions and disables together for `delete`,
+    as the plan's counts are held against the delete threshold."""
+    if action == "delete":
+        return approval.delete + approval.disable
     value: int = getattr(approval, action)
     return value
 

@@ -1,7 +1,7 @@
 """The two connector interfaces the runner knows; LDAP, SQL or SCIM connectors implement them."""
 
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from sequence_runner.domain.records import PlannedChange, SourceEntry, TargetRules
 
@@ -44,3 +44,14 @@ class TargetConnector(Protocol):
 
     async def apply(self, changes: Sequence[PlannedChange]) -> None:
         """Write one batch of a plan; applying the same batch again gives the same target."""
+
+
+@runtime_checkable
+class LocatingTarget(Protocol):
+    """A target whose changes are written at an address the operator should see beside the key
+    (a directory's DN): the plan is stored with it, and the apply writes there."""
+
+    def locate(self, change: PlannedChange) -> PlannedChange:
+        """The change with where it will be written; called on every change of a new plan,
+        after `read_all`."""
+        ...

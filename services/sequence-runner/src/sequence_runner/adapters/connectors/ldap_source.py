@@ -13,6 +13,7 @@ from provisioning_common.definitions import LdapSource
 from sequence_runner.adapters.connectors.base import SourceError
 from sequence_runner.adapters.connectors.ldap_client import (
     CUT_SHORT,
+    SCOPES,
     AsyncLdapConnection,
     DirectoryRefusedError,
     DirectoryUnavailableError,
@@ -20,8 +21,6 @@ from sequence_runner.adapters.connectors.ldap_client import (
 from sequence_runner.adapters.connectors.ldap_values import as_directory_value
 from sequence_runner.adapters.connectors.mongo_target import RetryPolicy
 from sequence_runner.domain.records import SourceEntry
-
-_SCOPES = {"one": ldap.SCOPE_ONELEVEL, "subtree": ldap.SCOPE_SUBTREE}
 
 
 class LdapSourceConnector:
@@ -53,7 +52,7 @@ class LdapSourceConnector:
             try:
                 async for page in self._connection.paged_search(
                     self._source.base_dn,
-                    _SCOPES[self._source.scope],
+                    SCOPES[self._source.scope],
                     self._source.filter,
                     list(self._source.attributes),
                     self._page_size,

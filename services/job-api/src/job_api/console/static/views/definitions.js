@@ -25,7 +25,9 @@ export function targetText(target) {
   // Each kind of target names where records go: a collection, or a directory's base DN.
   const where = target.collection ?? target.base_dn ?? target.base ?? "";
   const conn = target.connection ? `${target.connection} ` : "";
-  return `${target.type} ${conn}${where}`.trim();
+  // A directory read as a whole subtree says so; one level is the default.
+  const scope = target.scope === "subtree" ? " (subtree)" : "";
+  return `${target.type} ${conn}${where}${scope}`.trim();
 }
 
 export function sourceText(source) {

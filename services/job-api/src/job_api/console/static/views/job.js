@@ -14,7 +14,13 @@ const ACTION_WORDS = {
   create: ["creation", "creations"],
   update: ["update", "updates"],
   delete: ["deletion", "deletions"],
+  disable: ["disable", "disables"],
 };
+// The letter of each count; a disable (a target's deprovision: "disable") is its own action,
+// held against the delete threshold with the deletions, and shown only when there are some.
+const COUNT_LABELS = { create: "C", update: "U", delete: "D", disable: "Dis", unchanged: "=" };
+const PLANNED_KEYS = ["create", "update", "delete", "disable", "unchanged"];
+const APPLIED_KEYS = ["create", "update", "delete", "disable"];
 
 function actionWord(action, n) {
   const [one, many] = ACTION_WORDS[action] ?? [action, action];
@@ -96,7 +102,8 @@ export function mountJobDetail(main, { me, navigate, jobId }) {
         h("ul", { class: "count-list" },
           h("li", {}, `${count(p.create)} ${actionWord("create", p.create)}`),
           h("li", {}, `${count(p.update)} ${actionWord("update", p.update)}`),
-          h("li", {}, `${count(p.delete)} ${actionWord("delete", p.delete)}`)),
+          h("li", {}, `${count(p.delete)} ${actionWord("delete", p.delete)}`),
+          p.disable ? h("li", { testid: "validate-disables" }, `${count(p.disable)} ${actionWord("disable", p.disable)} (accounts locked, not deleted)`) : null),
         h("p", { class: "muted" }, "Nothing is written yet: the job waits as Validated until it is restarted. A restart that plans more than this stops again."),
       ],
       confirmLabel: "Validate",
@@ -207,13 +214,15 @@ export function mountJobDetail(main, { me, navigate, jobId }) {
   }
 
   function approvalText(a) {
-    return a ? ` (C ${count(a.create)} · U ${count(a.update)} · D ${count(a.delete)})` : "";
+    const disables = a?.disable ? ` · Dis ${count(a.disable)}` : "";
+    return a ? ` (C ${count(a.create)} · U ${count(a.update)} · D ${count(a.delete)}${disables})` : "";
   }
 
   function countsCell(c, keys) {
     if (!c) return h("span", { class: "muted" }, "—");
-    return h("span", { class: "counts" }, keys.map((k) =>
-      h("span", { class: `count count--${k}`, title: `${k}: ${c[k] ?? 0}` }, h("span", { class: "count__k" }, k === "unchanged" ? "=" : k[0].toUpperCase()), count(c[k] ?? 0))));
+    const shown = keys.filter((k) => k !== "disable" || c[k]);
+    return h("span", { class: "counts" }, shown.map((k) =>
+      h("span", { class: `count count--${k}`, title: `${k}: ${c[k] ?? 0}`, testid: `count-${k}` }, h("span", { class: "count__k" }, COUNT_LABELS[k] ?? k), count(c[k] ?? 0))));
   }
 
   function progressCell(seq) {
@@ -242,8 +251,8 @@ export function mountJobDetail(main, { me, navigate, jobId }) {
             h("th", { scope: "col" }, "Status"),
             h("th", { scope: "col" }, "Started"),
             h("th", { scope: "col" }, "Ended"),
-            h("th", { scope: "col" }, h("abbr", { title: "Planned: Create, Update, Delete, = unchanged; target size before the sequence" }, "Planned")),
-            h("th", { scope: "col" }, h("abbr", { title: "Applied to the target: Create, Update, Delete" }, "Applied")),
+            h("th", { scope: "col" }, h("abbr", { title: "Planned: Create, Update, Delete, Dis(able), = unchanged; target size before the sequence" }, "Planned")),
+            h("th", { scope: "col" }, h("abbr", { title: "Applied to the target: Create, Update, Delete, Dis(able)" }, "Applied")),
             h("th", { scope: "col", class: "col-actions" }, h("span", { class: "visually-hidden" }, "Changes")),
           )),
           h("tbody", {}, seqs.length ? seqs.map((seq) => h("tr", { testid: "sequence-row", dataset: { index: seq.index, status: seq.status }, class: seq.index === changes.index ? "is-selected" : "" },
@@ -258,10 +267,10 @@ export function mountJobDetail(main, { me, navigate, jobId }) {
             h("td", {}, statusBadge(seq.status, "sequence-status")),
             h("td", {}, when(seq.started_at)),
             h("td", {}, when(seq.ended_at)),
-            h("td", {}, countsCell(seq.planned, ["create", "update", "delete", "unchanged"]),
+            h("td", {}, countsCell(seq.planned, PLANNED_KEYS),
               seq.planned ? h("div", { class: "cell-sub" }, `target had ${count(seq.planned.target_size)}`) : null),
-            h("td", {}, countsCell(seq.applied, ["create", "update", "delete"])),
-            h("td", { class: "col-actions" }, seq.planned && (seq.planned.create + seq.planned.update + seq.planned.delete > 0)
+            h("td", {}, countsCell(seq.applied, APPLIED_KEYS)),
+            h("td", { class: "col-actions" }, seq.planned && (seq.planned.create + seq.planned.update + seq.planned.delete + (seq.planned.disable ?? 0) > 0)
               ? h("button", { type: "button", class: "btn btn--small btn--ghost", testid: "btn-changes", "aria-label": `Planned changes of ${seq.name}`, onclick: () => selectChanges(seq) }, "Changes")
               : null),
           )) : h("tr", {}, h("td", { colspan: 8, class: "empty" }, "No sequences yet."))),
@@ -270,8 +279,13 @@ export function mountJobDetail(main, { me, navigate, jobId }) {
     );
   }
 
+  // The delete threshold is held against deletions and disables together.
+  function thresholdWord(t, planned, n) {
+    return t.action === "delete" && planned?.disable ? "deletions and disables" : actionWord(t.action, n);
+  }
+
   function limitText(t, planned) {
-    const word = actionWord(t.action, 2);
+    const word = thresholdWord(t, planned, 2);
     if (t.limit === "percent") {
       const records = t.limit_records != null ? ` = ${count(t.limit_records)} ${word}` : "";
       return `${t.limit_value}% of the ${count(planned?.target_size)} records in the target${records}`;
@@ -300,8 +314,8 @@ export function mountJobDetail(main, { me, navigate, jobId }) {
         fact("Blocked sequence", [h("strong", {}, seq.name), ` (#${seq.index + 1})`], "threshold-sequence"),
         fact("Action", h("span", { class: `action action--${t.action}` }, t.action), "threshold-action"),
         fact("Limit", limitText(t, seq.planned), "threshold-limit"),
-        fact("Planned", h("strong", { class: "big-number" }, `${count(t.actual)} ${actionWord(t.action, t.actual)}`), "threshold-planned"),
-        fact("Whole plan", countsCell(seq.planned, ["create", "update", "delete", "unchanged"])),
+        fact("Planned", h("strong", { class: "big-number" }, `${count(t.actual)} ${thresholdWord(t, seq.planned, t.actual)}`), "threshold-planned"),
+        fact("Whole plan", countsCell(seq.planned, PLANNED_KEYS)),
       ),
     ));
     if (changes.index === null) selectChanges(seq, { scroll: false });
@@ -348,7 +362,7 @@ export function mountJobDetail(main, { me, navigate, jobId }) {
     const index = changes.index;
     const actionSelect = h("select", { id: "changes-action", testid: "changes-action", onchange: () => { changes.action = actionSelect.value; changes.page = 1; loadChanges(); } },
       h("option", { value: "" }, "All actions"),
-      ["create", "update", "delete"].map((a) => h("option", { value: a, selected: a === changes.action }, a)));
+      APPLIED_KEYS.map((a) => h("option", { value: a, selected: a === changes.action }, a)));
     const body = h("tbody", {}, h("tr", {}, h("td", { colspan: 4, class: "empty" }, "Loading the planned changes…")));
     const pager = h("div", { class: "pager" });
     replace(changesSlot, h("section", { class: "card card--flush", testid: "changes-panel", "aria-labelledby": "changes-title" },
@@ -366,7 +380,8 @@ export function mountJobDetail(main, { me, navigate, jobId }) {
       if (!alive || changes.index !== index) return;
       const items = data.items ?? [];
       replace(body, items.length ? items.map((c) => h("tr", { testid: "change-row", dataset: { action: c.action } },
-        h("td", {}, h("code", {}, String(c.key))),
+        // A directory target names the entry each change is written to.
+        h("td", {}, h("code", {}, String(c.key)), c.dn ? h("div", { class: "cell-sub", testid: "change-dn" }, c.dn) : null),
         h("td", {}, h("span", { class: `action action--${c.action}` }, c.action)),
         h("td", {}, attrs(c.before, c.after, "before")),
         h("td", {}, attrs(c.after, c.before, "after")),
