@@ -1,0 +1,5 @@
+ABOUT: list[str] = []
+
+
+async def main() -> tuple[list[str], list[str]]:
+    return [], []
