@@ -48,8 +48,8 @@ ABOUT = [
     f"each without and with `status={STATUS_FILTER}` (5% of the jobs): the first, the page by "
     f"number {DEPTH:.0%} down the list, and the page after a cursor at the same depth. The read "
     "model is loaded with `insert_many` of documents built with `JobInstance`'s constructors "
-    "(1–3 sequences with plans, a definition snapshot), then the store's own indexes. Goal: "
-    f"p50 and p95 each ≤ {GOAL} × raw.",
+    "(1 to 3 sequences with plans, a definition snapshot), then the store's own indexes. Goal: "
+    f"p50 and p95 each ≤ {GOAL}x raw.",
     "",
     "Sizes: `BENCH_LISTING_SIZES` (default `10000`; the issue's `100000,1000000` by setting "
     "it), samples: `BENCH_LISTING_SAMPLES` (default 7; p95 of 7 is their worst). The default "
