@@ -188,6 +188,8 @@ def write(
         *(line for section in sections or [] for line in section.markdown()),
         *_durations(durations or []),
     ]
+    if not figures:  # the planner was not run (BENCH_ONLY): no empty section for it
+        del text[text.index("## Planner") : text.index("## Every benchmark line of this run")]
     path = DOCS / "performance.md"
     path.write_text("\n".join(text))
     return path
