@@ -4,7 +4,7 @@ after a cursor at the same depth (keyset), each without and with a status filter
 of the read model. The cursor query's `explain` is reported: whether an index bounds it.
 
 Sizes: BENCH_LISTING_SIZES (comma separated, default 10000; 100000 and 1000000 by setting it),
-samples per figure: BENCH_LISTING_SAMPLES (default 7). Run alone:
+samples per figure: BENCH_LISTING_SAMPLES (default 5). Run alone:
 `KAFKA_BOOTSTRAP_SERVERS=… MONGO_URI=… python -m bench.bench_listing`."""
 
 import asyncio
@@ -53,7 +53,7 @@ ABOUT = [
     f"p50 and p95 each ≤ {GOAL}x raw.",
     "",
     "Sizes: `BENCH_LISTING_SIZES` (default `10000`; the issue's `100000,1000000` by setting "
-    "it), samples: `BENCH_LISTING_SAMPLES` (default 7; p95 of 7 is their worst). The default "
+    "it), samples: `BENCH_LISTING_SAMPLES` (default 5; p95 of 5 is their worst). The default "
     "stops at 10,000 because of the server: SecantusDB reads every document the filter "
     "matches to sort them in memory, so each page costs ~0.3 ms per matching document whatever "
     "the index (about 3 s at 10,000, 30 s at 100,000, and by extrapolation 5 minutes at "
@@ -67,7 +67,7 @@ def sizes() -> list[int]:
 
 
 def samples() -> int:
-    return int(os.environ.get("BENCH_LISTING_SAMPLES", "7"))
+    return int(os.environ.get("BENCH_LISTING_SAMPLES", "5"))
 
 
 def _status(i: int) -> str:

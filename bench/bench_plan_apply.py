@@ -252,7 +252,8 @@ def connections(folder: Path) -> Path:
 
 async def run_job(
     http: httpx.AsyncClient, definition_id: str, visible: dict[str, datetime]
-) -> float:
+) -> tuple[float, dict[str, Any]]:
+    """Seconds from the request to COMPLETED shown by the API, and the sequence's counts."""
     started = time.perf_counter()
     answer = await http.post(
         "/jobs",
@@ -265,7 +266,9 @@ async def run_job(
         status = shown.json()["status"] if shown.status_code == 200 else None
         if status == "COMPLETED":
             visible[job_id] = datetime.now(UTC)
-            return time.perf_counter() - started
+            took = time.perf_counter() - started
+            sequence = shown.json()["sequences"][0]
+            return took, {"planned": sequence["planned"], "applied": sequence["applied"]}
         assert status not in ("FAILED", "THRESHOLD", "CANCELED"), shown.text
         await asyncio.sleep(POLL_SECONDS)
 
@@ -340,7 +343,7 @@ async def _one_target(
     visible: dict[str, datetime] = {}
     for changed in (False, True):
         write_csv(stack.data_dir / source, count, changed)
-        ours = await run_job(http, definition_id, visible)
+        ours, counts = await run_job(http, definition_id, visible)
         assert await asyncio.to_thread(target.count) == count
         raw = await asyncio.to_thread(target.raw, count, changed)
         what = f"{count // CHANGED:,} of {count:,} changed" if changed else f"{count:,} new"
@@ -355,7 +358,11 @@ async def _one_target(
             )
         )
         steps = breakdown(await asyncio.to_thread(stack.events), dict(list(visible.items())[-1:]))
-        notes += [f"- {target.name}, {what}: ours {ours:.1f} s, raw {raw:.1f} s", *steps]
+        planned = {k: v for k, v in counts["planned"].items() if k != "target_size" and v}
+        notes += [
+            f"- {target.name}, {what}: ours {ours:.1f} s, raw {raw:.1f} s; planned {planned}",
+            *steps,
+        ]
     return lines, notes
 
 
