@@ -17,9 +17,10 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from provisioning_common.events import JobEvent
 from provisioning_common.settings import KafkaSettings
+from pymongo import AsyncMongoClient
 
 from bench.bench_event_hop import new_topic
-from bench.system import kafka_bootstrap, system
+from bench.system import kafka_bootstrap, mongo_uri, system
 from bench.timing import percentile, report_goal
 
 GOAL = 3.0
@@ -190,12 +191,30 @@ async def raw_round_trips(count: int) -> list[float]:
         await producer.stop()
 
 
+async def database_round_trips(count: int) -> list[float]:
+    """One small `replace_one` by `_id` on the bench's MongoDB server: the unit of the runner's
+    and the projector's sequential writes, measured for the notes (not part of the ratio)."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri())
+    collection = client[f"bench_rt_{uuid.uuid4().hex[:8]}"]["runs"]
+    try:
+        took = []
+        for i in range(count):
+            started = time.perf_counter()
+            await collection.replace_one({"_id": "job"}, {"_id": "job", "n": i}, upsert=True)
+            took.append(time.perf_counter() - started)
+        return took
+    finally:
+        await client.drop_database(collection.database.name)
+        await client.close()
+
+
 async def main() -> tuple[list[str], list[str]]:
     count = jobs()
     started = time.perf_counter()
     mine, steps = await ours(count)
     ours_wall = time.perf_counter() - started
     raw = await raw_round_trips(count)
+    writes = await database_round_trips(count)
     lines = [
         report_goal(
             f"job latency, {RECORDS} records, {count} jobs {name}",
@@ -213,6 +232,8 @@ async def main() -> tuple[list[str], list[str]]:
         f"- raw aiokafka round trip: min {min(raw) * 1000:.1f} ms, p50 "
         f"{percentile(raw, 0.5) * 1000:.1f} ms, p99 {percentile(raw, 0.99) * 1000:.1f} ms, max "
         f"{max(raw) * 1000:.1f} ms",
+        f"- one `replace_one` round trip to the same MongoDB server: p50 "
+        f"{percentile(writes, 0.5) * 1000:.1f} ms, p99 {percentile(writes, 0.99) * 1000:.1f} ms",
         "- where a job's time goes, between the events' timestamps:",
         *steps,
     ]
