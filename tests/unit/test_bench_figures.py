@@ -3,12 +3,13 @@ round, and read-model documents the store and the API would take as their own.""
 
 from datetime import UTC, datetime
 
-from bench.bench_listing import job_instance
-from bench.bench_plan_apply import CHANGED, person
-from bench.timing import percentile, report_goal
 from job_api.domain.job_instance import JobInstance
 from job_api.views import JobInstanceQuery
 from provisioning_common.statuses import JobStatus
+
+from bench.bench_listing import job_instance
+from bench.bench_plan_apply import CHANGED, person
+from bench.timing import percentile, report_goal
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 
