@@ -57,8 +57,9 @@ ABOUT = [
     "stops at 10,000 because of the server: SecantusDB reads every document the filter "
     "matches to sort them in memory, so each page costs ~0.3 ms per matching document whatever "
     "the index (about 3 s at 10,000, 30 s at 100,000, and by extrapolation 5 minutes at "
-    "1,000,000 per request; loading 1,000,000 takes ~5 minutes of inserts and ~30 of index "
-    "builds). On a real mongod (`MONGO_URI`) the same run measures the index range scans.",
+    "1,000,000 per request; loading 1,000,000 would take, at this run's rates, ~5 minutes "
+    "of inserts and ~30 of index builds: not tried). On a real mongod (`MONGO_URI`) the same "
+    "run measures the index range scans.",
     "",
     "What dominates, on SecantusDB: the server. Ours and raw ask it the same two queries, so "
     "the p50 ratios sit at 0.9-1.3 and move with the machine's load more than with our code; "
