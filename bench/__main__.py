@@ -1,16 +1,21 @@
 """`make bench`: every benchmark, one ratio line each, and docs/performance.md from them.
 
 `BENCH_PLANNER_SIZES` (comma separated) sets the planner's sizes; `BENCH_ONLY` (comma separated:
-planner, event_hop, target, ldap, listing) runs only those (`planner` alone needs no broker,
-database or directory)."""
+planner, event_hop, target, ldap, sql, scim, listing, latency, plan_apply) runs only those
+(`planner` alone needs no broker, database or directory). Each benchmark's wall time is printed
+and written with the figures, so `make bench` can be budgeted."""
 
 import asyncio
 import os
+import time
+from collections.abc import Awaitable, Callable
 
 from bench import (
     bench_event_hop,
+    bench_latency,
     bench_ldap,
     bench_listing,
+    bench_plan_apply,
     bench_planner,
     bench_scim,
     bench_sql,
@@ -32,21 +37,45 @@ async def run() -> None:
             "BENCH_PLANNER_SIZES", ",".join(str(s) for s in bench_planner.SIZES)
         ).split(",")
     )
+    durations: list[tuple[str, float]] = []
+    started = time.perf_counter()
     planner = await bench_planner.main(sizes) if wanted("planner") else []
+    if planner:
+        durations.append(("planner", time.perf_counter() - started))
     others: list[str] = []
-    if wanted("event_hop"):
-        others += await bench_event_hop.main()
-    if wanted("target"):
-        others += await bench_target.main()
-    if wanted("ldap"):
-        others += await bench_ldap.main()
-    if wanted("sql"):
-        others += await bench_sql.main()
-    if wanted("scim"):
-        others += await bench_scim.main()
-    if wanted("listing"):
-        others += await bench_listing.main()
-    print(f"wrote {performance.write(planner, others)}")
+    sections: list[performance.Section] = []
+
+    async def timed(name: str, bench: Callable[[], Awaitable[list[str]]]) -> None:
+        if not wanted(name):
+            return
+        started = time.perf_counter()
+        nonlocal others
+        others += await bench()
+        durations.append((name, time.perf_counter() - started))
+        print(f"({name}: {durations[-1][1]:.0f} s)", flush=True)
+
+    async def with_notes(
+        name: str,
+        title: str,
+        about: list[str],
+        bench: Callable[[], Awaitable[tuple[list[str], list[str]]]],
+    ) -> None:
+        async def lines() -> list[str]:
+            found, notes = await bench()
+            sections.append(performance.Section(title, about, notes))
+            return found
+
+        await timed(name, lines)
+
+    await timed("event_hop", bench_event_hop.main)
+    await timed("target", bench_target.main)
+    await timed("ldap", bench_ldap.main)
+    await timed("sql", bench_sql.main)
+    await timed("scim", bench_scim.main)
+    await with_notes("listing", "Job listing", bench_listing.ABOUT, bench_listing.main)
+    await with_notes("latency", "Job latency", bench_latency.ABOUT, bench_latency.main)
+    await with_notes("plan_apply", "Plan and apply", bench_plan_apply.ABOUT, bench_plan_apply.main)
+    print(f"wrote {performance.write(planner, others, sections, durations)}")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ size, and plots."""
 import itertools
 import os
 import platform
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -74,6 +75,24 @@ def _plot_planner(figures: list[PlannerFigure]) -> list[str]:
     return ["performance/planner_time.png", "performance/planner_memory.png"]
 
 
+def _durations(durations: list[tuple[str, float]]) -> list[str]:
+    if not durations:
+        return []
+    rows = [f"| {name} | {seconds:.0f} |" for name, seconds in durations]
+    total = sum(seconds for _, seconds in durations)
+    return [
+        "## How long each benchmark took",
+        "",
+        "Wall time in this run (`BENCH_ONLY=<name>` runs one), to budget `make bench`:",
+        "",
+        "| benchmark | seconds |",
+        "| --- | ---: |",
+        *rows,
+        f"| all of them | {total:.0f} |",
+        "",
+    ]
+
+
 def _growth(figures: list[PlannerFigure]) -> list[str]:
     lines = []
     for smaller, larger in itertools.pairwise(figures):
@@ -89,7 +108,25 @@ def _growth(figures: list[PlannerFigure]) -> list[str]:
     return lines
 
 
-def write(figures: list[PlannerFigure], other_lines: list[str]) -> Path:
+@dataclass(frozen=True)
+class Section:
+    """A benchmark's own part of the page: what it measures (fixed text), then what this run
+    found besides its lines (load costs, query plans)."""
+
+    title: str
+    about: list[str]
+    notes: list[str]
+
+    def markdown(self) -> list[str]:
+        return [f"## {self.title}", "", *self.about, "", "This run:", "", *self.notes, ""]
+
+
+def write(
+    figures: list[PlannerFigure],
+    other_lines: list[str],
+    sections: list[Section] | None = None,
+    durations: list[tuple[str, float]] | None = None,
+) -> Path:
     plots = _plot_planner(figures) if figures else []
     rows = []
     for f in figures:
@@ -148,7 +185,11 @@ def write(figures: list[PlannerFigure], other_lines: list[str]) -> Path:
         *other_lines,
         "```",
         "",
+        *(line for section in sections or [] for line in section.markdown()),
+        *_durations(durations or []),
     ]
+    if not figures:  # the planner was not run (BENCH_ONLY): no empty section for it
+        del text[text.index("## Planner") : text.index("## Every benchmark line of this run")]
     path = DOCS / "performance.md"
     path.write_text("\n".join(text))
     return path

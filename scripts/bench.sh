@@ -2,7 +2,8 @@
 # `make bench`: benchmarks against the broker, database and directory in KAFKA_BOOTSTRAP_SERVERS /
 # MONGO_URI / LDAP_URI / BENCH_PG_URL (password in PGPASSWORD), or against a local Kafka (port
 # 29092), MongoDB server (port 27019), slapd (port 13390, fresh data) and PostgreSQL (port 15434,
-# fresh data) of its own that it stops after. BENCH_ONLY=planner needs none.
+# fresh data) of its own that it stops after. BENCH_ONLY=planner needs none. The listing, latency
+# and plan_apply benchmarks start the services as processes, the API on BENCH_API_PORT (27482).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export INFRA_DIR="$PWD/.infra/bench" MONGO_PORT="${BENCH_MONGO_PORT:-27019}"

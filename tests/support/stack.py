@@ -99,6 +99,7 @@ class Stack:
         data_dir: Path,
         logs: Path,
         extra_env: dict[str, str] | None = None,
+        api_port: int | None = None,
     ) -> "Stack":
         run_id = secrets.token_hex(4)
         kafka = KafkaSettings(
@@ -107,7 +108,7 @@ class Stack:
             consumer_group_suffix=f".faults-{run_id}",
         )
         asyncio.run(ensure_topics(kafka))
-        port = free_port()
+        port = api_port or free_port()
         admin_key = f"faults-admin-{secrets.token_urlsafe(16)}"
         env = {
             "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
