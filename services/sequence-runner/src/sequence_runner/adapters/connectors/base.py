@@ -1,9 +1,9 @@
 """The two connector interfaces the runner knows; LDAP, SQL or SCIM connectors implement them."""
 
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
-from sequence_runner.domain.records import PlannedChange, SourceEntry, TargetRules
+from sequence_runner.domain.records import Key, PlannedChange, SourceEntry, TargetRules
 
 
 class ConnectorError(Exception):
@@ -44,3 +44,14 @@ class TargetConnector(Protocol):
 
     async def apply(self, changes: Sequence[PlannedChange]) -> None:
         """Write one batch of a plan; applying the same batch again gives the same target."""
+
+
+@runtime_checkable
+class ReadsByKey(Protocol):
+    """A target that reads records by their keys: what a revert plans against, without
+    reading the whole target. A target without it is read whole, once per revert."""
+
+    async def read_keys(self, keys: Sequence[Key]) -> dict[Key, dict[str, Any]]:
+        """The records the target holds under these keys, by key (as `read_all` yields them);
+        keys without a record are left out."""
+        ...
