@@ -25,6 +25,9 @@ class JobAction(StrEnum):
     ARCHIVE = "archive"
     UNARCHIVE = "unarchive"
     DELETE = "delete"
+    # Offered on a job with a completed sequence to whom may revert (domain/reverts.py); it
+    # acts on one sequence, so it has no status rule of the job's below.
+    REVERT = "revert"
 
 
 # The statuses at which each action is accepted.
