@@ -113,9 +113,7 @@ async def test_an_admin_previews_and_confirms_a_revert_from_the_console(
 
     await panel.get_by_test_id("revert-include-conflicts").check()
     await panel.get_by_test_id("btn-confirm-revert").click()
-    await expect(page.get_by_test_id("revert-confirm-conflicts")).to_contain_text(
-        "forced back"
-    )
+    await expect(page.get_by_test_id("revert-confirm-conflicts")).to_contain_text("forced back")
     await page.get_by_test_id("confirm-yes").click()
     await expect(page.get_by_test_id("revert-of")).to_contain_text(
         f"Revert of job {applied[:8]}, sequence 1 (conflicts included)"

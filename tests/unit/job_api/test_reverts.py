@@ -3,11 +3,10 @@
 from typing import Any
 
 import pytest
-from provisioning_common.definitions import JobDefinition
-
 from job_api.auth.permissions import Role
 from job_api.domain.job_instance import JobInstanceSummary, SequenceInstance
 from job_api.domain.reverts import revert_definition, revert_offered, revert_refusal
+from provisioning_common.definitions import JobDefinition
 
 
 def job(*statuses: str, dry_run: bool = False) -> JobInstanceSummary:
