@@ -4,7 +4,7 @@ from provisioning_common.definitions import JobDefinition
 from provisioning_common.statuses import SequenceStatus
 
 from job_api.auth.permissions import Permission, Role, role_allows
-from job_api.domain.job_instance import JobInstanceSummary
+from job_api.domain.job_instance import JobInstanceSummary, SequenceInstance
 
 
 class RevertRefusedError(Exception):
@@ -28,7 +28,7 @@ def revert_refusal(doc: JobInstanceSummary, index: int) -> RevertRefusedError | 
         return RevertRefusedError(
             422, f"job {doc.id} is a dry run: it applied nothing, so there is nothing to revert"
         )
-    if sequence.status != SequenceStatus.COMPLETED or sequence.plan_id is None:
+    if not _applied(sequence):
         return RevertRefusedError(
             409,
             f"sequence {index} ({sequence.name}) of job {doc.id} is {sequence.status}; only a "
@@ -42,8 +42,13 @@ def revert_offered(doc: JobInstanceSummary, role: Role) -> bool:
     return (
         role_allows(role, Permission.REVERT)
         and not doc.dry_run
-        and any(sequence.status == SequenceStatus.COMPLETED for sequence in doc.sequences)
+        and any(_applied(sequence) for sequence in doc.sequences)
     )
+
+
+def _applied(sequence: SequenceInstance) -> bool:
+    # The plan id names what the revert undoes; a completed sequence always has one.
+    return sequence.status == SequenceStatus.COMPLETED and sequence.plan_id is not None
 
 
 def revert_definition(snapshot: JobDefinition, index: int) -> JobDefinition:

@@ -7,6 +7,7 @@ from uuid import uuid4
 from provisioning_common.definitions import JobDefinition
 from provisioning_common.events import RevertOf
 from provisioning_common.requests import JobRequest
+from pydantic import ValidationError
 
 from job_api.domain.reverts import RevertRefusedError, revert_definition, revert_refusal
 from job_api.handlers.job_requests import (
@@ -54,7 +55,14 @@ async def request_revert(
     sequence = doc.sequence(wanted.index)
     assert sequence is not None
     assert sequence.plan_id is not None
-    snapshot = JobDefinition.model_validate(doc.definition)
+    try:
+        snapshot = JobDefinition.model_validate(doc.definition)
+    except ValidationError:
+        raise RevertRefusedError(
+            409,
+            f"job {wanted.job_id} has no readable definition snapshot (its read model may be "
+            "being rebuilt); read the job again and retry",
+        ) from None
     definition = revert_definition(snapshot, wanted.index)
     kind = "revert-preview" if wanted.dry_run else "revert"
     request = JobRequest(
