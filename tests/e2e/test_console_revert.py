@@ -58,7 +58,7 @@ async def test_an_admin_previews_and_confirms_a_revert_from_the_console(
     sequence = csv_sequence("staff", path, collection, {"create": {"count": 50}})
     sequence["delete_missing"] = True
     sequence["thresholds"]["delete"] = {"count": 50}
-    definition_id = await seeder.definition(f"Revert {tag}", [sequence])
+    definition_id = await seeder.definition(f"Staff {tag}", [sequence])
     await seeder.wait_status(await seeder.submit(definition_id), "COMPLETED")
     before = await records(system, collection)
     # The sequence to revert: r000 leaves, r001's mail changes, r003 arrives.

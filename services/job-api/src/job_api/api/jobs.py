@@ -48,9 +48,8 @@ from job_api.api.schemas import (
 )
 from job_api.auth.principal import Principal
 from job_api.bootstrap import JobApiServices
-from job_api.domain.job_actions import JobAction, allowed_actions
+from job_api.domain.job_actions import offered_actions
 from job_api.domain.job_instance import JobInstance, JobInstanceSummary
-from job_api.domain.reverts import revert_offered
 from job_api.handlers import job_actions
 from job_api.handlers.job_requests import (
     DuplicateRequest,
@@ -110,10 +109,7 @@ async def list_job_instances(
 
 def _public(doc: JobInstanceSummary, caller: Principal) -> JobInstancePublic:
     """The job instance as published, with what the caller may do to it now."""
-    allowed = allowed_actions(JobStatus(doc.status), doc.archived, caller.role)
-    if revert_offered(doc, caller.role):
-        allowed.append(JobAction.REVERT)
-    return JobInstancePublic.of(doc, allowed)
+    return JobInstancePublic.of(doc, offered_actions(doc, caller.role))
 
 
 async def _job_instance(db: Any, job_id: str) -> JobInstance:
