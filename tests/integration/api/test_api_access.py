@@ -111,6 +111,7 @@ async def test_the_last_admin_key_cannot_be_deleted(api: ApiHarness) -> None:
                 "manage_definitions",
                 "manage_api_keys",
                 "view_audit",
+                "revert",
             ],
         ),
     ],

@@ -14,6 +14,7 @@ from tests.integration.api.harness import (
     insert_jobs,
     job_doc,
     job_request,
+    sequence_doc,
     threshold_sequence,
 )
 
@@ -26,6 +27,8 @@ DEFINITION = "matrix-def"
 class Seeds:
     completed: str
     threshold: str
+    # A completed sequence with its applied plan and the job's definition snapshot: revertible.
+    revertible: str
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,9 @@ class Call:
 
 def fixed(template: str) -> Callable[[ApiHarness, Seeds], Awaitable[str]]:
     async def path(harness: ApiHarness, seeds: Seeds) -> str:
-        return template.format(completed=seeds.completed, threshold=seeds.threshold)
+        return template.format(
+            completed=seeds.completed, threshold=seeds.threshold, revertible=seeds.revertible
+        )
 
     return path
 
@@ -96,6 +101,12 @@ CALLS: dict[str, Call] = {
     "archive": Call("POST", fixed("/api/v1/jobs/{completed}/archive"), Permission.ARCHIVE, 200),
     "unarchive": Call("POST", fixed("/api/v1/jobs/{completed}/unarchive"), Permission.ARCHIVE, 200),
     "delete job": Call("DELETE", fresh_finished_job, Permission.DELETE, 204),
+    "revert": Call(
+        "POST", fixed("/api/v1/jobs/{revertible}/sequences/0/revert"), Permission.REVERT, 202
+    ),
+    "revert conflicts": Call(
+        "GET", fixed("/api/v1/jobs/{revertible}/sequences/0/conflicts"), Permission.VIEW, 200
+    ),
     "list definitions": Call("GET", fixed("/api/v1/job-definitions"), Permission.VIEW, 200),
     "get definition": Call(
         "GET", fixed(f"/api/v1/job-definitions/{DEFINITION}"), Permission.VIEW, 200
@@ -144,12 +155,19 @@ async def seeds(api: ApiHarness) -> Seeds:
         "/api/v1/job-definitions", json=definition_body(DEFINITION), headers=api.auth("admin")
     )
     assert created.status_code == 201, created.text
-    completed, threshold = await insert_jobs(
+    applied = job_doc(
+        status="COMPLETED",
+        definition_id=DEFINITION,
+        sequences=[sequence_doc(0, "employees", "COMPLETED", plan_id="plan-applied")],
+    )
+    applied["definition"] = definition_body(DEFINITION)
+    completed, threshold, revertible = await insert_jobs(
         api,
         job_doc(status="COMPLETED"),
         job_doc(status="THRESHOLD", sequences=[threshold_sequence()]),
+        applied,
     )
-    return Seeds(completed=completed, threshold=threshold)
+    return Seeds(completed=completed, threshold=threshold, revertible=revertible)
 
 
 @pytest.mark.parametrize("caller", CALLERS)
@@ -195,6 +213,8 @@ def test_every_route_of_the_api_is_in_the_matrix(api: ApiHarness) -> None:
         ("POST", "/api/v1/jobs/{job_id}/archive"),
         ("POST", "/api/v1/jobs/{job_id}/unarchive"),
         ("DELETE", "/api/v1/jobs/{job_id}"),
+        ("POST", "/api/v1/jobs/{job_id}/sequences/{index}/revert"),
+        ("GET", "/api/v1/jobs/{job_id}/sequences/{index}/conflicts"),
         ("GET", "/api/v1/job-definitions"),
         ("GET", "/api/v1/job-definitions/{definition_id}"),
         ("POST", "/api/v1/job-definitions"),

@@ -94,6 +94,14 @@ class PlanCounts(Payload):
     unchanged: int = Field(ge=0)
     target_size: int = Field(ge=0, description="Records in the target before the sequence.")
     disable: int = _disable_count()
+    # Left out of the message when None, so every other plan's counts read as they always did.
+    conflicts: int | None = Field(
+        default=None,
+        ge=0,
+        exclude_if=lambda value: value is None,
+        description="A revert's plan only: records changed since the reverted sequence ran, "
+        "left alone (or, when included, forced back and counted with their action).",
+    )
 
     def for_action(self, action: Action) -> int:
         """The number the action's threshold is held against: deletions and disables for
@@ -145,6 +153,19 @@ class Approval(Payload):
     )
 
 
+class RevertOf(Payload):
+    """The applied sequence a revert job undoes: its job, its position and the plan it applied."""
+
+    job_id: str
+    sequence_index: int = Field(ge=0)
+    plan_id: str
+    include_conflicts: bool = Field(
+        default=False,
+        description="Records changed since the sequence ran are forced back to their state "
+        "before it too, instead of being left alone.",
+    )
+
+
 # ---- payloads ---------------------------------------------------------------------------------
 
 
@@ -156,6 +177,12 @@ class JobCreatedData(Payload):
     requested_by: str
     dry_run: bool = Field(
         default=False, description="Planned only, never applied (a dry run of the job)."
+    )
+    reverts: RevertOf | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="Set on a revert job: its one sequence plans the inverse of this applied "
+        "sequence's stored plan instead of reading a source.",
     )
 
 

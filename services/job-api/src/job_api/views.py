@@ -20,6 +20,8 @@ T = TypeVar("T")
 
 JOB_INSTANCES = "job_instances"
 PLAN_CHANGES = "plan_changes"
+# Written by the sequence runner beside a revert's plan.
+REVERT_CONFLICTS = "revert_conflicts"
 
 SortField = Literal["created_at", "started_at", "ended_at", "status", "definition_id"]
 SORT_FIELDS: tuple[SortField, ...] = (
@@ -271,6 +273,19 @@ async def list_planned_changes(
     skip = (page - 1) * page_size
     found = changes.find(query, {"_id": 0}).sort([("seq", ASCENDING)]).skip(skip).limit(page_size)
     docs = [doc async for doc in found]
+    return Page(items=docs, page=page, page_size=page_size, total=total, next_cursor=None)
+
+
+async def list_revert_conflicts(
+    db: AsyncDatabase[dict[str, Any]], plan_id: str, page: int, page_size: int
+) -> Page[dict[str, Any]]:
+    """One page of a revert plan's conflicts in the reverted plan's order."""
+    conflicts = db[REVERT_CONFLICTS]
+    query = {"plan_id": plan_id}
+    total = await conflicts.count_documents(query)
+    skip = (page - 1) * page_size
+    found = conflicts.find(query, {"_id": 0}).sort([("seq", ASCENDING)]).skip(skip)
+    docs = [doc async for doc in found.limit(page_size)]
     return Page(items=docs, page=page, page_size=page_size, total=total, next_cursor=None)
 
 

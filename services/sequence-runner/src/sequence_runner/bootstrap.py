@@ -16,6 +16,7 @@ from sequence_runner.adapters.connectors.mongo_target import RetryPolicy
 from sequence_runner.adapters.connectors.registry import ConnectorRegistry
 from sequence_runner.adapters.kafka import KafkaEventPublisher
 from sequence_runner.adapters.mongo_plans import MongoPlanRepository
+from sequence_runner.adapters.mongo_revert_conflicts import MongoRevertConflicts
 from sequence_runner.adapters.mongo_runs import MongoRunRepository
 from sequence_runner.adapters.mongo_target_claims import MongoTargetClaims
 from sequence_runner.connections import load_connections
@@ -53,6 +54,7 @@ def build_components(settings: RunnerSettings) -> RunnerComponents:
     database = mongo[settings.mongo.database]
     runs = MongoRunRepository(database)
     plans = MongoPlanRepository(database)
+    conflicts = MongoRevertConflicts(database)
     connectors = ConnectorRegistry(
         data_dir=settings.data_dir,
         target_database=mongo[settings.target_db],
@@ -73,6 +75,7 @@ def build_components(settings: RunnerSettings) -> RunnerComponents:
             max_parallel_jobs=settings.max_parallel_jobs,
         ),
         claims=MongoTargetClaims(database),
+        conflicts=conflicts,
     )
     subscribe_runner(broker, settings.kafka, engine)
     return RunnerComponents(broker=broker, mongo=mongo, runs=runs, plans=plans, engine=engine)
@@ -97,6 +100,7 @@ def app_factory(settings: RunnerSettings) -> FastStream:
         await ensure_topics(settings.kafka)
         await parts.runs.ensure_indexes()
         await parts.plans.ensure_indexes()
+        await MongoRevertConflicts(parts.mongo[settings.mongo.database]).ensure_indexes()
 
     async def stop_work() -> None:
         await parts.engine.close()

@@ -251,6 +251,7 @@ RestartAudit = Annotated[AuditRecorder, _audit_dependency("restart", Permission.
 ArchiveAudit = Annotated[AuditRecorder, _audit_dependency("archive", Permission.ARCHIVE)]
 UnarchiveAudit = Annotated[AuditRecorder, _audit_dependency("unarchive", Permission.ARCHIVE)]
 DeleteAudit = Annotated[AuditRecorder, _audit_dependency("delete", Permission.DELETE)]
+RevertAudit = Annotated[AuditRecorder, _audit_dependency("revert", Permission.REVERT)]
 DefinitionCreateAudit = Annotated[
     AuditRecorder, _audit_dependency("definition.create", Permission.MANAGE_DEFINITIONS)
 ]

@@ -16,7 +16,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
-from provisioning_common.statuses import JobStatus
 
 from job_api import views
 from job_api.api import API_PREFIX
@@ -24,7 +23,7 @@ from job_api.api.deps import CanView, DatabaseDep, JobId, NoQueryParams
 from job_api.api.queries import JobInstancesQuery
 from job_api.api.schemas import UNPROCESSABLE, ErrorPublic, JobInstancePublic, JobInstancesPublic
 from job_api.auth.principal import Principal
-from job_api.domain.job_actions import allowed_actions
+from job_api.domain.job_actions import offered_actions
 from job_api.domain.job_instance import JobInstanceSummary
 
 POLL_SECONDS = 0.5
@@ -49,9 +48,7 @@ router = APIRouter(
 
 
 def _public(doc: JobInstanceSummary, caller: Principal) -> JobInstancePublic:
-    return JobInstancePublic.of(
-        doc, allowed_actions(JobStatus(doc.status), doc.archived, caller.role)
-    )
+    return JobInstancePublic.of(doc, offered_actions(doc, caller.role))
 
 
 def _public_json(doc: JobInstanceSummary, caller: Principal) -> str:

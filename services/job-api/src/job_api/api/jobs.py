@@ -48,7 +48,7 @@ from job_api.api.schemas import (
 )
 from job_api.auth.principal import Principal
 from job_api.bootstrap import JobApiServices
-from job_api.domain.job_actions import allowed_actions
+from job_api.domain.job_actions import offered_actions
 from job_api.domain.job_instance import JobInstance, JobInstanceSummary
 from job_api.handlers import job_actions
 from job_api.handlers.job_requests import (
@@ -109,9 +109,7 @@ async def list_job_instances(
 
 def _public(doc: JobInstanceSummary, caller: Principal) -> JobInstancePublic:
     """The job instance as published, with what the caller may do to it now."""
-    return JobInstancePublic.of(
-        doc, allowed_actions(JobStatus(doc.status), doc.archived, caller.role)
-    )
+    return JobInstancePublic.of(doc, offered_actions(doc, caller.role))
 
 
 async def _job_instance(db: Any, job_id: str) -> JobInstance:

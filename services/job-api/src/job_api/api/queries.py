@@ -183,6 +183,7 @@ AUDIT_ACTIONS = (
     "archive",
     "unarchive",
     "delete",
+    "revert",
     "definition.create",
     "definition.replace",
     "definition.delete",

@@ -119,6 +119,51 @@ class PlannedChangePublic(_Public):
     after: dict[str, Any] | None = None
 
 
+class RevertCreate(BaseModel):
+    """What an admin asks of a revert: a preview (a dry run) or the revert itself."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    include_conflicts: bool = Field(
+        default=False,
+        description="Force the records changed since the sequence ran back to their state "
+        "before it too; by default they are left alone and listed as conflicts.",
+    )
+    dry_run: bool = Field(
+        default=False,
+        description="A preview: the revert job is planned and decided, never applied.",
+    )
+    request_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="The same id twice is the same revert job; generated when left out.",
+    )
+
+
+class RevertConflictPublic(_Public):
+    """A record changed since the reverted sequence ran."""
+
+    seq: int = Field(description="The change's position in the reverted plan.")
+    action: Literal["create", "update", "delete", "disable"] = Field(
+        description="What the reverted sequence did to the record."
+    )
+    key: Any
+    before: dict[str, Any] | None = Field(description="The record before the sequence ran.")
+    after: dict[str, Any] | None = Field(description="What the sequence wrote.")
+    current: dict[str, Any] | None = Field(description="The record now; null when it is gone.")
+    reason: Literal["changed", "gone", "back"]
+    forced: Literal["create", "update", "delete"] | None = Field(
+        description="The change written anyway (conflicts included); null when left alone."
+    )
+
+
+class RevertConflictsPublic(PagePublic[RevertConflictPublic]):
+    job_id: str
+    index: int
+    plan_id: str | None
+
+
 class PlannedChangesPublic(PagePublic[PlannedChangePublic]):
     job_id: str
     index: int

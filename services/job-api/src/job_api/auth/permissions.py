@@ -20,6 +20,8 @@ class Permission(StrEnum):
     MANAGE_DEFINITIONS = "manage_definitions"
     MANAGE_API_KEYS = "manage_api_keys"
     VIEW_AUDIT = "view_audit"
+    # Undo an applied sequence: writes to a target like a decision, and is the admin's alone.
+    REVERT = "revert"
 
 
 _OPERATOR = frozenset(

@@ -14,6 +14,7 @@ from provisioning_common.events import (
     JobCreatedData,
     JobRejected,
     JobRejectedData,
+    RevertOf,
 )
 from provisioning_common.identifiers import job_id_for_request
 from provisioning_common.requests import JobRequest, Origin
@@ -62,9 +63,14 @@ def accept_job_request(
     definition: JobDefinition | None,
     *,
     at: datetime | None = None,
+    reverts: RevertOf | None = None,
 ) -> JobCreated | JobRejected:
-    """JobCreated with the definition snapshot, or JobRejected naming every problem found."""
+    """JobCreated with the definition snapshot, or JobRejected naming every problem found.
+
+    A revert job (`reverts`) reads no source, so it takes no inputs for an inline one."""
     problems = request_problems(request, definition)
+    if reverts is not None:
+        problems = [problem for problem in problems if not problem.startswith("inputs.")]
     if problems or definition is None:
         return reject_job_request(request, origin, "; ".join(problems), at=at)
     return JobCreated(
@@ -78,6 +84,7 @@ def accept_job_request(
             origin=origin,
             requested_by=request.requested_by,
             dry_run=request.dry_run,
+            reverts=reverts,
         ),
     )
 

@@ -16,6 +16,8 @@ from provisioning_common.statuses import (
 )
 
 from job_api.auth.permissions import Permission, Role, role_allows
+from job_api.domain.job_instance import JobInstanceSummary
+from job_api.domain.reverts import revert_offered
 
 
 class JobAction(StrEnum):
@@ -25,6 +27,9 @@ class JobAction(StrEnum):
     ARCHIVE = "archive"
     UNARCHIVE = "unarchive"
     DELETE = "delete"
+    # Offered on a job with a completed sequence to whom may revert (domain/reverts.py); it
+    # acts on one sequence, so it has no status rule of the job's below.
+    REVERT = "revert"
 
 
 # The statuses at which each action is accepted.
@@ -80,4 +85,13 @@ def allowed_actions(status: JobStatus, archived: bool, role: Role) -> list[JobAc
         ):
             continue
         offered.append(action)
+    return offered
+
+
+def offered_actions(doc: JobInstanceSummary, role: Role) -> list[JobAction]:
+    """What every answer about a job instance offers the caller (reads, lists, event streams):
+    the actions its status allows, and revert where one of its sequences can be reverted."""
+    offered = allowed_actions(JobStatus(doc.status), doc.archived, role)
+    if revert_offered(doc, role):
+        offered.append(JobAction.REVERT)
     return offered

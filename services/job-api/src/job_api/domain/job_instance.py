@@ -29,6 +29,11 @@ class PlannedCounts(_Shape):
     disable: int = Field(
         default=0, description="Records disabled, not deleted (deprovision: disable)."
     )
+    conflicts: int | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="A revert's plan only: records changed since the reverted sequence ran.",
+    )
 
 
 class AppliedCounts(_Shape):
@@ -72,6 +77,15 @@ class RejectedCommand(_Shape):
     requested_by: str | None = None
     reason: str
     at: datetime | None = None
+
+
+class RevertedSequence(_Shape):
+    """The applied sequence a revert job undoes."""
+
+    job_id: str
+    sequence_index: int
+    plan_id: str
+    include_conflicts: bool = False
 
 
 class ProjectionPosition(_Shape):
@@ -148,6 +162,11 @@ class JobInstanceSummary(_Shape):
     )
     dry_run: bool = Field(
         default=False, description="Planned and decided only: nothing was or will be applied."
+    )
+    reverts: RevertedSequence | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="Set on a revert job: the applied sequence whose plan it undoes.",
     )
 
     def sequence(self, index: int) -> SequenceInstance | None:

@@ -36,6 +36,7 @@ from job_api.domain.job_instance import (
     Progress,
     ProjectionPosition,
     RejectedCommand,
+    RevertedSequence,
     SequenceInstance,
     ThresholdHit,
 )
@@ -176,6 +177,7 @@ def _created(
         origin=data.origin,
         requested_by=data.requested_by,
         dry_run=data.dry_run,
+        reverts=None if data.reverts is None else RevertedSequence(**data.reverts.model_dump()),
         created_at=stored_time(event.time),
         updated_at=stored_time(event.time),
         sequences=[SequenceInstance.pending(i, s.name) for i, s in enumerate(definition.sequences)],

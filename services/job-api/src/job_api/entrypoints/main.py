@@ -11,7 +11,17 @@ from provisioning_common.logs import configure_logging
 from provisioning_common.redaction import redacted_uri
 from provisioning_common.topics import ensure_topics
 
-from job_api.api import api_keys, audit, definitions, events, jobs, me, session, system
+from job_api.api import (
+    api_keys,
+    audit,
+    definitions,
+    events,
+    jobs,
+    me,
+    reverts,
+    session,
+    system,
+)
 from job_api.api.asyncapi import asyncapi_document
 from job_api.api.docs import mount_docs
 from job_api.api.errors import add_error_handlers
@@ -89,7 +99,7 @@ def app_factory(settings: JobApiSettings | None = None) -> FastAPI:
     add_error_handlers(app)
     app.state.asyncapi = asyncapi_document(settings.kafka, _version())
     # events before jobs: its /api/v1/jobs/events is not a job id of jobs' /api/v1/jobs/{id}.
-    for module in (events, jobs, definitions, api_keys, audit, me, session, system):
+    for module in (events, jobs, reverts, definitions, api_keys, audit, me, session, system):
         app.include_router(module.router)
     mount_docs(app)
     # The console (HTML shell and assets) is served by this same app, at /.

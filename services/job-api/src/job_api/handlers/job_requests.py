@@ -7,7 +7,7 @@ from typing import Protocol
 
 from provisioning_common.definitions import JobDefinition
 from provisioning_common.envelope import Envelope
-from provisioning_common.events import JobCreated, JobRejected
+from provisioning_common.events import JobCreated, JobRejected, RevertOf
 from provisioning_common.identifiers import job_id_for_request
 from provisioning_common.logs import current_job_id
 from provisioning_common.requests import JobRequest, Origin
@@ -92,6 +92,7 @@ async def submit_job_request(
     definitions: DefinitionLookup,
     job_instances: JobInstanceIntake,
     publisher: JobEventPublisher,
+    reverts: RevertOf | None = None,
 ) -> IntakeResult:
     """Publish JobCreated (or JobRejected) and store the QUEUED job instance at once.
 
@@ -115,7 +116,7 @@ async def submit_job_request(
         if handled is not None and handled.published:
             return await _duplicate(request, job_id, job_instances)
         definition = await definitions.get(request.definition_id)
-        result = accept_job_request(request, origin, definition)
+        result = accept_job_request(request, origin, definition, reverts=reverts)
         recorded = handled is not None or not isinstance(result, JobCreated)
         if not recorded and not await job_instances.record_request(
             request.request_id, job_id, stored_time(result.time)

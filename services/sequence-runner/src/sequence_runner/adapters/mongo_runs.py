@@ -7,7 +7,7 @@ from typing import Any
 
 from provisioning_common.definitions import JobDefinition
 from provisioning_common.envelope import Envelope, utcnow
-from provisioning_common.events import JOB_EVENT_ADAPTER
+from provisioning_common.events import JOB_EVENT_ADAPTER, RevertOf
 from provisioning_common.mongo import is_duplicate_key
 from provisioning_common.statuses import JobStatus
 from pymongo import ASCENDING
@@ -39,6 +39,7 @@ def _state(run: Run) -> dict[str, Any]:
         "sequences": [sequence.model_dump(mode="json") for sequence in run.sequences],
         "handled_commands": list(run.handled_commands),
         "dry_run": run.dry_run,
+        "reverts": None if run.reverts is None else run.reverts.model_dump(),
         "updated_at": utcnow(),
     }
 
@@ -55,6 +56,7 @@ def _run(document: dict[str, Any]) -> Run:
         sequences=tuple(SequenceRun.model_validate(s) for s in document["sequences"]),
         handled_commands=tuple(document.get("handled_commands", ())),
         dry_run=document.get("dry_run", False),
+        reverts=None if document.get("reverts") is None else RevertOf(**document["reverts"]),
     )
 
 

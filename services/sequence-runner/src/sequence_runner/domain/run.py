@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from provisioning_common.definitions import JobDefinition, SequenceDefinition
-from provisioning_common.events import AppliedCounts, Approval, PlanCounts, ThresholdHit
+from provisioning_common.events import AppliedCounts, Approval, PlanCounts, RevertOf, ThresholdHit
 from provisioning_common.statuses import JobStatus, SequenceStatus
 from pydantic import BaseModel, ConfigDict
 
@@ -54,6 +54,8 @@ class Run(_Frozen):
     handled_commands: tuple[str, ...] = ()
     # A dry run plans each sequence and has it decided, and never applies a plan.
     dry_run: bool = False
+    # A revert job: its one sequence plans the inverse of this applied sequence's stored plan.
+    reverts: RevertOf | None = None
 
     def sequence(self, index: int) -> SequenceRun:
         return self.sequences[index]

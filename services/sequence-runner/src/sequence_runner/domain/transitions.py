@@ -157,6 +157,7 @@ def start(created: JobCreated, now: datetime) -> Moved:
         inputs=created.data.inputs,
         sequences=tuple(sequences),
         dry_run=created.data.dry_run,
+        reverts=created.data.reverts,
     )
     return Moved(
         run,

@@ -19,6 +19,7 @@ from sequence_runner.handlers.ports import (
     Connectors,
     EventPublisher,
     PlanRepository,
+    RevertConflicts,
     RunRepository,
     TargetClaims,
 )
@@ -52,12 +53,13 @@ class Engine:
         clock: Callable[[], datetime] = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
         claims: TargetClaims | None = None,
+        conflicts: RevertConflicts | None = None,
     ) -> None:
         self.options = options or EngineOptions()
         self._now = clock
         self.store = RunStore(runs, publisher, clock, self.options.conflict_retries)
         self.work = SequenceWork(
-            self.store, plans, connectors, self.options, clock, monotonic, claims
+            self.store, plans, connectors, self.options, clock, monotonic, claims, conflicts
         )
         self.scheduler = WorkScheduler(self.store, self.work, self.options, clock)
 

@@ -50,6 +50,9 @@ async def forget_deleted_job(event: JobDeleted, engine: Engine) -> None:
     # A deleted job (by an admin, or by retention) takes its plans with it: they hold copies
     # of the records it planned, which a retention policy promises are gone.
     await engine.plans.delete_job_plans(event.subject)
+    conflicts = engine.work.reverts.conflicts
+    if conflicts is not None:
+        await conflicts.delete_job(event.subject)
 
 
 Handler = Callable[[Any, Engine], Awaitable[None]]

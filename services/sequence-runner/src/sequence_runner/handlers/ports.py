@@ -72,6 +72,19 @@ class PlanRepository(Protocol):
         ...
 
 
+class RevertConflicts(Protocol):
+    """The conflicts a revert's plan found: records changed since the reverted sequence ran,
+    kept beside the plan for operators to look at."""
+
+    async def save(
+        self, plan_id: str, job_id: str, index: int, conflicts: Sequence[dict[str, Any]]
+    ) -> None: ...
+
+    async def delete(self, plan_id: str) -> None: ...
+
+    async def delete_job(self, job_id: str) -> None: ...
+
+
 class UnpublishableEventError(Exception):
     """The broker refuses this very event (too large, malformed): sending it again can never
     succeed. Any other error from `publish` is taken as transient (the broker away)."""

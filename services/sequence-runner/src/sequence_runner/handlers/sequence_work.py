@@ -29,10 +29,12 @@ from sequence_runner.handlers.engine_options import EngineOptions
 from sequence_runner.handlers.ports import (
     Connectors,
     PlanRepository,
+    RevertConflicts,
     StoredPlan,
     TargetClaims,
 )
 from sequence_runner.handlers.progress import ProgressReporter
+from sequence_runner.handlers.revert_work import RevertWork
 from sequence_runner.handlers.run_store import RunStore
 
 logger = logging.getLogger(__name__)
@@ -63,7 +65,9 @@ class SequenceWork:
         clock: Callable[[], datetime],
         monotonic: Callable[[], float] = time.monotonic,
         claims: TargetClaims | None = None,
+        conflicts: RevertConflicts | None = None,
     ) -> None:
+        self.reverts = RevertWork(store, connectors, options, clock, conflicts)
         self.store = store
         self.plans = plans
         self.connectors = connectors
@@ -111,6 +115,11 @@ class SequenceWork:
 
     async def plan(self, run: Run, index: int) -> None:
         await self._claim_target(run, index)
+        if run.reverts is not None:
+            # A revert job reads no source: it plans the inverse of an applied plan.
+            progress = self._progress(run.job_id, index, "planning")
+            await self.reverts.plan(run, index, self.plans, progress, self.fail)
+            return
         definition = run.sequence_definition(index)
         progress = self._progress(run.job_id, index, "planning")
         planner: StreamedPlanner | None = None

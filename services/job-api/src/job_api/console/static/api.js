@@ -112,4 +112,6 @@ export const api = {
   archive: (id) => request("POST", `jobs/${encodeURIComponent(id)}/archive`),
   unarchive: (id) => request("POST", `jobs/${encodeURIComponent(id)}/unarchive`),
   remove: (id) => request("DELETE", `jobs/${encodeURIComponent(id)}`),
+  revert: (id, index, body) => request("POST", `jobs/${encodeURIComponent(id)}/sequences/${index}/revert`, { json: body }),
+  conflicts: (id, index, query) => request("GET", `jobs/${encodeURIComponent(id)}/sequences/${index}/conflicts`, { query }),
 };

@@ -3,7 +3,7 @@
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from sequence_runner.domain.records import PlannedChange, SourceEntry, TargetRules
+from sequence_runner.domain.records import Key, PlannedChange, SourceEntry, TargetRules
 
 
 class ConnectorError(Exception):
@@ -54,4 +54,15 @@ class LocatingTarget(Protocol):
     def locate(self, change: PlannedChange) -> PlannedChange:
         """The change with where it will be written; called on every change of a new plan,
         after `read_all`."""
+        ...
+
+
+@runtime_checkable
+class ReadsByKey(Protocol):
+    """A target that reads records by their keys: what a revert plans against, without
+    reading the whole target. A target without it is read whole, once per revert."""
+
+    async def read_keys(self, keys: Sequence[Key]) -> dict[Key, dict[str, Any]]:
+        """The records the target holds under these keys, by key (as `read_all` yields them);
+        keys without a record are left out."""
         ...

@@ -38,13 +38,16 @@ from sequence_runner.adapters.connectors.ldap_values import (
 )
 from sequence_runner.adapters.connectors.mongo_target import RetryPolicy
 from sequence_runner.domain.collector import collector_paused
-from sequence_runner.domain.records import PlannedChange, TargetRules
+from sequence_runner.domain.records import Key, PlannedChange, TargetRules
 
 logger = logging.getLogger(__name__)
 
 LOCK_ATTRIBUTE = "pwdAccountLockedTime"
 # Returned with "*" but not attributes of a record.
 _NOT_RECORD_ATTRIBUTES = frozenset({"objectClass", "objectclass"})
+# Keys looked up by one search when a revert reads the target by key: one filter of a hundred
+# alternatives stays well within what a server takes.
+_KEYS_PER_SEARCH = 100
 # The ppolicy value meaning "locked by an administrator, until unlocked".
 LOCKED_FOR_GOOD = "000001010000Z"
 
@@ -128,10 +131,7 @@ class LdapTargetConnector:
         that goes away before the first page is waited for; after it, the read fails (the
         paging cookie belongs to the lost connection, and what was handed on cannot be taken
         back), and planning again reads from the start."""
-        requested = list(self._attributes) if self._attributes is not None else ["*"]
-        if self._disable:
-            requested.append(LOCK_ATTRIBUTE)  # operational: only returned when asked for
-        names = {a: a for a in requested} | {a.lower(): a for a in requested}
+        requested, names = self._requested()
         self._found_at = {}
         read = 0
         for attempt in range(1, self._retry.attempts + 1):
@@ -165,6 +165,50 @@ class LdapTargetConnector:
                 await asyncio.sleep(self._retry.backoff_seconds * 2 ** (attempt - 1))
             except DirectoryRefusedError as refused:
                 raise self._search_refused(refused) from None
+
+    def _requested(self) -> tuple[list[str], dict[str, str]]:
+        """The attributes a search asks for, and each name as the server may spell it."""
+        requested = list(self._attributes) if self._attributes is not None else ["*"]
+        if self._disable:
+            requested.append(LOCK_ATTRIBUTE)  # operational: only returned when asked for
+        return requested, {a: a for a in requested} | {a.lower(): a for a in requested}
+
+    async def read_keys(self, keys: Sequence[Key]) -> dict[Key, dict[str, Any]]:
+        """The entries of the target whose key attribute has one of `keys`, searched for a
+        hundred keys at a time (a revert reads only the records its plan touched)."""
+        found: dict[Key, dict[str, Any]] = {}
+        wanted = [str(key) for key in keys]
+        for start in range(0, len(wanted), _KEYS_PER_SEARCH):
+            either = "".join(
+                f"({self._key}={escape_filter_chars(key)})"
+                for key in wanted[start : start + _KEYS_PER_SEARCH]
+            )
+            filterstr = f"(&{self._filter()}(|{either}))"
+            records = await self._retrying(
+                "search", lambda filterstr=filterstr: self._search_all(filterstr)
+            )
+            for record in records:
+                value = record.get(self._key)
+                if isinstance(value, str):
+                    found[value] = record
+        return found
+
+    async def _search_all(self, filterstr: str) -> list[dict[str, Any]]:
+        """The entries `filterstr` matches, at once: for a few keys, never the whole target."""
+        requested, names = self._requested()
+        records: list[dict[str, Any]] = []
+        try:
+            async for page in self._connection.paged_search(
+                self._target.base_dn,
+                SCOPES[self._target.scope],
+                filterstr,
+                requested,
+                self._page_size,
+            ):
+                records.extend(self._record(dn, values, names) for dn, values in page)
+        except DirectoryRefusedError as refused:
+            raise self._search_refused(refused) from None
+        return records
 
     def _search_refused(self, refused: DirectoryRefusedError) -> TargetError:
         if isinstance(refused.error, CUT_SHORT):

@@ -12,7 +12,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import ConnectionFailure, PyMongoError
 
 from sequence_runner.adapters.connectors.base import TargetError
-from sequence_runner.domain.records import PlannedChange, TargetRules
+from sequence_runner.domain.records import Key, PlannedChange, TargetRules
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -77,6 +77,22 @@ class MongoTargetConnector:
 
     async def _read_everything(self) -> list[dict[str, Any]]:
         return [document async for document in self._collection.find({})]
+
+    async def read_keys(self, keys: Sequence[Key]) -> dict[Key, dict[str, Any]]:
+        """By the key attribute, or by `_id` for a record without one (as `apply` finds it)."""
+        wanted = list(keys)
+
+        async def read() -> list[dict[str, Any]]:
+            where = {"$or": [{self._key: {"$in": wanted}}, {"_id": {"$in": wanted}}]}
+            return [document async for document in self._collection.find(where)]
+
+        found: dict[Key, dict[str, Any]] = {}
+        for document in await with_retries(self._retry, "read", read):
+            key: Any = document.get(self._key)
+            if key is None:
+                key = document.get("_id")
+            found[key] = document
+        return found
 
     async def apply(self, changes: Sequence[PlannedChange]) -> None:
         if not changes:

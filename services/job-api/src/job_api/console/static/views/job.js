@@ -4,6 +4,7 @@ import { api } from "../api.js";
 import { confirmDialog, flash, h, replace } from "../dom.js";
 import { ACTIVE, count, definitionLabel, duration, offers, shortId, statusBadge, when } from "../format.js";
 import { targetText } from "./definitions.js";
+import { revertButton, revertMark, revertPanel } from "./revert.js";
 
 // How long to wait before reading the job again when its event stream was refused.
 const POLL_MS = 1500;
@@ -51,12 +52,14 @@ export function mountJobDetail(main, { me, navigate, jobId }) {
   const thresholdSlot = h("div");
   const sequencesSlot = h("section", { class: "card card--flush", "aria-labelledby": "sequences-title" });
   const changesSlot = h("div");
+  const revertSlot = h("div");
+  const renderRevert = revertPanel(revertSlot, { me, navigate });
 
   replace(main,
     h("nav", { class: "breadcrumb", "aria-label": "Breadcrumb" },
       h("a", { href: "#/jobs", testid: "back-to-jobs" }, "Jobs"), h("span", { "aria-hidden": "true" }, " / "),
       h("span", { "aria-current": "page" }, shortId(jobId))),
-    head, thresholdSlot, facts, sequencesSlot, changesSlot,
+    head, revertSlot, thresholdSlot, facts, sequencesSlot, changesSlot,
   );
   replace(facts, h("p", { class: "muted" }, "Loading the job instance…"));
 
@@ -180,7 +183,7 @@ export function mountJobDetail(main, { me, navigate, jobId }) {
       h("div", {},
         h("h1", {}, definitionLabel(job), " ", statusBadge(job.status, "job-status"),
           job.archived ? h("span", { class: "tag", testid: "archived-tag" }, "Archived") : null),
-        h("p", { class: "muted" }, "Job instance ", h("code", { testid: "job-id" }, job.id)),
+        h("p", { class: "muted" }, "Job instance ", h("code", { testid: "job-id" }, job.id), " ", revertMark(job)),
       ),
       h("div", { class: "head-actions" }, waiting, actionButtons()),
     );
@@ -272,7 +275,7 @@ export function mountJobDetail(main, { me, navigate, jobId }) {
             h("td", {}, countsCell(seq.applied, APPLIED_KEYS)),
             h("td", { class: "col-actions" }, seq.planned && (seq.planned.create + seq.planned.update + seq.planned.delete + (seq.planned.disable ?? 0) > 0)
               ? h("button", { type: "button", class: "btn btn--small btn--ghost", testid: "btn-changes", "aria-label": `Planned changes of ${seq.name}`, onclick: () => selectChanges(seq) }, "Changes")
-              : null),
+              : null, revertButton(job, seq, navigate)),
           )) : h("tr", {}, h("td", { colspan: 8, class: "empty" }, "No sequences yet."))),
         ),
       ),
@@ -327,6 +330,10 @@ export function mountJobDetail(main, { me, navigate, jobId }) {
     lastJson = json;
     document.title = `${definitionLabel(job)} ${shortId(job.id)} · Provisioning Jobs`;
     renderHead();
+    renderRevert(job);
+    // A revert's preview shows the inverse plan's changes at once, as a blocked sequence does.
+    const preview = job.reverts && job.dry_run ? job.sequences?.[0] : null;
+    if (preview?.planned && changes.index === null) selectChanges(preview, { scroll: false });
     renderThreshold();
     renderFacts();
     renderSequences();
