@@ -3,6 +3,7 @@ and action edges, paged per action and in plan order by point reads however deep
 document written last, and plans of the first layout still read."""
 
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -306,3 +307,32 @@ async def test_deleting_a_plan_or_a_job_takes_every_chunk(
     assert await database["plans"].distinct("_id") == ["p3"]
     assert await database["plan_chunks"].distinct("plan_id") == ["p3"]
     assert await read_all(plans, "p3", 1000) == list(planned())
+
+
+async def test_a_sequences_superseded_plans_go_and_its_current_plan_and_others_stay(
+    database: AsyncDatabase[dict[str, Any]],
+) -> None:
+    plans = MongoPlanRepository(database)
+    await plans.ensure_indexes()
+    small = (("create", 1200),)
+    for plan_id, job_id, index in (
+        ("attempt-1", "j1", 0),
+        ("attempt-2", "j1", 0),
+        ("current", "j1", 0),
+        ("next-sequence", "j1", 1),
+        ("other-job", "j2", 0),
+    ):
+        await plans.save(replace(stored_plan(plan_id, job_id), index=index), planned(small))
+    assert await plans.delete_superseded("j1", 0, "current") == 2
+    assert sorted(await database["plans"].distinct("_id")) == [
+        "current",
+        "next-sequence",
+        "other-job",
+    ]
+    assert sorted(await database["plan_chunks"].distinct("plan_id")) == [
+        "current",
+        "next-sequence",
+        "other-job",
+    ]
+    assert await read_all(plans, "current", 1000) == list(planned(small))
+    assert await plans.delete_superseded("j1", 0, "current") == 0

@@ -240,6 +240,18 @@ class MongoPlanRepository:
         await self._plans.delete_many({"job_id": job_id})
         return plans
 
+    async def delete_superseded(self, job_id: str, index: int, current_plan_id: str) -> int:
+        # On the plans' `job` index; each plan's chunks by its id.
+        superseded = [
+            document["_id"]
+            async for document in self._plans.find(
+                {"job_id": job_id, "index": index, "_id": {"$ne": current_plan_id}}, {"_id": 1}
+            )
+        ]
+        for plan_id in superseded:
+            await self.delete(plan_id)
+        return len(superseded)
+
 
 def _change(document: dict[str, Any]) -> PlannedChange:
     return PlannedChange(

@@ -71,6 +71,10 @@ class PlanRepository(Protocol):
         """Every plan of a job, with its changes; how many there were."""
         ...
 
+    async def delete_superseded(self, job_id: str, index: int, current_plan_id: str) -> int:
+        """The plans of the job's sequence other than its current one; how many there were."""
+        ...
+
 
 class UnpublishableEventError(Exception):
     """The broker refuses this very event (too large, malformed): sending it again can never
