@@ -1,8 +1,9 @@
 """`make bench`: every benchmark, one ratio line each, and docs/performance.md from them.
 
 `BENCH_PLANNER_SIZES` (comma separated) sets the planner's sizes; `BENCH_ONLY` (comma separated:
-planner, event_hop, target, ldap, listing) runs only those (`planner` alone needs no broker,
-database or directory)."""
+planner, event_hop, target, ldap, sql, scim, listing, million_job) runs only those (`planner`
+alone needs no broker, database or directory); `BENCH_MILLION_RECORDS` sets the size of the
+million-record job."""
 
 import asyncio
 import os
@@ -11,6 +12,7 @@ from bench import (
     bench_event_hop,
     bench_ldap,
     bench_listing,
+    bench_million_job,
     bench_planner,
     bench_scim,
     bench_sql,
@@ -46,7 +48,12 @@ async def run() -> None:
         others += await bench_scim.main()
     if wanted("listing"):
         others += await bench_listing.main()
-    print(f"wrote {performance.write(planner, others)}")
+    sections: list[str] = []
+    if wanted("million_job"):
+        million = await bench_million_job.main()
+        others += million
+        sections += bench_million_job.section(million)
+    print(f"wrote {performance.write(planner, others, sections)}")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ size, and plots."""
 import itertools
 import os
 import platform
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -89,7 +90,10 @@ def _growth(figures: list[PlannerFigure]) -> list[str]:
     return lines
 
 
-def write(figures: list[PlannerFigure], other_lines: list[str]) -> Path:
+def write(
+    figures: list[PlannerFigure], other_lines: list[str], sections: Sequence[str] = ()
+) -> Path:
+    """`sections`: markdown of other benchmarks, placed after the planner's."""
     plots = _plot_planner(figures) if figures else []
     rows = []
     for f in figures:
@@ -141,6 +145,7 @@ def write(figures: list[PlannerFigure], other_lines: list[str]) -> Path:
         "",
         *[f"![{Path(p).stem}]({p})" for p in plots],
         "",
+        *sections,
         "## Every benchmark line of this run",
         "",
         "```",

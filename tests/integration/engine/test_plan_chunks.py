@@ -336,3 +336,18 @@ async def test_a_sequences_superseded_plans_go_and_its_current_plan_and_others_s
     ]
     assert await read_all(plans, "current", 1000) == list(planned(small))
     assert await plans.delete_superseded("j1", 0, "current") == 0
+
+
+async def test_disables_are_shown_with_the_deletions(
+    database: AsyncDatabase[dict[str, Any]],
+) -> None:
+    """A directory that disables rather than deletes: the operator filtering the deletions
+    sees the disables, as the counts do."""
+    plans = MongoPlanRepository(database)
+    await plans.save(stored_plan("p1"), planned((("create", 5), ("disable", 1005))))
+    page = await list_planned_changes(database, "p1", "delete", 11, 100)
+    assert page.total == 1005
+    assert [(c["seq"], c["action"]) for c in page.items] == [
+        (seq, "disable") for seq in range(1005, 1010)
+    ]
+    assert (await list_planned_changes(database, "p1", "create", 1, 100)).total == 5

@@ -261,6 +261,15 @@ async def get_job_instance(db: AsyncDatabase[dict[str, Any]], job_id: str) -> Jo
     return None if found is None else JobInstance.from_document(found)
 
 
+# The stored actions an operator's filter shows: a target that disables rather than deletes
+# (`deprovision: disable`) plans `disable` changes, counted with the deletions.
+_STORED_AS: dict[Action, tuple[str, ...]] = {
+    "create": ("create",),
+    "update": ("update",),
+    "delete": ("delete", "disable"),
+}
+
+
 async def list_planned_changes(
     db: AsyncDatabase[dict[str, Any]],
     plan_id: str,
@@ -278,7 +287,7 @@ async def list_planned_changes(
         return await _list_legacy_planned_changes(db, plan_id, action, page, page_size)
     runs = [ActionRun.from_document(run) for run in plan["actions"]]
     if action is not None:
-        runs = [run for run in runs if run.action == action]
+        runs = [run for run in runs if run.action in _STORED_AS[action]]
     total = sum(run.count for run in runs)
     first = (page - 1) * page_size
     docs = await read_changes(
@@ -297,7 +306,7 @@ async def _list_legacy_planned_changes(
     """A plan stored one document per change, before chunks: paged as it was then."""
     query: dict[str, Any] = {"plan_id": plan_id}
     if action is not None:
-        query["action"] = action
+        query["action"] = {"$in": list(_STORED_AS[action])}
     changes = db[LEGACY_PLAN_CHANGES]
     total = await changes.count_documents(query)
     skip = (page - 1) * page_size
