@@ -351,3 +351,16 @@ async def test_disables_are_shown_with_the_deletions(
         (seq, "disable") for seq in range(1005, 1010)
     ]
     assert (await list_planned_changes(database, "p1", "create", 1, 100)).total == 5
+
+
+async def test_a_plan_without_changes_is_stored_and_read_as_empty(
+    database: AsyncDatabase[dict[str, Any]],
+) -> None:
+    plans = MongoPlanRepository(database)
+    await plans.save(stored_plan("nothing"), [])
+    document = await database["plans"].find_one({"_id": "nothing"})
+    assert document is not None
+    assert (document["changes"], document["actions"]) == (0, [])
+    assert await read_all(plans, "nothing", 500) == []
+    page = await list_planned_changes(database, "nothing", None, 1, 10)
+    assert (page.items, page.total) == ([], 0)
