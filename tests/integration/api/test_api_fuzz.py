@@ -41,7 +41,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 from sequence_runner.adapters.mongo_plans import MongoPlanRepository
-from sequence_runner.domain.records import PlannedChange
+from sequence_runner.domain.records import ChangeAction, PlannedChange
 from sequence_runner.handlers.ports import StoredPlan
 
 from tests.integration.api.harness import (
@@ -139,6 +139,7 @@ FUZZ = settings(
 )
 
 PLAN = "plan-fuzz"
+ACTIONS: list[ChangeAction] = ["create", "update", "delete", "delete"]
 DEFINITION = "fuzz-def"
 
 
@@ -165,10 +166,7 @@ async def existing(api: ApiHarness) -> dict[str, list[Any]]:
             created_at=datetime.now(UTC),
             digest="fuzz",
         ),
-        [
-            PlannedChange(seq, action, f"u{seq}", None, None)
-            for seq, action in enumerate(["create", "update", "delete", "delete"])
-        ],
+        [PlannedChange(seq, action, f"u{seq}", None, None) for seq, action in enumerate(ACTIONS)],
     )
     created = await api.client.post(
         "/api/v1/job-definitions", json=definition_body(DEFINITION), headers=api.auth("admin")
