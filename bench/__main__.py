@@ -1,9 +1,10 @@
 """`make bench`: every benchmark, one ratio line each, and docs/performance.md from them.
 
 `BENCH_PLANNER_SIZES` (comma separated) sets the planner's sizes; `BENCH_ONLY` (comma separated:
-planner, event_hop, target, ldap, sql, scim, listing, latency, plan_apply) runs only those
-(`planner` alone needs no broker, database or directory). Each benchmark's wall time is printed
-and written with the figures, so `make bench` can be budgeted."""
+planner, event_hop, target, ldap, sql, scim, listing, latency, plan_apply, million_job) runs only
+those (`planner` alone needs no broker, database or directory); `BENCH_MILLION_RECORDS` sets the
+size of the million-record job. Each benchmark's wall time is printed and written with the
+figures, so `make bench` can be budgeted."""
 
 import asyncio
 import os
@@ -15,6 +16,7 @@ from bench import (
     bench_latency,
     bench_ldap,
     bench_listing,
+    bench_million_job,
     bench_plan_apply,
     bench_planner,
     bench_scim,
@@ -75,6 +77,13 @@ async def run() -> None:
     await with_notes("listing", "Job listing", bench_listing.ABOUT, bench_listing.main)
     await with_notes("latency", "Job latency", bench_latency.ABOUT, bench_latency.main)
     await with_notes("plan_apply", "Plan and apply", bench_plan_apply.ABOUT, bench_plan_apply.main)
+
+    async def million_job() -> list[str]:
+        found = await bench_million_job.main()
+        sections.append(bench_million_job.section(found))
+        return found
+
+    await timed("million_job", million_job)
     print(f"wrote {performance.write(planner, others, sections, durations)}")
 
 

@@ -18,6 +18,7 @@ requests, 20 to 35 s on the busy 2-core development machine), derandomized (the 
 requests on every run), no shrinking and no example database.
 """
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -27,6 +28,7 @@ from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
 from job_api.entrypoints.main import app_factory
 from job_api.settings import JobApiSettings
+from provisioning_common.events import PlanCounts
 from schemathesis import APIOperation, Case, GenerationMode
 from schemathesis.checks import CheckFunction, not_a_server_error
 from schemathesis.core.control import SkipTest
@@ -38,6 +40,9 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from sequence_runner.adapters.mongo_plans import MongoPlanRepository
+from sequence_runner.domain.records import ChangeAction, PlannedChange
+from sequence_runner.handlers.ports import StoredPlan
 
 from tests.integration.api.harness import (
     ApiHarness,
@@ -134,6 +139,7 @@ FUZZ = settings(
 )
 
 PLAN = "plan-fuzz"
+ACTIONS: list[ChangeAction] = ["create", "update", "delete", "delete"]
 DEFINITION = "fuzz-def"
 
 
@@ -150,11 +156,17 @@ async def existing(api: ApiHarness) -> dict[str, list[Any]]:
         job_doc(status="RUNNING", sequences=[sequence_doc(0, "employees", "RUNNING")]),
         job_doc(status="QUEUED", definition_id=DEFINITION),
     )
-    await api.db["plan_changes"].insert_many(
-        [
-            {"plan_id": PLAN, "seq": seq, "action": action, "key": f"u{seq}", "before": None}
-            for seq, action in enumerate(["create", "update", "delete", "delete"])
-        ]
+    await MongoPlanRepository(api.db).save(
+        StoredPlan(
+            plan_id=PLAN,
+            job_id=job_ids[3],
+            index=0,
+            attempt=1,
+            counts=PlanCounts(create=1, update=1, delete=2, unchanged=0, target_size=3),
+            created_at=datetime.now(UTC),
+            digest="fuzz",
+        ),
+        [PlannedChange(seq, action, f"u{seq}", None, None) for seq, action in enumerate(ACTIONS)],
     )
     created = await api.client.post(
         "/api/v1/job-definitions", json=definition_body(DEFINITION), headers=api.auth("admin")

@@ -70,7 +70,7 @@ async def test_a_plan_is_read_back_in_order_batch_by_batch(
         created_at=datetime.now(UTC),
         digest=plan_digest(changes),
     )
-    await plans.save(plan, list(reversed(changes)))
+    await plans.save(plan, changes)
     batches = [batch async for batch in plans.changes("p1", 1000)]
     assert [len(b) for b in batches] == [1000, 1000, 500]
     assert [c.seq for b in batches for c in b] == list(range(2500))
@@ -79,7 +79,8 @@ async def test_a_plan_is_read_back_in_order_batch_by_batch(
     assert stored["counts"]["create"] == 2500
     assert stored["digest"] == plan_digest(changes)
     await plans.delete("p1")
-    assert await mongo_client[unique_name]["plan_changes"].count_documents({}) == 0
+    assert await mongo_client[unique_name]["plan_chunks"].count_documents({}) == 0
+    assert await mongo_client[unique_name]["plans"].count_documents({}) == 0
 
 
 async def test_a_plan_is_stored_from_a_stream_and_removed_with_its_job(
@@ -110,9 +111,11 @@ async def test_a_plan_is_stored_from_a_stream_and_removed_with_its_job(
     )
     assert await plans.delete_job_plans("j1") == 2
     database = mongo_client[unique_name]
-    assert await database["plan_changes"].distinct("plan_id") == ["p3"]
+    assert await database["plan_chunks"].distinct("plan_id") == ["p3"]
     assert await database["plans"].distinct("_id") == ["p3"]
-    assert await database["plan_changes"].count_documents({}) == 1500
+    assert [c.seq for b in [b async for b in plans.changes("p3", 1000)] for c in b] == list(
+        range(1500)
+    )
 
 
 async def test_applying_a_plan_twice_gives_the_same_target(

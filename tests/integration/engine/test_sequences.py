@@ -14,6 +14,8 @@ from provisioning_common.events import (
     SequenceProgress,
 )
 from pymongo.asynchronous.collection import AsyncCollection
+from sequence_runner.adapters.mongo_plans import MongoPlanRepository
+from sequence_runner.domain.records import PlannedChange
 
 from tests.integration.engine.conftest import (
     EngineRig,
@@ -116,37 +118,29 @@ async def test_a_two_sequence_job_completes_with_exactly_the_expected_records(
     run = await engine.run(job_id)
     assert run["status"] == "COMPLETED"
     assert run["outbox"] == []
-    changes = engine.database["plan_changes"].find(
-        {"plan_id": first_plan_id(engine, job_id)}, {"_id": 0, "job_id": 0}
-    )
-    assert [c async for c in changes.sort("seq", 1)] == [
-        {
-            "plan_id": first_plan_id(engine, job_id),
-            "index": 0,
-            "seq": 0,
-            "action": "create",
-            "key": "u3",
-            "before": None,
-            "after": {"uid": "u3", "mail": "u3@x", "sn": "Three"},
-        },
-        {
-            "plan_id": first_plan_id(engine, job_id),
-            "index": 0,
-            "seq": 1,
-            "action": "update",
-            "key": "u1",
-            "before": {"mail": "old@x"},
-            "after": {"uid": "u1", "mail": "u1@x", "sn": "One"},
-        },
-        {
-            "plan_id": first_plan_id(engine, job_id),
-            "index": 0,
-            "seq": 2,
-            "action": "delete",
-            "key": "gone",
-            "before": {"uid": "gone", "mail": "gone@x", "sn": "Gone"},
-            "after": None,
-        },
+    stored = MongoPlanRepository(engine.database).changes(first_plan_id(engine, job_id), 100)
+    assert [change async for batch in stored for change in batch] == [
+        PlannedChange(
+            seq=0,
+            action="create",
+            key="u3",
+            before=None,
+            after={"uid": "u3", "mail": "u3@x", "sn": "Three"},
+        ),
+        PlannedChange(
+            seq=1,
+            action="update",
+            key="u1",
+            before={"mail": "old@x"},
+            after={"uid": "u1", "mail": "u1@x", "sn": "One"},
+        ),
+        PlannedChange(
+            seq=2,
+            action="delete",
+            key="gone",
+            before={"uid": "gone", "mail": "gone@x", "sn": "Gone"},
+            after=None,
+        ),
     ]
 
 

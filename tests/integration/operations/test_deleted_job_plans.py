@@ -37,4 +37,4 @@ async def test_a_deleted_jobs_plans_and_changes_are_gone_and_no_others(
     assert await plans.delete_job_plans("gone") == 0
     left = {doc["job_id"] async for doc in db["plans"].find({})}
     assert left == {"kept"}
-    assert {doc["plan_id"] async for doc in db["plan_changes"].find({})} == {"p3"}
+    assert {doc["plan_id"] async for doc in db["plan_chunks"].find({})} == {"p3"}

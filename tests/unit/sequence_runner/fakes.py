@@ -92,6 +92,16 @@ class FakePlans:
             del self.plans[plan_id]
         return len(mine)
 
+    async def delete_superseded(self, job_id: str, index: int, current_plan_id: str) -> int:
+        others = [
+            p
+            for p, (plan, _) in self.plans.items()
+            if (plan.job_id, plan.index) == (job_id, index) and p != current_plan_id
+        ]
+        for plan_id in others:
+            del self.plans[plan_id]
+        return len(others)
+
 
 class FakeClaims:
     def __init__(self) -> None:

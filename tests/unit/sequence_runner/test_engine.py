@@ -188,6 +188,29 @@ async def test_validate_then_restart_writes_the_approved_plan(world: World) -> N
     assert len(world.connectors.targets["people"].records) == 3
 
 
+async def test_a_plan_replaced_by_a_restart_is_removed_once_the_new_one_is_recorded(
+    world: World,
+) -> None:
+    created = job_created(definition(sequence("people", thresholds={"create": {"count": 3}})))
+    await handle(EVENT_HANDLERS, created, world.engine)
+    await world.settle()
+    first = world.current_plan()
+    await handle(COMMAND_HANDLERS, restart_command(), world.engine)
+    await world.settle()
+    second = world.current_plan()
+    assert world.status() == (JobStatus.THRESHOLD, ["THRESHOLD"])
+    assert second != first
+    assert set(world.plans.plans) == {second}
+    # A plan that ends its sequence stays: it is what was written (and what a revert reads).
+    await handle(COMMAND_HANDLERS, validate_command(plan_id=second), world.engine)
+    await world.settle()
+    await handle(COMMAND_HANDLERS, restart_command("c-restart-2"), world.engine)
+    await world.settle()
+    assert world.status() == (JobStatus.COMPLETED, ["COMPLETED"])
+    third = world.current_plan()
+    assert set(world.plans.plans) == {third}
+
+
 async def test_a_plan_grown_past_its_approval_stops_again(world: World) -> None:
     created = job_created(definition(sequence("people", thresholds={"create": {"count": 3}})))
     await handle(EVENT_HANDLERS, created, world.engine)

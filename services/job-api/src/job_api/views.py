@@ -9,6 +9,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, Literal, TypeVar
 
 from provisioning_common.definitions import ChangeAction
+from provisioning_common.plan_chunks import (
+    LEGACY_PLAN_CHANGES,
+    PLAN_CHUNKS,
+    PLANS,
+    ActionRun,
+    read_changes,
+)
 from provisioning_common.statuses import JobStatus
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
@@ -19,7 +26,6 @@ from job_api.domain.job_instance import SUMMARY_FIELDS, JobInstance, JobInstance
 T = TypeVar("T")
 
 JOB_INSTANCES = "job_instances"
-PLAN_CHANGES = "plan_changes"
 # Written by the sequence runner beside a revert's plan.
 REVERT_CONFLICTS = "revert_conflicts"
 
@@ -264,11 +270,39 @@ async def list_planned_changes(
     page: int,
     page_size: int,
 ) -> Page[dict[str, Any]]:
-    """One page of a stored plan in plan order, on the (plan_id, action, seq) index."""
+    """One page of a stored plan in plan order: the plan document says how many changes of
+    each action it holds, so the page is one or two chunks read by `_id`, however deep."""
+    plan = await db[PLANS].find_one({"_id": plan_id}, {"chunk_size": 1, "actions": 1})
+    if plan is None:
+        # Not stored (yet): the plan document is written after all its changes.
+        return Page(items=[], page=page, page_size=page_size, total=0, next_cursor=None)
+    if "chunk_size" not in plan:
+        return await _list_legacy_planned_changes(db, plan_id, action, page, page_size)
+    runs = [ActionRun.from_document(run) for run in plan["actions"]]
+    if action is not None:
+        # Disables are an action of their own here, as in the counts and the console (they
+        # are held against the delete threshold, but an operator filters them apart).
+        runs = [run for run in runs if run.action == action]
+    total = sum(run.count for run in runs)
+    first = (page - 1) * page_size
+    docs = await read_changes(
+        db[PLAN_CHUNKS], plan_id, runs, first, min(first + page_size, total), plan["chunk_size"]
+    )
+    return Page(items=docs, page=page, page_size=page_size, total=total, next_cursor=None)
+
+
+async def _list_legacy_planned_changes(
+    db: AsyncDatabase[dict[str, Any]],
+    plan_id: str,
+    action: ChangeAction | None,
+    page: int,
+    page_size: int,
+) -> Page[dict[str, Any]]:
+    """A plan stored one document per change, before chunks: paged as it was then."""
     query: dict[str, Any] = {"plan_id": plan_id}
     if action is not None:
         query["action"] = action
-    changes = db[PLAN_CHANGES]
+    changes = db[LEGACY_PLAN_CHANGES]
     total = await changes.count_documents(query)
     skip = (page - 1) * page_size
     found = changes.find(query, {"_id": 0}).sort([("seq", ASCENDING)]).skip(skip).limit(page_size)

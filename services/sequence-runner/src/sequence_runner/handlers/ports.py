@@ -71,6 +71,10 @@ class PlanRepository(Protocol):
         """Every plan of a job, with its changes; how many there were."""
         ...
 
+    async def delete_superseded(self, job_id: str, index: int, current_plan_id: str) -> int:
+        """The plans of the job's sequence other than its current one; how many there were."""
+        ...
+
 
 class RevertConflicts(Protocol):
     """The conflicts a revert's plan found: records changed since the reverted sequence ran,

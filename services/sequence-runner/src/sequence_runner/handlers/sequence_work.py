@@ -195,6 +195,12 @@ class SequenceWork:
             await self.plans.delete(plan_id)
         else:
             logger.info("sequence %s planned: %s", index, result.counts.model_dump())
+            # The plans this one replaces (a restart plans again) go once it is the
+            # sequence's plan, not before, so there is always a plan to look at. Nothing reads
+            # a plan no sequence points to (the API pages the current plan, an approval keeps
+            # its digest): its copies of the records go now, not with the job months later. A
+            # crash before this leaves them to the job's deletion.
+            await self.plans.delete_superseded(run.job_id, index, plan_id)
 
     async def apply(self, run: Run, index: int) -> None:
         if run.dry_run:
