@@ -2,7 +2,7 @@
 
 import { api } from "../api.js";
 import { confirmDialog, flash, h, replace } from "../dom.js";
-import { can, count, definitionLabel, JOB_STATUSES, offers, shortId, statusBadge, when } from "../format.js";
+import { can, count, definitionLabel, dryRunTag, JOB_STATUSES, offers, shortId, statusBadge, when } from "../format.js";
 
 const PAGE_SIZES = [10, 25, 50, 100];
 // How long to wait before reading the page again when its event stream was refused.
@@ -163,7 +163,7 @@ export function mountJobs(main, { me, navigate, params }) {
       h("td", {},
         h("a", { class: "cell-title", href: `#/jobs/${encodeURIComponent(job.id)}` }, definitionLabel(job)),
         h("div", { class: "cell-sub" }, h("code", { title: job.id }, shortId(job.id)),
-          job.archived ? h("span", { class: "tag", testid: "archived-tag" }, "Archived") : null),
+          job.archived ? h("span", { class: "tag", testid: "archived-tag" }, "Archived") : null, dryRunTag(job)),
       ),
       h("td", {}, statusBadge(job.status, "job-status"), blockedSummary(job)),
       h("td", {}, h("span", { class: "origin" }, job.origin ?? "—"), job.requested_by ? h("div", { class: "cell-sub" }, job.requested_by) : null),
