@@ -303,7 +303,7 @@ export function mountJobDetail(main, { me, navigate, jobId }) {
             : fact("Thresholds", "within every threshold: a real run would apply this plan", "dry-run-threshold"),
           h("div", { class: "fact" }, h("dt", {}, "Changes"), h("dd", {}, seq.planned.create + seq.planned.update + seq.planned.delete > 0
             ? h("button", { type: "button", class: "btn btn--small btn--ghost", testid: "dry-run-changes", onclick: () => selectChanges(seq) }, "Planned changes")
-            : h("span", { class: "muted" }, "none")))),
+            : h("span", { class: "muted" }, "none"))));
       }) : h("p", { class: "muted" }, "No sequence has been planned yet."),
       stops.length ? h("p", { class: "cell-sub", testid: "dry-run-stops" }, `${stops.length} of ${planned.length} sequence${planned.length === 1 ? "" : "s"} would stop at a threshold in a real run.`) : null,
     ));

@@ -1,0 +1,425 @@
+"""The console's view of what runs without an operator's click, in headless Chromium: a dry run
+started from Run now, the notifications sent about a job (a real webhook receiver and a real
+SMTP server, told by the real job-api-notifier), and a definition's schedule with its firings.
+
+Each is read as a viewer too: everything is shown, nothing can be started or decided.
+"""
+
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import threading
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from job_api.adapters.schedule_store import ScheduleStore
+from job_api.handlers.schedules import Scheduler
+from playwright.async_api import Page, expect
+from provisioning_common.kafka import build_broker
+from provisioning_common.requests import JobRequest
+from provisioning_common.topics import JOB_REQUESTS
+from pymongo import AsyncMongoClient
+
+from tests.e2e.browser import screenshot, sign_in
+from tests.e2e.conftest import System, _group_ready
+from tests.e2e.test_console import Seeder, csv_sequence, filter_by_definition, people, row_of
+from tests.e2e.test_console_pages import browser, forced, keys, page, seeder
+from tests.support.processes import REPO, free_port, service_argv, start_service
+from tests.support.waiting import eventually
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.kafka, pytest.mark.mongo]
+
+__all__ = ["browser", "keys", "page", "seeder"]  # the fixtures, shared with the other pages
+
+WEBHOOK_SECRET = f"whsec-console-{secrets.token_hex(8)}"
+NO_ACTION_BUTTONS = ("btn-validate", "btn-restart", "btn-cancel")
+
+
+async def stopping_definition(seeder: Seeder, tag: str, **extra: Any) -> str:
+    """One CSV sequence of three people against a limit of two creations: a real run stops at
+    its threshold; `extra` adds a schedule or recipients."""
+    path = seeder.write_csv(f"ops/{tag}/people.csv", people("p", 3))
+    sequence = csv_sequence("people", path, f"people_{tag}", {"create": {"count": 2}})
+    definition_id = f"ops-{tag}"
+    body = {"id": definition_id, "name": f"Ops {tag}", "sequences": [sequence], **extra}
+    answer = await seeder.client.post("/api/v1/job-definitions", json=body)
+    assert answer.status_code == 201, answer.text
+    return definition_id
+
+
+# ---- dry run ----------------------------------------------------------------------------------
+
+
+async def test_a_dry_run_from_run_now_is_marked_everywhere_and_offers_no_decision(
+    page: Page, seeder: Seeder, keys: dict[str, str]
+) -> None:
+    tag = secrets.token_hex(3)
+    groups = seeder.write_csv(f"ops/{tag}/groups.csv", people("g", 2))
+    definition_id = await stopping_definition(seeder, tag)
+    replaced = await seeder.client.get(f"/api/v1/job-definitions/{definition_id}")
+    definition = replaced.json()
+    definition["sequences"].append(
+        csv_sequence("groups", groups, f"groups_{tag}", {"create": {"count": 100}})
+    )
+    version = definition.pop("version")
+    answer = await seeder.client.put(
+        f"/api/v1/job-definitions/{definition_id}",
+        json=definition,
+        params={"expected_version": version},
+    )
+    assert answer.status_code == 200, answer.text
+
+    await sign_in(page, keys["operator"])
+    await page.goto(f"/#/definitions/{definition_id}")
+    await page.get_by_test_id("btn-run-now").click()
+    dialog = page.get_by_test_id("run-dialog")
+    await dialog.get_by_label("Dry run").check()
+    await expect(dialog.get_by_test_id("run-submit")).to_have_text("Start dry run")
+    await dialog.get_by_test_id("run-submit").click()
+
+    await expect(page).to_have_url(re.compile(r"#/jobs/[0-9a-f-]{36}$"))
+    job_id = page.url.rsplit("/", 1)[-1]
+    await expect(page.get_by_test_id("dry-run-tag")).to_have_text("Dry run")
+    await expect(page.get_by_test_id("job-status")).to_have_text("Completed", timeout=90_000)
+    job = await seeder.job(job_id)
+    assert job["dry_run"] is True
+    assert job["requested_by"].startswith("console-operator-")
+
+    # Each plan and its counts, as for a blocked sequence, and the threshold it would reach.
+    panel = page.get_by_test_id("dry-run-panel")
+    await expect(panel).to_contain_text("nothing is written")
+    plans = panel.get_by_test_id("dry-run-sequence")
+    await expect(plans).to_have_count(2)
+    people_plan = plans.nth(0)
+    await expect(people_plan).to_have_attribute("data-stops", "true")
+    await expect(people_plan.get_by_test_id("dry-run-threshold")).to_contain_text("create")
+    await expect(people_plan.get_by_test_id("dry-run-threshold")).to_contain_text("3 creations")
+    await expect(people_plan.get_by_test_id("dry-run-threshold")).to_contain_text("2 creations")
+    await expect(plans.nth(1)).to_have_attribute("data-stops", "false")
+    await expect(plans.nth(1).get_by_test_id("dry-run-threshold")).to_contain_text("within")
+    await expect(page.get_by_test_id("dry-run-stops")).to_contain_text("1 of 2 sequences")
+    # The changes of the sequence that would stop are listed at once; the other on request.
+    await expect(page.get_by_test_id("changes-sequence")).to_have_text("people")
+    await expect(page.get_by_test_id("change-row")).to_have_count(3)
+    await plans.nth(1).get_by_test_id("dry-run-changes").click()
+    await expect(page.get_by_test_id("changes-sequence")).to_have_text("groups")
+    await expect(page.get_by_test_id("change-row")).to_have_count(2)
+    for button in NO_ACTION_BUTTONS:
+        await expect(page.get_by_test_id(button)).to_have_count(0)
+    await page.get_by_test_id("dry-run-changes").first.click()
+    await expect(page.get_by_test_id("changes-sequence")).to_have_text("people")
+    await screenshot(page, "job-dry-run.png")
+
+    # Nothing was written: neither target collection was even made.
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(seeder.system.mongo_uri)
+    try:
+        written = await client[seeder.system.target_db].list_collection_names()
+    finally:
+        await client.close()
+    assert not {f"people_{tag}", f"groups_{tag}"} & set(written)
+
+    # Marked in the jobs list and among the definition's recent jobs.
+    await page.get_by_test_id("nav-jobs").click()
+    await filter_by_definition(page, definition_id)
+    await expect(row_of(page, job_id).get_by_test_id("dry-run-tag")).to_be_visible()
+    await page.goto(f"/#/definitions/{definition_id}")
+    recent = page.get_by_test_id("recent-job-row")
+    await expect(recent).to_have_attribute("data-job-id", job_id)
+    await expect(recent.get_by_test_id("dry-run-tag")).to_be_visible()
+
+    # A viewer sees the same marks and plans, and can neither run nor decide.
+    await page.get_by_test_id("sign-out").click()
+    await sign_in(page, keys["viewer"])
+    await page.goto(f"/#/jobs/{job_id}")
+    await expect(page.get_by_test_id("dry-run-tag")).to_be_visible()
+    await expect(page.get_by_test_id("dry-run-sequence")).to_have_count(2)
+    for button in (*NO_ACTION_BUTTONS, "btn-archive", "btn-delete"):
+        await expect(page.get_by_test_id(button)).to_have_count(0)
+    await page.goto(f"/#/definitions/{definition_id}")
+    await expect(page.get_by_test_id("recent-job-row")).to_have_count(1)
+    await expect(page.get_by_test_id("btn-run-now")).to_have_count(0)
+    body = {"request_id": f"v-{tag}", "definition_id": definition_id, "dry_run": True}
+    assert await forced(page, "POST", "/api/v1/jobs", body) == 403
+
+
+# ---- notifications ----------------------------------------------------------------------------
+
+
+class Receiver:
+    """A webhook receiver that checks each signature and refuses each delivery's first try
+    with a 503, so the notifier retries and the page has two attempts to show."""
+
+    def __init__(self) -> None:
+        self.accepted: list[dict[str, Any]] = []
+        self.refused: set[str] = set()
+        self.bad_signatures = 0
+        self.lock = threading.Lock()
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[Receiver, str]]:
+    state = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            digest = hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
+            delivery = self.headers["X-Provisioning-Delivery"]
+            with state.lock:
+                if not hmac.compare_digest(
+                    f"sha256={digest}", self.headers["X-Provisioning-Signature"]
+                ):
+                    state.bad_signatures += 1
+                    code = 401
+                elif delivery not in state.refused:
+                    state.refused.add(delivery)
+                    code = 503
+                else:
+                    state.accepted.append(json.loads(body))
+                    code = 204
+            self.send_response(code)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state, f"http://127.0.0.1:{server.server_address[1]}/hook"
+    server.shutdown()
+    server.server_close()
+
+
+class Mailbox:
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Mailbox, int]]:
+    mailbox = Mailbox()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield mailbox, controller.port
+    controller.stop()
+
+
+@pytest.fixture
+def notifier(system: System, smtp: tuple[Mailbox, int]) -> Iterator[None]:
+    """job-api-notifier beside the session's system, with the one webhook secret it knows."""
+    kafka = system.kafka_settings
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": system.kafka_bootstrap,
+        "KAFKA_TOPIC_PREFIX": kafka.topic_prefix,
+        "KAFKA_CONSUMER_GROUP_SUFFIX": kafka.consumer_group_suffix,
+        "MONGO_URI": system.mongo_uri,
+        "MONGO_DATABASE": system.mongo_database,
+        "PROVISIONING_SMTP_HOST": "127.0.0.1",
+        "PROVISIONING_SMTP_PORT": str(smtp[1]),
+        "PROVISIONING_WEBHOOK_SECRETS": json.dumps({"iam-team": WEBHOOK_SECRET}),
+        "PROVISIONING_NOTIFY_FIRST_DELAY_SECONDS": "0.2",
+        "PROVISIONING_CONSOLE_BASE_URL": system.api_url,
+    }
+    log = REPO / "test-results" / "logs" / f"console-notifier-{secrets.token_hex(3)}.log"
+    with start_service(
+        "job-api-notifier",
+        service_argv("job-api-notifier"),
+        env,
+        lambda: _group_ready(kafka, "job-api-notifier"),
+        log,
+        timeout=90,
+    ) as process:
+        yield
+    assert WEBHOOK_SECRET not in process.log_tail(lines=100_000)
+
+
+async def test_a_job_page_shows_who_was_told_and_every_attempt(
+    page: Page,
+    seeder: Seeder,
+    keys: dict[str, str],
+    receiver: tuple[Receiver, str],
+    smtp: tuple[Mailbox, int],
+    notifier: None,
+) -> None:
+    hook, url = receiver
+    mailbox, _ = smtp
+    tag = secrets.token_hex(3)
+    definition_id = await stopping_definition(
+        seeder,
+        tag,
+        recipients=[
+            {"name": "iam-team", "webhook_url": url, "email": "iam-team@example.org"},
+            # No secret is configured for it: nothing is sent, and the page says why.
+            {"name": "unsigned", "webhook_url": f"{url}?unsigned"},
+        ],
+    )
+    job_id = await seeder.submit(definition_id)
+    await seeder.wait_status(job_id, "THRESHOLD")
+
+    async def all_settled() -> list[dict[str, Any]] | None:
+        answer = await seeder.client.get(
+            f"/api/v1/jobs/{job_id}/notifications",
+            headers={"Authorization": f"Bearer {keys['viewer']}"},
+        )
+        assert answer.status_code == 200, answer.text
+        items: list[dict[str, Any]] = answer.json()["items"]
+        settled = len(items) == 3 and all(n["status"] != "sending" for n in items)
+        return items if settled else None
+
+    await eventually(all_settled, timeout=60, what="the three deliveries settled")
+    assert hook.bad_signatures == 0
+    assert [b["job_id"] for b in hook.accepted] == [job_id]
+    assert len(mailbox.messages) == 1
+
+    await sign_in(page, keys["viewer"])
+    await page.goto(f"/#/jobs/{job_id}")
+    await expect(page.get_by_test_id("job-status")).to_have_text("Threshold")
+    section = page.get_by_test_id("notifications")
+    rows = section.get_by_test_id("notification-row")
+    await expect(rows).to_have_count(3)
+    await expect(section.get_by_test_id("notifications-summary")).to_have_text(
+        "3 deliveries, 1 failed"
+    )
+
+    webhook = section.locator(
+        '[data-testid="notification-row"][data-recipient="iam-team"][data-channel="webhook"]'
+    )
+    await expect(webhook).to_contain_text("Stopped at a threshold")
+    await expect(webhook.get_by_test_id("notification-address")).to_have_text(url)
+    await expect(webhook.get_by_test_id("notification-status")).to_have_text("Delivered")
+    attempts = webhook.get_by_test_id("notification-attempt")
+    await expect(attempts).to_have_count(2)
+    await expect(attempts.nth(0)).to_have_attribute("data-ok", "false")
+    await expect(attempts.nth(0)).to_contain_text("503")
+    await expect(attempts.nth(1)).to_have_attribute("data-ok", "true")
+
+    email = section.locator('[data-testid="notification-row"][data-channel="email"]')
+    await expect(email.get_by_test_id("notification-recipient")).to_have_text("iam-team")
+    await expect(email.get_by_test_id("notification-address")).to_have_text("iam-team@example.org")
+    await expect(email.get_by_test_id("notification-status")).to_have_text("Delivered")
+    await expect(email.get_by_test_id("notification-attempt")).to_have_count(1)
+
+    unsigned = section.locator('[data-testid="notification-row"][data-recipient="unsigned"]')
+    await expect(unsigned.get_by_test_id("notification-status")).to_have_text("Failed")
+    await expect(unsigned.get_by_test_id("notification-attempt")).to_have_attribute(
+        "data-ok", "false"
+    )
+    await expect(unsigned.get_by_test_id("attempt-detail")).to_contain_text("no webhook secret")
+
+    # The secret is nowhere on the page, and the viewer has nothing to decide.
+    assert WEBHOOK_SECRET not in await page.content()
+    for button in NO_ACTION_BUTTONS:
+        await expect(page.get_by_test_id(button)).to_have_count(0)
+    await section.scroll_into_view_if_needed()
+    await screenshot(page, "job-notifications.png")
+
+
+# ---- schedules --------------------------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+async def scheduler(system: System) -> AsyncIterator[tuple[Scheduler, Clock]]:
+    """The scheduler's own code on the session's database and broker, on a clock the test
+    moves: two firings half an hour apart take no hour (the process is tested on time in
+    tests/integration/operations/test_schedules.py)."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(system.mongo_uri)
+    broker = build_broker(system.kafka_settings)
+    await broker.start()
+    topic = system.topic(JOB_REQUESTS)
+
+    async def request_job(request: JobRequest) -> None:
+        await broker.publish(
+            request.model_dump_json().encode(), topic=topic, key=request.request_id.encode()
+        )
+
+    now = datetime.now(UTC)
+    # Two hours ago, on a half hour: the firings shown are in the past, as they would be.
+    start = now.replace(minute=now.minute // 30 * 30, second=0, microsecond=0)
+    clock = Clock(start - timedelta(hours=2))
+    store = ScheduleStore(client[system.mongo_database])
+    try:
+        yield Scheduler(store=store, request_job=request_job, clock=clock), clock
+    finally:
+        await broker.stop()
+        await client.close()
+
+
+async def test_a_definition_shows_its_schedule_next_firing_and_skipped_firings(
+    page: Page, seeder: Seeder, keys: dict[str, str], scheduler: tuple[Scheduler, Clock]
+) -> None:
+    ticker, clock = scheduler
+    tag = secrets.token_hex(3)
+    definition_id = await stopping_definition(
+        seeder, tag, schedule={"cron": "*/30 * * * *", "timezone": "Europe/Paris"}
+    )
+    # Other tests' definitions have no schedule: only this one's firings are counted.
+    assert await ticker.tick() == 0  # a new schedule starts with its next firing
+    clock.now += timedelta(minutes=30, seconds=2)
+    assert await ticker.tick() == 1
+    first_at = clock.now.replace(second=0)
+    job_id = (await seeder.client.get(f"/api/v1/job-definitions/{definition_id}/firings")).json()[
+        "items"
+    ][0]["job_id"]
+    await seeder.wait_status(job_id, "THRESHOLD")
+    # The next firing comes while the job waits at its threshold: skipped, saying why.
+    clock.now += timedelta(minutes=30)
+    assert await ticker.tick() == 1
+
+    await sign_in(page, keys["viewer"])
+    await page.goto(f"/#/definitions/{definition_id}")
+    section = page.get_by_test_id("schedule")
+    await expect(section.get_by_test_id("schedule-rule")).to_have_text(
+        "cron */30 * * * * (Europe/Paris)"
+    )
+    await expect(section.get_by_test_id("schedule-timezone")).to_have_text("Europe/Paris")
+    next_time = section.get_by_test_id("schedule-next").locator("time")
+    next_at = datetime.fromisoformat(str(await next_time.get_attribute("datetime")))
+    assert timedelta(0) < next_at - datetime.now(UTC) <= timedelta(minutes=30)
+    await expect(section.get_by_test_id("schedule-next")).to_contain_text(re.compile(r"in \d"))
+
+    firings = section.get_by_test_id("firing-row")
+    await expect(firings).to_have_count(2)
+    skipped, requested = firings.nth(0), firings.nth(1)
+    await expect(skipped).to_have_attribute("data-status", "skipped")
+    await expect(skipped.get_by_test_id("firing-status")).to_have_text("Skipped")
+    await expect(skipped.get_by_test_id("firing-reason")).to_have_text(
+        f"job {job_id} of this definition is THRESHOLD"
+    )
+    await expect(requested.get_by_test_id("firing-status")).to_have_text("Job requested")
+    await expect(requested.locator("time").first).to_have_attribute(
+        "datetime", first_at.isoformat().replace("+00:00", ".000Z")
+    )
+    await expect(page.get_by_test_id("recent-job-row")).to_have_attribute("data-job-id", job_id)
+    await expect(page.get_by_test_id("btn-run-now")).to_have_count(0)
+    await screenshot(page, "definition-schedule.png")
+
+    await requested.get_by_test_id("firing-job").click()
+    await expect(page.get_by_test_id("job-id")).to_have_text(job_id)
+    job = await seeder.job(job_id)
+    assert job["requested_by"] == "scheduler"
+    assert job["request_id"] == f"schedule:{definition_id}:{first_at:%Y-%m-%dT%H:%M:%SZ}"
+
+    # A definition without a schedule says so.
+    plain = await stopping_definition(seeder, secrets.token_hex(3))
+    await page.goto(f"/#/definitions/{plain}")
+    await expect(page.get_by_test_id("schedule-none")).to_contain_text("No schedule")
