@@ -342,7 +342,7 @@ async def scheduler(system: System) -> AsyncIterator[tuple[Scheduler, Clock]]:
     """The scheduler's own code on the session's database and broker, on a clock the test
     moves: two firings half an hour apart take no hour (the process is tested on time in
     tests/integration/operations/test_schedules.py)."""
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(system.mongo_uri)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(system.mongo_uri, tz_aware=True)
     broker = build_broker(system.kafka_settings)
     await broker.start()
     topic = system.topic(JOB_REQUESTS)
