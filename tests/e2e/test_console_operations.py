@@ -325,6 +325,18 @@ async def test_a_job_page_shows_who_was_told_and_every_attempt(
     await section.scroll_into_view_if_needed()
     await screenshot(page, "job-notifications.png")
 
+    # The definition says who is told, by which channel and on which stops.
+    await page.goto(f"/#/definitions/{definition_id}")
+    told = page.get_by_test_id("definition-recipient")
+    await expect(told).to_have_count(2)
+    await expect(told.nth(0)).to_have_text(f"iam-team: webhook {url}, email iam-team@example.org")
+    await expect(told.nth(1)).to_have_text(f"unsigned: webhook {url}?unsigned")
+    await expect(page.get_by_test_id("definition-recipients")).to_contain_text(
+        "on a threshold, a failure"
+    )
+    await expect(page.get_by_test_id("definition-retention")).to_have_text("the system default")
+    assert WEBHOOK_SECRET not in await page.content()
+
 
 # ---- schedules --------------------------------------------------------------------------------
 

@@ -7,7 +7,24 @@ import { scheduleSection } from "./definition-schedule.js";
 import { sourceText, targetText, thresholdsText } from "./definitions.js";
 
 // Fields this page lays out itself; any other (added by a newer job-api) is listed as it is.
-const KNOWN = new Set(["id", "name", "description", "sequences", "version", "schedule"]);
+const KNOWN = new Set(["id", "name", "description", "sequences", "version", "schedule", "recipients", "notify_on", "retention"]);
+const STOPS = { threshold: "a threshold", failed: "a failure", completed: "completion" };
+
+// Who is told, by which channel, and on which stops; a webhook's secret lives in the
+// notifier's environment, never in the definition, so there is none to show.
+function recipientsText(definition) {
+  const recipients = definition.recipients ?? [];
+  if (!recipients.length) return h("span", { class: "muted" }, "nobody");
+  const on = (definition.notify_on ?? ["threshold", "failed"]).map((k) => STOPS[k] ?? k).join(", ");
+  return [recipients.map((r) => h("div", { testid: "definition-recipient" }, h("strong", {}, r.name), ": ",
+    [r.webhook_url ? ["webhook ", h("code", {}, r.webhook_url)] : null, r.webhook_url && r.email ? ", " : null, r.email ? ["email ", h("code", {}, r.email)] : null])),
+  h("div", { class: "cell-sub" }, `on ${on}`)];
+}
+
+function retentionText(retention) {
+  if (!retention) return h("span", { class: "muted" }, "the system default");
+  return `archived ${retention.archive_after_days} days after they end, deleted ${retention.delete_after_days} days after that`;
+}
 
 function fact(label, value, testid) {
   return h("div", { class: "fact" }, h("dt", {}, label), h("dd", { testid }, value ?? h("span", { class: "muted" }, "—")));
@@ -61,6 +78,8 @@ export function mountDefinition(main, { me, navigate, definitionId }) {
         h("dl", { class: "facts" },
           fact("Description", definition.description, "definition-description"),
           fact("Sequences", String(definition.sequences.length)),
+          fact("Notified", recipientsText(definition), "definition-recipients"),
+          fact("Finished jobs kept", retentionText(definition.retention), "definition-retention"),
           extra.map(([k, v]) => fact(k.replaceAll("_", " "), typeof v === "object" ? h("code", {}, JSON.stringify(v)) : String(v), `definition-${k}`)),
         )),
       definition.sequences.map((s, i) => h("section", { class: "card", testid: "sequence-card", dataset: { name: s.name }, "aria-label": `Sequence ${s.name}` },

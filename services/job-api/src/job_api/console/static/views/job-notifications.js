@@ -25,7 +25,7 @@ function attemptList(attempts) {
 function deliveryRow(n) {
   return h("tr", { testid: "notification-row", dataset: { channel: n.channel, status: n.status, recipient: n.recipient } },
     h("td", {}, h("span", { class: "cell-title" }, KIND_LABELS[n.kind] ?? n.kind), h("div", { class: "cell-sub" }, when(n.created_at))),
-    h("td", {}, h("strong", { testid: "notification-recipient" }, n.recipient)),
+    h("td", {}, h("strong", { class: "recipient-name", testid: "notification-recipient" }, n.recipient)),
     h("td", {}, h("span", { class: "origin", testid: "notification-channel" }, n.channel === "email" ? "email" : "webhook"),
       h("div", { class: "cell-sub", testid: "notification-address" }, h("code", {}, n.address))),
     h("td", {}, deliveryBadge(n.status), n.finished_at ? h("div", { class: "cell-sub" }, when(n.finished_at)) : null),
