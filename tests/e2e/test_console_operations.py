@@ -134,6 +134,18 @@ async def test_a_dry_run_from_run_now_is_marked_everywhere_and_offers_no_decisio
     await expect(recent).to_have_attribute("data-job-id", job_id)
     await expect(recent.get_by_test_id("dry-run-tag")).to_be_visible()
 
+    # The dry run's request id again, without Dry run: the same job, and the page says it is a
+    # dry run and nothing new started, so nobody takes it for a real run.
+    await page.get_by_test_id("btn-run-now").click()
+    await dialog.get_by_label("Request id").fill(job["request_id"])
+    await dialog.get_by_test_id("run-submit").click()
+    await expect(page.get_by_test_id("job-id")).to_have_text(job_id)
+    await expect(page.get_by_test_id("flash-error")).to_contain_text(
+        "which is a dry run: nothing new was started"
+    )
+    await page.goto(f"/#/definitions/{definition_id}")
+    await expect(page.get_by_test_id("recent-job-row")).to_have_count(1)
+
     # A viewer sees the same marks and plans, and can neither run nor decide.
     await page.get_by_test_id("sign-out").click()
     await sign_in(page, keys["viewer"])

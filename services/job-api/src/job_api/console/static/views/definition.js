@@ -174,7 +174,14 @@ export function mountDefinition(main, { me, navigate, definitionId }) {
       try {
         const submitted = await api.submit(body);
         dialog.close();
-        flash(`${body.dry_run ? "Dry run" : "Job"} ${shortId(submitted.id)} of ${definition.name} requested.`, "notice");
+        // A request id used before opens the job it started, which may not be what the box
+        // asked for now: say so, rather than let a real job pass for a dry run or the reverse.
+        const started = await api.job(submitted.id).catch(() => null);
+        if (started && Boolean(started.dry_run) !== body.dry_run) {
+          flash(`Request id ${body.request_id} already started job ${shortId(submitted.id)}, which is ${started.dry_run ? "a dry run" : "not a dry run"}: nothing new was started. Use another request id.`);
+        } else {
+          flash(`${body.dry_run ? "Dry run" : "Job"} ${shortId(submitted.id)} of ${definition.name} requested.`, "notice");
+        }
         navigate(`/jobs/${encodeURIComponent(submitted.id)}`);
       } catch (err) {
         error.textContent = `The job could not be requested: ${err.message}`;
