@@ -447,3 +447,56 @@ async def test_a_definition_shows_its_schedule_next_firing_and_skipped_firings(
     plain = await stopping_definition(seeder, secrets.token_hex(3))
     await page.goto(f"/#/definitions/{plain}")
     await expect(page.get_by_test_id("schedule-none")).to_contain_text("No schedule")
+
+
+async def test_an_admin_sets_a_schedule_with_its_errors_at_their_fields(
+    page: Page, seeder: Seeder, keys: dict[str, str]
+) -> None:
+    definition_id = await stopping_definition(seeder, secrets.token_hex(3))
+    await sign_in(page, keys["admin"])
+    await page.goto(f"/#/definitions/{definition_id}/edit")
+    form = page.get_by_test_id("definition-form")
+    await expect(form.get_by_test_id("schedule-cron")).to_be_hidden()
+    await form.get_by_label("Runs").select_option("cron")
+    await form.get_by_label("Cron expression").fill("*/30 * * *")
+    await form.get_by_label("Time zone").fill("Mars/Olympus")
+    await page.get_by_test_id("definition-save").click()
+    cron_error = page.locator('[data-testid="field-error"][data-loc="schedule.cron"]')
+    zone_error = page.locator('[data-testid="field-error"][data-loc="schedule.timezone"]')
+    await expect(zone_error).to_contain_text("unknown time zone 'Mars/Olympus'")
+    await expect(form.get_by_test_id("schedule-timezone-input")).to_have_attribute(
+        "aria-invalid", "true"
+    )
+    await form.get_by_label("Time zone").fill("Europe/Paris")
+    await page.get_by_test_id("definition-save").click()
+    await expect(cron_error).to_be_visible()
+    await expect(form.get_by_test_id("schedule-cron")).to_have_attribute("aria-invalid", "true")
+
+    await form.get_by_label("Cron expression").fill("0 6 * * 1-5")
+    await page.get_by_test_id("definition-save").click()
+    await expect(page.get_by_test_id("schedule-rule")).to_have_text(
+        "cron 0 6 * * 1-5 (Europe/Paris)"
+    )
+    await expect(page.get_by_test_id("schedule-next").locator("time")).to_be_visible()
+    await expect(page.get_by_test_id("firings-empty")).to_be_visible()
+    stored = await seeder.client.get(f"/api/v1/job-definitions/{definition_id}")
+    assert stored.json()["schedule"] == {
+        "cron": "0 6 * * 1-5",
+        "timezone": "Europe/Paris",
+        "interval_minutes": None,
+    }
+
+    # Every 30 minutes, then no schedule at all: each a new version.
+    await page.get_by_test_id("btn-edit-definition").click()
+    await expect(form.get_by_label("Cron expression")).to_have_value("0 6 * * 1-5")
+    await form.get_by_label("Runs").select_option("interval")
+    await form.get_by_label("Every (minutes)").fill("30")
+    await page.get_by_test_id("definition-save").click()
+    await expect(page.get_by_test_id("schedule-rule")).to_have_text("every 30 minutes")
+    await page.get_by_test_id("btn-edit-definition").click()
+    await form.get_by_label("Runs").select_option("")
+    await page.get_by_test_id("definition-save").click()
+    await expect(page.get_by_test_id("schedule-none")).to_contain_text("No schedule")
+    stored = await seeder.client.get(f"/api/v1/job-definitions/{definition_id}")
+    assert stored.json()["schedule"] is None
+    assert stored.json()["version"] == 4

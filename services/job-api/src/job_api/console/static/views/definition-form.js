@@ -35,6 +35,26 @@ export function mountDefinitionForm(main, { me, navigate, definitionId }) {
   const submit = h("button", { type: "submit", class: "btn btn--primary", testid: "definition-save" }, editing ? "Save a new version" : "Create definition");
   const top = { id: input("id", "", { testid: "definition-id-input", disabled: editing }), name: input("name", "", { testid: "definition-name-input" }), description: input("description", "", { testid: "definition-description-input" }) };
   let sequences = [];
+  // When the definition runs by itself: never, on a cron expression in a time zone, or every N minutes.
+  const schedule = {
+    kind: h("select", { testid: "schedule-kind", dataset: { loc: "schedule" }, onchange: () => showScheduleFields() },
+      h("option", { value: "" }, "only when a job is requested"),
+      h("option", { value: "cron" }, "on a cron schedule"),
+      h("option", { value: "interval" }, "every N minutes")),
+    cron: input("schedule.cron", "", { testid: "schedule-cron", placeholder: "*/30 * * * *" }),
+    timezone: input("schedule.timezone", "UTC", { testid: "schedule-timezone-input", placeholder: "Europe/Paris" }),
+    interval: input("schedule.interval_minutes", "", { testid: "schedule-interval", inputmode: "numeric", placeholder: "30" }),
+  };
+  const cronFields = h("div", { class: "form-grid" },
+    field("def-schedule-cron", "Cron expression", schedule.cron, "schedule.cron", "Five fields: minute hour day month weekday."),
+    field("def-schedule-timezone", "Time zone", schedule.timezone, "schedule.timezone", "An IANA name, such as Europe/Paris: the cron expression is read in it."));
+  const intervalFields = h("div", { class: "form-grid" },
+    field("def-schedule-interval", "Every (minutes)", schedule.interval, "schedule.interval_minutes", "Counted from 1970-01-01T00:00Z, so every replica fires on the same instants."));
+
+  function showScheduleFields() {
+    cronFields.hidden = schedule.kind.value !== "cron";
+    intervalFields.hidden = schedule.kind.value !== "interval";
+  }
 
   const form = h("form", { class: "card definition-form", novalidate: true, testid: "definition-form", dataset: { loc: "" } },
     formError,
@@ -45,6 +65,10 @@ export function mountDefinitionForm(main, { me, navigate, definitionId }) {
     h("h2", {}, "Sequences"),
     h("p", { class: "hint" }, "They run in this order. Every sequence needs at least one threshold."),
     sequencesSlot,
+    h("fieldset", { class: "sequence-fields", testid: "schedule-fieldset", dataset: { loc: "schedule" } },
+      h("legend", {}, "Schedule"),
+      field("def-schedule-kind", "Runs", schedule.kind, "schedule", "A firing while a job of this definition is unfinished is skipped, and says why."),
+      cronFields, intervalFields),
     h("div", { class: "form-actions" },
       h("button", { type: "button", class: "btn btn--ghost", testid: "add-sequence", onclick: () => { sequences.push(sequenceFields({}, sequences.length)); renderSequences(); } }, "Add a sequence"),
       h("div", { class: "toolbar__spacer" }),
@@ -191,6 +215,10 @@ export function mountDefinitionForm(main, { me, navigate, definitionId }) {
       }
       return s;
     });
+    const numberOfMinutes = numberOrText(schedule.interval.value);
+    if (schedule.kind.value === "cron") body.schedule = { cron: schedule.cron.value.trim(), timezone: schedule.timezone.value.trim() || "UTC" };
+    else if (schedule.kind.value === "interval") body.schedule = { interval_minutes: numberOfMinutes ?? null };
+    else body.schedule = null;
     return { body, problems };
   }
 
@@ -240,10 +268,16 @@ export function mountDefinitionForm(main, { me, navigate, definitionId }) {
       top.name.value = original.name;
       top.description.value = original.description ?? "";
       sequences = original.sequences.map((s, i) => sequenceFields(s, i));
+      const kept = original.schedule;
+      schedule.kind.value = kept?.cron ? "cron" : kept?.interval_minutes ? "interval" : "";
+      schedule.cron.value = kept?.cron ?? "";
+      schedule.timezone.value = kept?.timezone ?? "UTC";
+      schedule.interval.value = kept?.interval_minutes ?? "";
     } else {
       sequences = [sequenceFields({ source: { type: "csv" }, target: { type: "mongo" } }, 0)];
     }
     renderSequences();
+    showScheduleFields();
     (editing ? top.name : top.id).focus();
   }
 
