@@ -449,7 +449,7 @@ async def test_a_definition_shows_its_schedule_next_firing_and_skipped_firings(
     await expect(page.get_by_test_id("schedule-none")).to_contain_text("No schedule")
 
 
-async def test_an_admin_sets_a_schedule_with_its_errors_at_their_fields(
+async def test_an_admin_sets_a_schedule_and_recipients_with_errors_at_their_fields(
     page: Page, seeder: Seeder, keys: dict[str, str]
 ) -> None:
     definition_id = await stopping_definition(seeder, secrets.token_hex(3))
@@ -494,9 +494,42 @@ async def test_an_admin_sets_a_schedule_with_its_errors_at_their_fields(
     await page.get_by_test_id("definition-save").click()
     await expect(page.get_by_test_id("schedule-rule")).to_have_text("every 30 minutes")
     await page.get_by_test_id("btn-edit-definition").click()
+    await expect(form.get_by_label("Every (minutes)")).to_have_value("30")
     await form.get_by_label("Runs").select_option("")
     await page.get_by_test_id("definition-save").click()
     await expect(page.get_by_test_id("schedule-none")).to_contain_text("No schedule")
     stored = await seeder.client.get(f"/api/v1/job-definitions/{definition_id}")
     assert stored.json()["schedule"] is None
     assert stored.json()["version"] == 4
+
+    # Recipients: each wrong field, and a recipient with no channel, shown where it is.
+    await page.get_by_test_id("btn-edit-definition").click()
+    await expect(page.get_by_test_id("definition-save")).to_be_enabled()
+    await form.get_by_test_id("add-recipient").click()
+    await form.get_by_test_id("add-recipient").click()
+    first, second = (
+        form.get_by_test_id("recipient-row").nth(0),
+        form.get_by_test_id("recipient-row").nth(1),
+    )
+    await first.get_by_test_id("recipient-name").fill("iam-team")
+    await first.get_by_test_id("recipient-webhook").fill("not a url")
+    await first.get_by_test_id("recipient-email").fill("nope")
+    await second.get_by_test_id("recipient-name").fill("on-call")
+    await form.get_by_test_id("notify-on-completed").check()
+    await page.get_by_test_id("definition-save").click()
+    for loc in ("recipients.0.webhook_url", "recipients.0.email", "recipients.1"):
+        await expect(page.locator(f'[data-testid="field-error"][data-loc="{loc}"]')).to_be_visible()
+    await expect(second.get_by_test_id("field-error")).to_contain_text("give a webhook_url")
+    await first.get_by_test_id("recipient-webhook").fill("https://hooks.example.com/iam")
+    await first.get_by_test_id("recipient-email").fill("iam-team@example.org")
+    await second.get_by_test_id("remove-recipient").click()
+    await page.get_by_test_id("definition-save").click()
+    await expect(page.get_by_test_id("definition-recipient")).to_have_text(
+        "iam-team: webhook https://hooks.example.com/iam, email iam-team@example.org"
+    )
+    await expect(page.get_by_test_id("definition-recipients")).to_contain_text(
+        "on a threshold, a failure, completion"
+    )
+    stored = await seeder.client.get(f"/api/v1/job-definitions/{definition_id}")
+    assert stored.json()["notify_on"] == ["threshold", "failed", "completed"]
+    assert [r["name"] for r in stored.json()["recipients"]] == ["iam-team"]
