@@ -5,20 +5,14 @@ SMTP server, told by the real job-api-notifier), and a definition's schedule wit
 Each is read as a viewer too: everything is shown, nothing can be started or decided.
 """
 
-import hashlib
-import hmac
 import json
 import re
 import secrets
-import threading
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from email import message_from_bytes, policy
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from job_api.adapters.schedule_store import ScheduleStore
 from job_api.handlers.schedules import Scheduler
 from playwright.async_api import Page, expect
@@ -31,14 +25,22 @@ from tests.e2e.browser import screenshot, sign_in
 from tests.e2e.conftest import System, _group_ready
 from tests.e2e.test_console import Seeder, csv_sequence, filter_by_definition, people, row_of
 from tests.e2e.test_console_pages import browser, forced, keys, page, seeder
-from tests.support.processes import REPO, free_port, service_argv, start_service
+from tests.integration.operations.test_notifier_process import (
+    SECRET,
+    Mailbox,
+    Receiver,
+    receiver,
+    smtp,
+)
+from tests.support.processes import REPO, service_argv, start_service
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.kafka, pytest.mark.mongo]
 
-__all__ = ["browser", "keys", "page", "seeder"]  # the fixtures, shared with the other pages
+# The fixtures: the console pages' browser and seeder; the notifier test's webhook receiver
+# (checks each signature, refuses each delivery's first try with a 503) and SMTP server.
+__all__ = ["browser", "keys", "page", "receiver", "seeder", "smtp"]
 
-WEBHOOK_SECRET = f"whsec-console-{secrets.token_hex(8)}"
 NO_ACTION_BUTTONS = ("btn-validate", "btn-restart", "btn-cancel")
 
 
@@ -164,70 +166,6 @@ async def test_a_dry_run_from_run_now_is_marked_everywhere_and_offers_no_decisio
 # ---- notifications ----------------------------------------------------------------------------
 
 
-class Receiver:
-    """A webhook receiver that checks each signature and refuses each delivery's first try
-    with a 503, so the notifier retries and the page has two attempts to show."""
-
-    def __init__(self) -> None:
-        self.accepted: list[dict[str, Any]] = []
-        self.refused: set[str] = set()
-        self.bad_signatures = 0
-        self.lock = threading.Lock()
-
-
-@pytest.fixture
-def receiver() -> Iterator[tuple[Receiver, str]]:
-    state = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            digest = hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
-            delivery = self.headers["X-Provisioning-Delivery"]
-            with state.lock:
-                if not hmac.compare_digest(
-                    f"sha256={digest}", self.headers["X-Provisioning-Signature"]
-                ):
-                    state.bad_signatures += 1
-                    code = 401
-                elif delivery not in state.refused:
-                    state.refused.add(delivery)
-                    code = 503
-                else:
-                    state.accepted.append(json.loads(body))
-                    code = 204
-            self.send_response(code)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state, f"http://127.0.0.1:{server.server_address[1]}/hook"
-    server.shutdown()
-    server.server_close()
-
-
-class Mailbox:
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Mailbox, int]]:
-    mailbox = Mailbox()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield mailbox, controller.port
-    controller.stop()
-
-
 @pytest.fixture
 def notifier(system: System, smtp: tuple[Mailbox, int]) -> Iterator[None]:
     """job-api-notifier beside the session's system, with the one webhook secret it knows."""
@@ -240,7 +178,7 @@ def notifier(system: System, smtp: tuple[Mailbox, int]) -> Iterator[None]:
         "MONGO_DATABASE": system.mongo_database,
         "PROVISIONING_SMTP_HOST": "127.0.0.1",
         "PROVISIONING_SMTP_PORT": str(smtp[1]),
-        "PROVISIONING_WEBHOOK_SECRETS": json.dumps({"iam-team": WEBHOOK_SECRET}),
+        "PROVISIONING_WEBHOOK_SECRETS": json.dumps({"iam-team": SECRET}),
         "PROVISIONING_NOTIFY_FIRST_DELAY_SECONDS": "0.2",
         "PROVISIONING_CONSOLE_BASE_URL": system.api_url,
     }
@@ -254,7 +192,7 @@ def notifier(system: System, smtp: tuple[Mailbox, int]) -> Iterator[None]:
         timeout=90,
     ) as process:
         yield
-    assert WEBHOOK_SECRET not in process.log_tail(lines=100_000)
+    assert SECRET not in process.log_tail(lines=100_000)
 
 
 async def test_a_job_page_shows_who_was_told_and_every_attempt(
@@ -331,7 +269,7 @@ async def test_a_job_page_shows_who_was_told_and_every_attempt(
     await expect(unsigned.get_by_test_id("attempt-detail")).to_contain_text("no webhook secret")
 
     # The secret is nowhere on the page, and the viewer has nothing to decide.
-    assert WEBHOOK_SECRET not in await page.content()
+    assert SECRET not in await page.content()
     for button in NO_ACTION_BUTTONS:
         await expect(page.get_by_test_id(button)).to_have_count(0)
     await section.scroll_into_view_if_needed()
@@ -347,7 +285,7 @@ async def test_a_job_page_shows_who_was_told_and_every_attempt(
         "on a threshold, a failure"
     )
     await expect(page.get_by_test_id("definition-retention")).to_have_text("the system default")
-    assert WEBHOOK_SECRET not in await page.content()
+    assert SECRET not in await page.content()
 
 
 # ---- schedules --------------------------------------------------------------------------------
