@@ -342,6 +342,12 @@ async def test_a_definition_shows_its_schedule_next_firing_and_skipped_firings(
     job_id = (await seeder.client.get(f"/api/v1/job-definitions/{definition_id}/firings")).json()[
         "items"
     ][0]["job_id"]
+
+    async def taken_up() -> bool:
+        # The request goes through Kafka to job-api's intake: readable a moment later.
+        return (await seeder.client.get(f"/api/v1/jobs/{job_id}")).status_code == 200
+
+    await eventually(taken_up, timeout=60, what=f"the firing's job {job_id}")
     await seeder.wait_status(job_id, "THRESHOLD")
     # The next firing comes while the job waits at its threshold: skipped, saying why.
     clock.now += timedelta(minutes=30)
