@@ -108,6 +108,10 @@ async def test_a_definitions_firings_say_what_each_started_or_why_not(api: ApiHa
         ("skipped", None, "job job-1 of this definition is RUNNING"),
         ("requested", "job-1", None),
     ]
+    # The next firing, for the definition page: a :00 or :30 of the coming half hour.
+    next_at = datetime.fromisoformat(answer.json()["next_at"])
+    assert timedelta(0) < next_at - datetime.now(UTC) <= timedelta(minutes=30)
+    assert (next_at.minute, next_at.second) in ((0, 0), (30, 0))
 
     wrong = await api.client.post(
         "/api/v1/job-definitions",

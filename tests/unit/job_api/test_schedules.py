@@ -3,7 +3,7 @@
 from datetime import UTC, datetime
 
 import pytest
-from job_api.domain.schedules import due_firing, firing_request_id, latest_firing
+from job_api.domain.schedules import due_firing, firing_request_id, latest_firing, next_firing
 from provisioning_common.definition_options import Schedule
 from pydantic import ValidationError
 
@@ -46,6 +46,14 @@ def test_a_firing_at_exactly_now_is_due() -> None:
     due = due_firing(hourly, utc(2026, 12, 6, 5, 0), utc(2026, 12, 6, 6, 0))
     assert due is not None
     assert due.at == utc(2026, 12, 6, 6, 0)
+
+
+def test_the_next_firing_is_strictly_after_now_in_the_schedules_zone() -> None:
+    every_30 = Schedule(interval_minutes=30)
+    assert next_firing(every_30, utc(2026, 12, 6, 5, 44)) == utc(2026, 12, 6, 6, 0)
+    assert next_firing(every_30, utc(2026, 12, 6, 6, 0)) == utc(2026, 12, 6, 6, 30)
+    six_paris = Schedule(cron="0 6 * * *", timezone="Europe/Paris")
+    assert next_firing(six_paris, utc(2026, 3, 28, 5, 0)) == utc(2026, 3, 29, 4, 0)
 
 
 def test_the_request_id_names_the_definition_and_the_firing() -> None:

@@ -1,5 +1,6 @@
 """Routes of job definitions: read by viewers, created, replaced and deleted by admins."""
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
@@ -33,6 +34,7 @@ from job_api.api.schemas import (
     JobDefinitionsPublic,
     UnprocessablePublic,
 )
+from job_api.domain.schedules import next_firing
 
 router = APIRouter(
     prefix=f"{API_PREFIX}/job-definitions",
@@ -180,8 +182,14 @@ async def list_schedule_firings(
     definition_id: DefinitionId,
     params: NoQueryParams,
 ) -> ScheduleFiringsPublic:
-    """The schedule's last 50 firings, newest first: the job each requested, or why skipped."""
-    if await services.definitions.get(definition_id) is None:
+    """The schedule's next firing and its last 50 firings, newest first: the job each
+    requested, or why it was skipped."""
+    definition = await services.definitions.get(definition_id)
+    if definition is None:
         raise _not_found(definition_id)
     firings = await ScheduleStore(db).firings(definition_id)
-    return ScheduleFiringsPublic(items=[ScheduleFiringPublic.of(doc) for doc in firings])
+    schedule = definition.schedule
+    return ScheduleFiringsPublic(
+        next_at=None if schedule is None else next_firing(schedule, datetime.now(UTC)),
+        items=[ScheduleFiringPublic.of(doc) for doc in firings],
+    )

@@ -48,4 +48,8 @@ class ScheduleFiringPublic(BaseModel):
 
 
 class ScheduleFiringsPublic(BaseModel):
+    next_at: datetime | None = Field(
+        default=None,
+        description="The schedule's next firing (UTC), or null when the definition has none.",
+    )
     items: list[ScheduleFiringPublic]

@@ -32,6 +32,15 @@ def latest_firing(schedule: Schedule, now: datetime) -> datetime:
     return next(CronSim(schedule.cron, local, reverse=True)).astimezone(UTC)
 
 
+def next_firing(schedule: Schedule, now: datetime) -> datetime:
+    """The schedule's first firing strictly after `now`, in UTC: what operators see as next."""
+    if schedule.interval_minutes is not None:
+        return latest_firing(schedule, now) + timedelta(minutes=schedule.interval_minutes)
+    assert schedule.cron is not None
+    # Walking forward, cronsim yields the first match strictly after its start.
+    return next(CronSim(schedule.cron, now.astimezone(ZoneInfo(schedule.timezone)))).astimezone(UTC)
+
+
 def due_firing(schedule: Schedule, after: datetime, now: datetime) -> DueFiring | None:
     """The firing to run now, if the schedule fired since `after` (the last firing run, or the
     moment the scheduler first saw the schedule)."""

@@ -98,6 +98,10 @@ export const api = {
   replaceDefinition: (id, body, expectedVersion) =>
     request("PUT", `job-definitions/${encodeURIComponent(id)}`, { json: body, query: { expected_version: expectedVersion } }),
   submit: (body) => request("POST", "jobs", { json: body }),
+  // Who was told about a job (webhook, email) and every attempt; never a secret.
+  notifications: (id, signal) => request("GET", `jobs/${encodeURIComponent(id)}/notifications`, { signal }),
+  // A definition's next firing and its last firings, started or skipped.
+  firings: (id, signal) => request("GET", `job-definitions/${encodeURIComponent(id)}/firings`, { signal }),
   audit: (query, signal) => request("GET", "audit", { query, signal }),
   apiKeys: () => request("GET", "api-keys"),
   createApiKey: (name, role) => request("POST", "api-keys", { json: { name, role } }),

@@ -62,3 +62,10 @@ export function definitionLabel(job) {
 export function shortId(id) {
   return String(id ?? "").slice(0, 8);
 }
+
+// A dry run is planned and decided only: marked wherever a job appears, so nobody takes its
+// counts for changes made.
+export function dryRunTag(job) {
+  if (!job?.dry_run) return null;
+  return h("span", { class: "tag tag--dry-run", testid: "dry-run-tag", title: "Dry run: planned only, nothing is or will be written" }, "Dry run");
+}

@@ -32,9 +32,60 @@ export function mountDefinitionForm(main, { me, navigate, definitionId }) {
   const editing = definitionId !== null;
   const formError = h("p", { class: "form-error", role: "alert", testid: "definition-form-error", hidden: true });
   const sequencesSlot = h("div", { testid: "sequence-fields", dataset: { loc: "sequences" } });
-  const submit = h("button", { type: "submit", class: "btn btn--primary", testid: "definition-save" }, editing ? "Save a new version" : "Create definition");
+  // Disabled until the stored definition is in the form: saving before would send an empty one.
+  const submit = h("button", { type: "submit", class: "btn btn--primary", testid: "definition-save", disabled: editing }, editing ? "Save a new version" : "Create definition");
   const top = { id: input("id", "", { testid: "definition-id-input", disabled: editing }), name: input("name", "", { testid: "definition-name-input" }), description: input("description", "", { testid: "definition-description-input" }) };
   let sequences = [];
+  // When the definition runs by itself: never, on a cron expression in a time zone, or every N minutes.
+  const schedule = {
+    kind: h("select", { testid: "schedule-kind", dataset: { loc: "schedule" }, onchange: () => showScheduleFields() },
+      h("option", { value: "" }, "only when a job is requested"),
+      h("option", { value: "cron" }, "on a cron schedule"),
+      h("option", { value: "interval" }, "every N minutes")),
+    cron: input("schedule.cron", "", { testid: "schedule-cron", placeholder: "*/30 * * * *" }),
+    timezone: input("schedule.timezone", "UTC", { testid: "schedule-timezone-input", placeholder: "Europe/Paris" }),
+    interval: input("schedule.interval_minutes", "", { testid: "schedule-interval", inputmode: "numeric", placeholder: "30" }),
+  };
+  const cronFields = h("div", { class: "form-grid" },
+    field("def-schedule-cron", "Cron expression", schedule.cron, "schedule.cron", "Five fields: minute hour day month weekday."),
+    field("def-schedule-timezone", "Time zone", schedule.timezone, "schedule.timezone", "An IANA name, such as Europe/Paris: the cron expression is read in it."));
+  const intervalFields = h("div", { class: "form-grid" },
+    field("def-schedule-interval", "Every (minutes)", schedule.interval, "schedule.interval_minutes", "Counted from 1970-01-01T00:00Z, so every replica fires on the same instants."));
+
+  // Who is told when a job stops: rows of name, webhook URL and email. A webhook's secret is
+  // configured for the name in the notifier's environment, never here.
+  let recipients = [];
+  const recipientsSlot = h("div", { testid: "recipient-fields", dataset: { loc: "recipients" } });
+  const STOPS = [["threshold", "a sequence stops at a threshold"], ["failed", "the job fails"], ["completed", "the job completes"]];
+  const notifyOn = Object.fromEntries(STOPS.map(([k]) => [k, h("input", { type: "checkbox", id: `def-notify-${k}`, testid: `notify-on-${k}`, checked: k !== "completed" })]));
+
+  function recipientFields(r) {
+    return {
+      name: input("recipients.name", r.name, { testid: "recipient-name" }),
+      webhook: input("recipients.webhook_url", r.webhook_url, { testid: "recipient-webhook", placeholder: "https://hooks.example.com/provisioning" }),
+      email: input("recipients.email", r.email, { testid: "recipient-email", placeholder: "iam-team@example.com" }),
+    };
+  }
+
+  function renderRecipients() {
+    replace(recipientsSlot, recipients.length ? recipients.map((f, i) => {
+      const base = `recipients.${i}`;
+      f.name.dataset.loc = `${base}.name`;
+      f.webhook.dataset.loc = `${base}.webhook_url`;
+      f.email.dataset.loc = `${base}.email`;
+      const id = (what) => `recipient-${i}-${what}`;
+      return h("div", { class: "form-grid form-grid--3 form-field recipient-row", testid: "recipient-row", dataset: { loc: base } },
+        field(id("name"), `Recipient ${i + 1}: name`, f.name, `${base}.name`),
+        field(id("webhook"), "Webhook URL", f.webhook, `${base}.webhook_url`),
+        h("div", {}, field(id("email"), "Email", f.email, `${base}.email`),
+          h("button", { type: "button", class: "btn btn--small btn--danger-ghost", testid: "remove-recipient", onclick: () => { recipients.splice(i, 1); renderRecipients(); } }, "Remove this recipient")));
+    }) : h("p", { class: "hint" }, "Nobody is told when a job stops."));
+  }
+
+  function showScheduleFields() {
+    cronFields.hidden = schedule.kind.value !== "cron";
+    intervalFields.hidden = schedule.kind.value !== "interval";
+  }
 
   const form = h("form", { class: "card definition-form", novalidate: true, testid: "definition-form", dataset: { loc: "" } },
     formError,
@@ -45,6 +96,17 @@ export function mountDefinitionForm(main, { me, navigate, definitionId }) {
     h("h2", {}, "Sequences"),
     h("p", { class: "hint" }, "They run in this order. Every sequence needs at least one threshold."),
     sequencesSlot,
+    h("fieldset", { class: "sequence-fields", testid: "schedule-fieldset", dataset: { loc: "schedule" } },
+      h("legend", {}, "Schedule"),
+      field("def-schedule-kind", "Runs", schedule.kind, "schedule", "A firing while a job of this definition is unfinished is skipped, and says why."),
+      cronFields, intervalFields),
+    h("fieldset", { class: "sequence-fields", testid: "recipients-fieldset", dataset: { loc: "notify_on" } },
+      h("legend", {}, "Notifications"),
+      h("p", { class: "hint" }, "Each recipient is told by webhook (signed with the secret configured for its name in PROVISIONING_WEBHOOK_SECRETS), by email, or both."),
+      recipientsSlot,
+      h("button", { type: "button", class: "btn btn--small btn--ghost", testid: "add-recipient", onclick: () => { recipients.push(recipientFields({})); renderRecipients(); } }, "Add a recipient"),
+      h("div", { class: "field--inline notify-on" }, h("span", { class: "label" }, "Tell them when"),
+        STOPS.map(([k, label]) => h("span", { class: "field field--check" }, notifyOn[k], h("label", { for: `def-notify-${k}` }, label))))),
     h("div", { class: "form-actions" },
       h("button", { type: "button", class: "btn btn--ghost", testid: "add-sequence", onclick: () => { sequences.push(sequenceFields({}, sequences.length)); renderSequences(); } }, "Add a sequence"),
       h("div", { class: "toolbar__spacer" }),
@@ -191,6 +253,17 @@ export function mountDefinitionForm(main, { me, navigate, definitionId }) {
       }
       return s;
     });
+    const numberOfMinutes = numberOrText(schedule.interval.value);
+    if (schedule.kind.value === "cron") body.schedule = { cron: schedule.cron.value.trim(), timezone: schedule.timezone.value.trim() || "UTC" };
+    else if (schedule.kind.value === "interval") body.schedule = { interval_minutes: numberOfMinutes ?? null };
+    else body.schedule = null;
+    body.recipients = recipients.map((f) => {
+      const r = { name: f.name.value.trim() };
+      if (f.webhook.value.trim()) r.webhook_url = f.webhook.value.trim();
+      if (f.email.value.trim()) r.email = f.email.value.trim();
+      return r;
+    });
+    body.notify_on = STOPS.map(([k]) => k).filter((k) => notifyOn[k].checked);
     return { body, problems };
   }
 
@@ -240,10 +313,21 @@ export function mountDefinitionForm(main, { me, navigate, definitionId }) {
       top.name.value = original.name;
       top.description.value = original.description ?? "";
       sequences = original.sequences.map((s, i) => sequenceFields(s, i));
+      const kept = original.schedule;
+      schedule.kind.value = kept?.cron ? "cron" : kept?.interval_minutes ? "interval" : "";
+      schedule.cron.value = kept?.cron ?? "";
+      schedule.timezone.value = kept?.timezone ?? "UTC";
+      schedule.interval.value = kept?.interval_minutes ?? "";
+      recipients = (original.recipients ?? []).map(recipientFields);
+      const on = new Set(original.notify_on ?? ["threshold", "failed"]);
+      for (const [k] of STOPS) notifyOn[k].checked = on.has(k);
     } else {
       sequences = [sequenceFields({ source: { type: "csv" }, target: { type: "mongo" } }, 0)];
     }
     renderSequences();
+    showScheduleFields();
+    renderRecipients();
+    submit.disabled = false;
     (editing ? top.name : top.id).focus();
   }
 

@@ -2,11 +2,29 @@
 
 import { api } from "../api.js";
 import { flash, h, replace } from "../dom.js";
-import { can, shortId, statusBadge, when } from "../format.js";
+import { can, dryRunTag, shortId, statusBadge, when } from "../format.js";
+import { scheduleSection } from "./definition-schedule.js";
 import { sourceText, targetText, thresholdsText } from "./definitions.js";
 
 // Fields this page lays out itself; any other (added by a newer job-api) is listed as it is.
-const KNOWN = new Set(["id", "name", "description", "sequences", "version"]);
+const KNOWN = new Set(["id", "name", "description", "sequences", "version", "schedule", "recipients", "notify_on", "retention"]);
+const STOPS = { threshold: "a threshold", failed: "a failure", completed: "completion" };
+
+// Who is told, by which channel, and on which stops; a webhook's secret lives in the
+// notifier's environment, never in the definition, so there is none to show.
+function recipientsText(definition) {
+  const recipients = definition.recipients ?? [];
+  if (!recipients.length) return h("span", { class: "muted" }, "nobody");
+  const on = (definition.notify_on ?? ["threshold", "failed"]).map((k) => STOPS[k] ?? k).join(", ");
+  return [recipients.map((r) => h("div", { testid: "definition-recipient" }, h("strong", {}, r.name), ": ",
+    [r.webhook_url ? ["webhook ", h("code", {}, r.webhook_url)] : null, r.webhook_url && r.email ? ", " : null, r.email ? ["email ", h("code", {}, r.email)] : null])),
+  h("div", { class: "cell-sub" }, `on ${on}`)];
+}
+
+function retentionText(retention) {
+  if (!retention) return h("span", { class: "muted" }, "the system default");
+  return `archived ${retention.archive_after_days} days after they end, deleted ${retention.delete_after_days} days after that`;
+}
 
 function fact(label, value, testid) {
   return h("div", { class: "fact" }, h("dt", {}, label), h("dd", { testid }, value ?? h("span", { class: "muted" }, "—")));
@@ -23,11 +41,12 @@ export function mountDefinition(main, { me, navigate, definitionId }) {
   const body = h("div", {}, h("p", { class: "card muted" }, "Loading the definition…"));
   const recent = h("section", { class: "card card--flush", "aria-labelledby": "recent-title", testid: "recent-jobs" });
   const dialog = h("dialog", { class: "dialog", testid: "run-dialog", "aria-labelledby": "run-title" });
+  const schedule = scheduleSection(definitionId);
   replace(main,
     h("nav", { class: "breadcrumb", "aria-label": "Breadcrumb" },
       h("a", { href: "#/definitions", testid: "back-to-definitions" }, "Definitions"), h("span", { "aria-hidden": "true" }, " / "),
       h("span", { "aria-current": "page" }, definitionId)),
-    head, body, recent, dialog,
+    head, body, schedule.element, recent, dialog,
   );
 
   function renderHead() {
@@ -59,6 +78,8 @@ export function mountDefinition(main, { me, navigate, definitionId }) {
         h("dl", { class: "facts" },
           fact("Description", definition.description, "definition-description"),
           fact("Sequences", String(definition.sequences.length)),
+          fact("Notified", recipientsText(definition), "definition-recipients"),
+          fact("Finished jobs kept", retentionText(definition.retention), "definition-retention"),
           extra.map(([k, v]) => fact(k.replaceAll("_", " "), typeof v === "object" ? h("code", {}, JSON.stringify(v)) : String(v), `definition-${k}`)),
         )),
       definition.sequences.map((s, i) => h("section", { class: "card", testid: "sequence-card", dataset: { name: s.name }, "aria-label": `Sequence ${s.name}` },
@@ -85,7 +106,7 @@ export function mountDefinition(main, { me, navigate, definitionId }) {
         h("caption", { class: "visually-hidden" }, "The definition's ten newest jobs"),
         h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Job"), h("th", { scope: "col" }, "Status"), h("th", { scope: "col" }, "Requested by"), h("th", { scope: "col" }, "Created"), h("th", { scope: "col" }, "Ended"))),
         h("tbody", {}, items.length ? items.map((job) => h("tr", { testid: "recent-job-row", dataset: { jobId: job.id, status: job.status } },
-          h("td", {}, h("a", { href: `#/jobs/${encodeURIComponent(job.id)}` }, h("code", { title: job.id }, shortId(job.id)))),
+          h("td", {}, h("a", { href: `#/jobs/${encodeURIComponent(job.id)}` }, h("code", { title: job.id }, shortId(job.id))), " ", dryRunTag(job)),
           h("td", {}, statusBadge(job.status, "job-status")),
           h("td", {}, job.requested_by ?? "—"),
           h("td", {}, when(job.created_at)),
@@ -113,12 +134,19 @@ export function mountDefinition(main, { me, navigate, definitionId }) {
       return { name: s.name, area, error };
     });
     const submit = h("button", { type: "submit", class: "btn btn--primary", testid: "run-submit" }, "Run now");
+    // A dry run plans every sequence and writes nothing: the way to see what a run would do.
+    const dryRun = h("input", {
+      id: "run-dry-run", type: "checkbox", testid: "run-dry-run", "aria-describedby": "run-dry-run-help",
+      onchange: () => { submit.textContent = dryRun.checked ? "Start dry run" : "Run now"; },
+    });
     const form = h("form", { class: "dialog__form", novalidate: true },
       h("h2", { id: "run-title", class: "dialog__title" }, "Run ", definition.name),
       h("div", { class: "dialog__body" },
         h("div", { class: "field" }, h("label", { for: "run-request-id" }, "Request id"), requestId,
           h("p", { id: "run-request-id-help", class: "hint" }, "Sending the same request id again never starts a second job: keep the generated one, or use your change ticket's.")),
         inputs.map((i) => h("div", { class: "field" }, h("label", { for: `run-input-${i.name}` }, `Records for ${i.name} (a JSON list)`), i.area, i.error)),
+        h("div", { class: "field field--check" }, dryRun, h("label", { for: "run-dry-run" }, "Dry run")),
+        h("p", { id: "run-dry-run-help", class: "hint" }, "Plans every sequence against the target as it is and shows the changes and counts, and the thresholds they would reach. Nothing is ever written."),
         error),
       h("div", { class: "dialog__actions" },
         h("button", { type: "button", class: "btn btn--ghost", testid: "run-cancel", onclick: () => dialog.close() }, "Cancel"),
@@ -127,7 +155,7 @@ export function mountDefinition(main, { me, navigate, definitionId }) {
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       error.hidden = true;
-      const body = { request_id: requestId.value.trim(), definition_id: definition.id, inputs: {} };
+      const body = { request_id: requestId.value.trim(), definition_id: definition.id, inputs: {}, dry_run: dryRun.checked };
       let bad = false;
       for (const i of inputs) {
         i.error.hidden = true;
@@ -146,7 +174,14 @@ export function mountDefinition(main, { me, navigate, definitionId }) {
       try {
         const submitted = await api.submit(body);
         dialog.close();
-        flash(`Job ${shortId(submitted.id)} of ${definition.name} requested.`, "notice");
+        // A request id used before opens the job it started, which may not be what the box
+        // asked for now: say so, rather than let a real job pass for a dry run or the reverse.
+        const started = await api.job(submitted.id).catch(() => null);
+        if (started && Boolean(started.dry_run) !== body.dry_run) {
+          flash(`Request id ${body.request_id} already started job ${shortId(submitted.id)}, which is ${started.dry_run ? "a dry run" : "not a dry run"}: nothing new was started. Use another request id.`);
+        } else {
+          flash(`${body.dry_run ? "Dry run" : "Job"} ${shortId(submitted.id)} of ${definition.name} requested.`, "notice");
+        }
         navigate(`/jobs/${encodeURIComponent(submitted.id)}`);
       } catch (err) {
         error.textContent = `The job could not be requested: ${err.message}`;
@@ -166,6 +201,7 @@ export function mountDefinition(main, { me, navigate, definitionId }) {
       if (!alive) return;
       renderHead();
       renderBody();
+      schedule.load(definition);
       loadRecent();
     } catch (err) {
       if (!alive) return;
@@ -178,6 +214,7 @@ export function mountDefinition(main, { me, navigate, definitionId }) {
   load();
   return () => {
     alive = false;
+    schedule.stop();
     if (dialog.open) dialog.close();
   };
 }

@@ -4,6 +4,7 @@ import { api } from "../api.js";
 import { h, replace } from "../dom.js";
 import { can, count } from "../format.js";
 import { positiveInt, renderPager } from "../paging.js";
+import { scheduleText } from "./definition-schedule.js";
 
 const PAGE_SIZE = 25;
 
@@ -69,7 +70,8 @@ export function mountDefinitions(main, { me, navigate, params }) {
       replace(tbody, items.length ? items.map((d) => h("tr", { testid: "definition-row", dataset: { definitionId: d.id } },
         h("td", {},
           h("a", { class: "cell-title", href: `#/definitions/${encodeURIComponent(d.id)}` }, d.name),
-          h("div", { class: "cell-sub" }, h("code", {}, d.id), d.description ? ` · ${d.description}` : "")),
+          h("div", { class: "cell-sub" }, h("code", {}, d.id), d.description ? ` · ${d.description}` : ""),
+          d.schedule ? h("div", { class: "cell-sub", testid: "definition-schedule" }, "Scheduled: ", scheduleText(d.schedule)) : null),
         h("td", {}, d.sequences.map((s) => h("div", {}, h("strong", {}, s.name), h("span", { class: "cell-sub" }, ` → ${targetText(s.target)}`)))),
         h("td", {}, d.sequences.map((s) => h("div", { class: "cell-sub" }, thresholdsText(s.thresholds)))),
         h("td", { class: "num" }, String(d.version ?? 1)),

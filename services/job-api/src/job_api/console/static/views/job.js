@@ -2,9 +2,10 @@
 
 import { api } from "../api.js";
 import { confirmDialog, flash, h, replace } from "../dom.js";
-import { ACTIVE, count, definitionLabel, duration, offers, shortId, statusBadge, when } from "../format.js";
+import { ACTIVE, count, definitionLabel, dryRunTag, duration, offers, shortId, statusBadge, when } from "../format.js";
 import { targetText } from "./definitions.js";
 import { revertButton, revertMark, revertPanel } from "./revert.js";
+import { notificationsSection } from "./job-notifications.js";
 
 // How long to wait before reading the job again when its event stream was refused.
 const POLL_MS = 1500;
@@ -54,12 +55,14 @@ export function mountJobDetail(main, { me, navigate, jobId }) {
   const changesSlot = h("div");
   const revertSlot = h("div");
   const renderRevert = revertPanel(revertSlot, { me, navigate });
+  const notifications = notificationsSection(jobId);
+  let notifiedStatus = null; // the status the notifications were last read at
 
   replace(main,
     h("nav", { class: "breadcrumb", "aria-label": "Breadcrumb" },
       h("a", { href: "#/jobs", testid: "back-to-jobs" }, "Jobs"), h("span", { "aria-hidden": "true" }, " / "),
       h("span", { "aria-current": "page" }, shortId(jobId))),
-    head, revertSlot, thresholdSlot, facts, sequencesSlot, changesSlot,
+    head, revertSlot, thresholdSlot, facts, sequencesSlot, changesSlot, notifications.element,
   );
   replace(facts, h("p", { class: "muted" }, "Loading the job instance…"));
 
@@ -71,8 +74,10 @@ export function mountJobDetail(main, { me, navigate, jobId }) {
     const add = (action, label, testid, cls, fn) => {
       if (offers(job, action)) buttons.push(h("button", { type: "button", class: `btn ${cls}`, testid, disabled: busy, onclick: fn }, label));
     };
-    add("validate", "Validate", "btn-validate", "btn--primary", onValidate);
-    add("restart", "Restart", "btn-restart", "btn--primary", onRestart);
+    // A dry run never stops at a threshold; should a newer server offer it anyway, a dry run's
+    // plan is not for approving. Restarting one plans again, as a dry run: nothing is applied.
+    if (!job.dry_run) add("validate", "Validate", "btn-validate", "btn--primary", onValidate);
+    add("restart", job.dry_run ? "Restart dry run" : "Restart", "btn-restart", "btn--primary", onRestart);
     add("cancel", "Cancel job", "btn-cancel", "btn--danger", onCancel);
     add("archive", "Archive", "btn-archive", "btn--ghost", () => simple("archive"));
     add("unarchive", "Unarchive", "btn-unarchive", "btn--ghost", () => simple("unarchive"));
@@ -182,7 +187,7 @@ export function mountJobDetail(main, { me, navigate, jobId }) {
     replace(head,
       h("div", {},
         h("h1", {}, definitionLabel(job), " ", statusBadge(job.status, "job-status"),
-          job.archived ? h("span", { class: "tag", testid: "archived-tag" }, "Archived") : null),
+          job.archived ? h("span", { class: "tag", testid: "archived-tag" }, "Archived") : null, " ", dryRunTag(job)),
         h("p", { class: "muted" }, "Job instance ", h("code", { testid: "job-id" }, job.id), " ", revertMark(job)),
       ),
       h("div", { class: "head-actions" }, waiting, actionButtons()),
@@ -297,7 +302,38 @@ export function mountJobDetail(main, { me, navigate, jobId }) {
     return `${count(t.limit_value)} ${word}`;
   }
 
+  // A dry run: each sequence's plan and counts as a blocked sequence's are shown, and the
+  // threshold each would have stopped at; there is nothing to decide.
+  function renderDryRun() {
+    const planned = (job.sequences ?? []).filter((s) => s.planned);
+    const stops = planned.filter((s) => s.threshold);
+    replace(thresholdSlot, h("section", { class: "card threshold threshold--dry-run", testid: "dry-run-panel", "aria-labelledby": "dry-run-title" },
+      h("h2", { id: "dry-run-title" }, "Dry run: nothing is written"),
+      h("p", {}, "Every sequence is planned against the target repository as it is now, and held against its thresholds. ",
+        "Nothing was applied and nothing ever will be: to make these changes, request the job without dry run."),
+      planned.length ? planned.map((seq) => {
+        const t = seq.threshold;
+        return h("dl", { class: "facts facts--threshold dry-run-sequence", testid: "dry-run-sequence", dataset: { index: seq.index, stops: String(Boolean(t)) } },
+          fact("Sequence", [h("strong", {}, seq.name), ` (#${seq.index + 1})`], "dry-run-sequence-name"),
+          fact("Whole plan", countsCell(seq.planned, ["create", "update", "delete", "unchanged"]), "dry-run-plan"),
+          t ? fact("Would stop at", [h("span", { class: `action action--${t.action}` }, t.action), " ", h("strong", {}, `${count(t.actual)} ${actionWord(t.action, t.actual)}`), h("div", { class: "cell-sub" }, "limit ", limitText(t, seq.planned))], "dry-run-threshold")
+            : fact("Thresholds", "within every threshold: a real run would apply this plan", "dry-run-threshold"),
+          h("div", { class: "fact" }, h("dt", {}, "Changes"), h("dd", {}, seq.planned.create + seq.planned.update + seq.planned.delete > 0
+            ? h("button", { type: "button", class: "btn btn--small btn--ghost", testid: "dry-run-changes", onclick: () => selectChanges(seq) }, "Planned changes")
+            : h("span", { class: "muted" }, "none"))));
+      }) : h("p", { class: "muted" }, "No sequence has been planned yet."),
+      stops.length ? h("p", { class: "cell-sub", testid: "dry-run-stops" }, `${stops.length} of ${planned.length} sequence${planned.length === 1 ? "" : "s"} would stop at a threshold in a real run.`) : null,
+    ));
+    // As for a blocked sequence: the changes of the first that would stop are listed at once.
+    const first = stops[0] ?? planned.find((s) => s.planned.create + s.planned.update + s.planned.delete > 0);
+    if (changes.index === null && first && !ACTIVE.has(job.status)) selectChanges(first, { scroll: false });
+  }
+
   function renderThreshold() {
+    if (job.dry_run) {
+      renderDryRun();
+      return;
+    }
     const seq = blockedSequence(job);
     if (!seq || !seq.threshold || !["THRESHOLD", "VALIDATED"].includes(job.status)) {
       replace(thresholdSlot);
@@ -434,6 +470,11 @@ export function mountJobDetail(main, { me, navigate, jobId }) {
       replace(changesSlot);
     }
     render(force);
+    // A stop is what sends notifications: read them again when the status moves.
+    if (job.status !== notifiedStatus) {
+      notifiedStatus = job.status;
+      notifications.load();
+    }
     clearTimeout(timer);
     if (pending) timer = setTimeout(() => apply(job), Math.max(0, pending.until - Date.now()) + 50);
   }
@@ -444,6 +485,7 @@ export function mountJobDetail(main, { me, navigate, jobId }) {
     replace(sequencesSlot);
     replace(thresholdSlot);
     replace(changesSlot);
+    notifications.element.hidden = true;
   }
 
   function follow() {
@@ -492,5 +534,6 @@ export function mountJobDetail(main, { me, navigate, jobId }) {
     clearTimeout(timer);
     inflight?.abort();
     stream?.close();
+    notifications.stop();
   };
 }

@@ -2,7 +2,7 @@
 
 import { api } from "../api.js";
 import { confirmDialog, flash, h, replace } from "../dom.js";
-import { can, count, definitionLabel, JOB_STATUSES, offers, shortId, statusBadge, when } from "../format.js";
+import { can, count, definitionLabel, dryRunTag, JOB_STATUSES, offers, shortId, statusBadge, when } from "../format.js";
 import { revertMark } from "./revert.js";
 
 const PAGE_SIZES = [10, 25, 50, 100];
@@ -164,7 +164,7 @@ export function mountJobs(main, { me, navigate, params }) {
       h("td", {},
         h("a", { class: "cell-title", href: `#/jobs/${encodeURIComponent(job.id)}` }, definitionLabel(job)),
         h("div", { class: "cell-sub" }, h("code", { title: job.id }, shortId(job.id)),
-          job.archived ? h("span", { class: "tag", testid: "archived-tag" }, "Archived") : null,
+          job.archived ? h("span", { class: "tag", testid: "archived-tag" }, "Archived") : null, dryRunTag(job),
           revertMark(job, { link: false })),
       ),
       h("td", {}, statusBadge(job.status, "job-status"), blockedSummary(job)),
