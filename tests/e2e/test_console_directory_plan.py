@@ -7,11 +7,17 @@ them: what is checked here is how the console shows them."""
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from playwright.async_api import Browser, Page, expect
+from provisioning_common.events import PlanCounts
 from pymongo import AsyncMongoClient
+from sequence_runner.adapters.mongo_plans import MongoPlanRepository
+from sequence_runner.domain.plan_digest import plan_digest
+from sequence_runner.domain.records import PlannedChange
+from sequence_runner.handlers.ports import StoredPlan
 
 from tests.e2e.browser import console_page, launch_chromium, sign_in
 from tests.e2e.conftest import System
@@ -66,9 +72,11 @@ async def a_blocked_directory_job(system: System) -> str:
         db = client[system.mongo_database]
         doc = job_doc(status="THRESHOLD", sequences=[sequence], job_id=job_id)
         await db["job_instances"].insert_one(doc)
-        await db["plan_changes"].insert_many(
-            [{"plan_id": plan_id, "job_id": job_id, "index": 0, **c} for c in changes]
-        )
+        # Stored by the runner's own plan repository, as a directory plan is.
+        planned = [PlannedChange(**c) for c in changes]
+        counts = PlanCounts(create=1, update=0, delete=0, disable=2, unchanged=5, target_size=7)
+        plan = StoredPlan(plan_id, job_id, 0, 1, counts, datetime.now(UTC), plan_digest(planned))
+        await MongoPlanRepository(db).save(plan, planned)
     finally:
         await client.close()
     return job_id

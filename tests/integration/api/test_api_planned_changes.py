@@ -2,8 +2,14 @@
 DN it is written to, disables as their own action (filterable), and their own count."""
 
 import uuid
+from datetime import UTC, datetime
 
 import pytest
+from provisioning_common.events import PlanCounts
+from sequence_runner.adapters.mongo_plans import MongoPlanRepository
+from sequence_runner.domain.plan_digest import plan_digest
+from sequence_runner.domain.records import PlannedChange
+from sequence_runner.handlers.ports import StoredPlan
 
 from tests.integration.api.harness import ApiHarness, insert_jobs, job_doc, sequence_doc
 
@@ -30,36 +36,20 @@ async def a_blocked_directory_job(api: ApiHarness) -> str:
         threshold={"action": "delete", "limit": "count", "limit_value": 2, "actual": 2},
     )
     (job_id,) = await insert_jobs(api, job_doc(status="THRESHOLD", sequences=[sequence]))
-    # As the runner stores a directory plan: each change with its DN.
-    await api.db["plan_changes"].insert_many(
-        [
-            {
-                "plan_id": plan_id,
-                "job_id": job_id,
-                "index": 0,
-                "seq": 0,
-                "action": "create",
-                "key": "cy",
-                "dn": f"uid=cy,{BASE}",
-                "before": None,
-                "after": {"uid": "cy", "sn": "Oh"},
-            },
-            *(
-                {
-                    "plan_id": plan_id,
-                    "job_id": job_id,
-                    "index": 0,
-                    "seq": seq,
-                    "action": "disable",
-                    "key": uid,
-                    "dn": f"uid={uid},ou=east,{BASE}",
-                    "before": {"uid": uid, "sn": "X"},
-                    "after": None,
-                }
-                for seq, uid in ((1, "ann"), (2, "bob"))
-            ),
-        ]
-    )
+    # Stored by the runner's own plan repository, as a directory plan is: each change with
+    # its DN, in chunks of one action.
+    changes = [
+        PlannedChange(0, "create", "cy", None, {"uid": "cy", "sn": "Oh"}, dn=f"uid=cy,{BASE}"),
+        *(
+            PlannedChange(
+                seq, "disable", uid, {"uid": uid, "sn": "X"}, None, dn=f"uid={uid},ou=east,{BASE}"
+            )
+            for seq, uid in ((1, "ann"), (2, "bob"))
+        ),
+    ]
+    counts = PlanCounts(create=1, update=0, delete=0, disable=2, unchanged=5, target_size=7)
+    plan = StoredPlan(plan_id, job_id, 0, 1, counts, datetime.now(UTC), plan_digest(changes))
+    await MongoPlanRepository(api.db).save(plan, changes)
     return job_id
 
 

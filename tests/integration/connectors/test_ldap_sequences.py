@@ -24,6 +24,7 @@ from provisioning_common.events import (
     SequencePlanned,
     ThresholdValidated,
 )
+from sequence_runner.adapters.mongo_plans import MongoPlanRepository
 
 from tests.integration.connectors.conftest import WRONG_PASSWORD, Directory, LdapEngineRig
 from tests.support.waiting import eventually
@@ -154,12 +155,14 @@ async def test_disables_stop_at_the_delete_threshold_and_are_written_once_approv
     counts = planned.data.counts
     assert (counts.delete, counts.disable) == (0, 3)
     assert (blocked.data.threshold.action, blocked.data.threshold.actual) == ("delete", 3)
-    stored = (
-        await ldap_engine.database["plan_changes"]
-        .find({"plan_id": blocked.data.plan_id}, {"_id": 0, "action": 1, "dn": 1})
-        .to_list()
-    )
-    assert sorted((c["action"], c["dn"]) for c in stored) == [
+    stored = [
+        change
+        async for batch in MongoPlanRepository(ldap_engine.database).changes(
+            blocked.data.plan_id, 1000
+        )
+        for change in batch
+    ]
+    assert sorted((c.action, c.dn) for c in stored) == [
         ("disable", f"uid=p00{i},{base_dn}") for i in (2, 3, 4)
     ]
     # Nothing disabled before an operator approved: the directory is as it was.

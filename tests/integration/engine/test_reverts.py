@@ -16,6 +16,7 @@ from provisioning_common.events import (
     SequenceBlocked,
     SequencePlanned,
 )
+from sequence_runner.adapters.mongo_plans import MongoPlanRepository
 
 from tests.integration.engine.conftest import EngineRig, definition, jsonl_text, sequence
 
@@ -115,12 +116,16 @@ async def test_a_revert_restores_the_target_exactly(engine: EngineRig, unique_na
     counts = planned.data.counts
     assert (counts.create, counts.update, counts.delete, counts.conflicts) == (1, 1, 2, 0)
     assert await engine.records(f"{unique_name}_people") == before
-    changes = engine.database["plan_changes"].find({"plan_id": planned.data.plan_id})
-    by_key = {change["key"]: change async for change in changes}
-    assert by_key["u1"]["action"] == "update"
-    assert by_key["u1"]["before"] == {"mail": "u1@new"}
-    assert by_key["u1"]["after"]["mail"] == "u1@old"
-    assert by_key["u2"]["after"] == {"uid": "u2", "mail": "u2@x", "sn": "Two"}
+    plans = MongoPlanRepository(engine.database)
+    by_key = {
+        change.key: change
+        async for batch in plans.changes(planned.data.plan_id, 1000)
+        for change in batch
+    }
+    assert by_key["u1"].action == "update"
+    assert by_key["u1"].before == {"mail": "u1@new"}
+    assert (by_key["u1"].after or {})["mail"] == "u1@old"
+    assert by_key["u2"].after == {"uid": "u2", "mail": "u2@x", "sn": "Two"}
     run = await engine.run(revert_id)
     assert run["reverts"]["job_id"] == job_id
 
