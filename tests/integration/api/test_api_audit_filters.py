@@ -88,6 +88,18 @@ async def test_a_bad_filter_is_refused_by_name(
     assert said in answer.text
 
 
+@pytest.mark.parametrize("path", ["/api/v1/audit", "/api/v1/jobs"])
+async def test_a_filter_given_twice_is_refused_not_half_applied(
+    api: ApiHarness, acted: dict[str, str], path: str
+) -> None:
+    """`actor=a&actor=b` once answered the entries of b alone: the operator asking for two
+    actors was shown one, without a word."""
+    name = "actor" if "audit" in path else "definition_id"
+    answer = await api.client.get(path, params={name: ["a", "b"]}, headers=api.auth("admin"))
+    assert answer.status_code == 422
+    assert "given more than once: " in answer.json()["detail"]
+
+
 @pytest.mark.parametrize("who", ["viewer", "operator"])
 async def test_only_admins_read_the_audit(api: ApiHarness, who: str) -> None:
     answer = await api.client.get("/api/v1/audit", params={"actor": "x"}, headers=api.auth(who))

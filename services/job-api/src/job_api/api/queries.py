@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
+from fastapi import HTTPException, Request
 from provisioning_common.definitions import ChangeAction
 from provisioning_common.statuses import JobStatus
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -22,6 +23,20 @@ MAX_PAGE_SIZE = 100
 MAX_PAGE_NUMBER = 1_000_000
 UNKNOWN_QUERY_PARAMETER = "unknown_query_parameter"
 STATUS_NAMES = ", ".join(s.value for s in JobStatus)
+
+
+def refuse_repeated_parameters(request: Request) -> None:
+    """Every query parameter of this API takes one value (`status` takes a comma-separated
+    list): a second `actor=` would be dropped without a word, and the operator shown entries
+    of one actor while asking for two. A 422 naming the parameters instead."""
+    names = [name for name, _ in request.query_params.multi_items()]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise HTTPException(
+            status_code=422,
+            detail=f"query parameter(s) given more than once: {', '.join(repeated)}; each "
+            "takes one value (status takes a comma-separated list)",
+        )
 
 
 class QueryModel(BaseModel):

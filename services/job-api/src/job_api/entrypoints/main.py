@@ -6,7 +6,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from provisioning_common.logs import configure_logging
 from provisioning_common.redaction import redacted_uri
 from provisioning_common.topics import ensure_topics
@@ -26,6 +26,7 @@ from job_api.api.asyncapi import asyncapi_document
 from job_api.api.docs import mount_docs
 from job_api.api.errors import add_error_handlers
 from job_api.api.limits import BodySizeLimitMiddleware
+from job_api.api.queries import refuse_repeated_parameters
 from job_api.bootstrap import JobApiServices, build_services
 from job_api.console import router as console_router
 from job_api.entrypoints.job_requests import build_intake_subscriber
@@ -94,6 +95,7 @@ def app_factory(settings: JobApiSettings | None = None) -> FastAPI:
         # /docs is ours: FastAPI's default page loads Swagger UI from a CDN.
         docs_url=None,
         redoc_url=None,
+        dependencies=[Depends(refuse_repeated_parameters)],
     )
     app.state.services = services
     add_error_handlers(app)
