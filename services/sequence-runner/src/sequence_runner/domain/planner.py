@@ -170,7 +170,7 @@ _ALL_TEXT = frozenset({str})
 _ABSENT: Any = object()
 
 
-def _at_or(dn: str | None, line: int) -> int | str:
+def _at_or(dn: str | None, line: int | str) -> int | str:
     return dn if dn is not None else line
 
 
@@ -431,7 +431,7 @@ class StreamedPlanner:
         lines: list[int | str] = list(map(_LINE, piece))
         dns = list(map(_DN, piece))
         ats = lines if dns.count(None) == len(dns) else list(map(_at_or, dns, lines))
-        return list(zip(range(ordinal, ordinal + len(piece)), ats, keys, attributes))
+        return list(zip(range(ordinal, ordinal + len(piece)), ats, keys, attributes, strict=True))
 
     def _add_source(self, records: Iterable[SourceEntry]) -> None:
         stored_as = self.rules.stored_as
@@ -486,7 +486,7 @@ class StreamedPlanner:
         if not piece or set(map(type, piece)) != {dict}:
             return False
         records: list[dict[str, Any]] = piece  # type: ignore[assignment]
-        keys = list(map(dict.get, records, repeat(self.key)))
+        keys: list[Any] = list(map(dict.get, records, repeat(self.key)))
         if not _PLAIN_KEYS.issuperset(map(type, keys)):
             return False
         copies = list(map(dict, records))
@@ -498,10 +498,14 @@ class StreamedPlanner:
             # Records stored under another `_id` than their key (few): the `!=` as in the loop.
             taken = [
                 (record_id, record_key)
-                for record_id, record_key in compress(zip(ids, keys), map(ne, ids, keys))
+                for record_id, record_key in compress(
+                    zip(ids, keys, strict=True), map(ne, ids, keys)
+                )
                 if record_id is not None
             ]
-        self._keep_targets(list(zip(range(ordinal, self._target_count), keys, copies, ids)), taken)
+        self._keep_targets(
+            list(zip(range(ordinal, self._target_count), keys, copies, ids, strict=True)), taken
+        )
         return True
 
     def _add_target(self, records: Iterable[Mapping[str, Any]]) -> None:
@@ -664,7 +668,7 @@ class StreamedPlanner:
 
     def _leaves(
         self, spills: tuple[PartitionedSpill, PartitionedSpill, PartitionedSpill], depth: int
-    ) -> Iterator[tuple[Iterable[_Wanted], Iterable[_Existing], Iterable[tuple[Any, Any]]]]:
+    ) -> Iterator[tuple[list[_Wanted], list[_Existing], list[tuple[Any, Any]]]]:
         """Each partition's three streams; a partition larger than the bound split again."""
         sources, targets, taken = spills
         for part in range(sources.partitions):
@@ -717,7 +721,7 @@ class StreamedPlanner:
 
     def _wanted(self, sources: list[_Wanted]) -> tuple[dict[Key, _Wanted], _Failure | None]:
         """The source's records by key; a key seen twice is an error naming both lines."""
-        wanted = dict(zip(map(_SOURCE_KEY, sources), sources))
+        wanted = dict(zip(map(_SOURCE_KEY, sources), sources, strict=True))
         if len(wanted) == len(sources):
             return wanted, None
         # A key seen twice: the loop finds the first in source order, and names both lines.
@@ -744,7 +748,7 @@ class StreamedPlanner:
         self, targets: list[_Existing]
     ) -> tuple[dict[Key, _Existing], _Failure | None]:
         """The target's records by key, in target order; two with one key are an error."""
-        existing = dict(zip(map(_TARGET_KEY, targets), targets))
+        existing = dict(zip(map(_TARGET_KEY, targets), targets, strict=True))
         if len(existing) == len(targets):
             return existing, None
         existing = {}
@@ -808,7 +812,7 @@ class StreamedPlanner:
         for index in looked_at:
             ordinal, at, record_key, wanted_attributes = sources[index]
             if as_values:
-                wanted_attributes = dict(zip(names, wanted_attributes))
+                wanted_attributes = dict(zip(names, wanted_attributes, strict=True))
             found = existing.get(record_key)
             if found is None:
                 if all_text and type(record_key) is str:
