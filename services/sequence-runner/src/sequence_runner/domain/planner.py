@@ -207,8 +207,9 @@ _Failure = tuple[int, int, str]
 
 # Changes read back from disk are merged in chunks of this many per partition.
 _OUTPUT_CHUNK = 1000
-# Records keyed before they are kept in memory or handed to the spill, at a time.
-_PIECE = 1000
+# Records keyed before they are kept in memory or handed to the spill, at a time (the runner
+# hands 5,000 at a time).
+_PIECE = 5000
 # Partitions split again at most this often (a partition of one repeated key cannot shrink).
 _MAX_SPLITS = 3
 
@@ -310,6 +311,11 @@ class StreamedPlanner:
         self._targets: list[_Existing] = []
         # `_id` -> key attribute of the target records stored under another `_id` than their key.
         self._taken: list[tuple[Any, Any]] = []
+        # Whether every wanted value so far is text or null (`_PLAIN_VALUES`), and every target
+        # key text: told as each piece comes, while its records are in the processor's cache,
+        # so the diff need not look at every value again.
+        self._plain_values = True
+        self._text_keys = True
         self._source_count = 0
         self._target_count = 0
         self._spills: tuple[PartitionedSpill, PartitionedSpill, PartitionedSpill] | None = None
@@ -535,6 +541,12 @@ class StreamedPlanner:
             self._target_count = ordinal
 
     def _keep_sources(self, piece: list[_Wanted]) -> None:
+        if self._plain_values:
+            attributes = map(_ATTRIBUTES, piece)
+            values = chain.from_iterable(
+                attributes if self._as_values else map(dict.values, attributes)
+            )
+            self._plain_values = _PLAIN_VALUES.issuperset(map(type, values))
         if self._spills is not None:
             self._spills[0].add(piece, 2)
         else:
@@ -542,6 +554,8 @@ class StreamedPlanner:
             self._spill_if_full()
 
     def _keep_targets(self, piece: list[_Existing], taken: list[tuple[Any, Any]]) -> None:
+        if self._text_keys:
+            self._text_keys = _ALL_TEXT.issuperset(map(type, map(_TARGET_KEY, piece)))
         if self._spills is not None:
             self._spills[1].add(piece, 1)
             self._spills[2].add(taken, 0)
@@ -786,9 +800,8 @@ class StreamedPlanner:
         )
         names = self._attribute_names
         as_values = self._as_values
-        values = chain.from_iterable(attributes if as_values else map(dict.values, attributes))
         looked_at: Iterable[int]
-        if not _PLAIN_VALUES.issuperset(map(type, values)):
+        if not self._plain_values:
             looked_at = range(len(sources))
         elif as_values:
             try:
@@ -803,7 +816,7 @@ class StreamedPlanner:
             )
         # Whether a key absent from the target can have a twin there (the same text, another
         # type): not when every key is text.
-        all_text = _ALL_TEXT.issuperset(map(type, existing))
+        all_text = self._text_keys
         # Target keys by their text, to tell a key that differs from one of them only by its
         # type; built at the first create.
         as_text: dict[str, Key] | None = None

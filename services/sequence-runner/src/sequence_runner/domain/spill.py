@@ -50,8 +50,10 @@ def _loaded(blob: bytes) -> list[Any]:
 
 
 class SpillFile:
-    """One temporary file of chunks (marshalled, or pickled), each filed under a partition;
-    read back chunk by chunk in the order written."""
+    """One temporary file of chunks, each filed under a partition and read back in the order
+    written. A chunk is a list of blobs (each a list of items, marshalled or pickled), so items
+    can be serialised in small batches while they are still in the processor's cache and
+    written together."""
 
     def __init__(self, directory: str) -> None:
         handle, self.path = tempfile.mkstemp(dir=directory, suffix=".spill")
@@ -60,16 +62,21 @@ class SpillFile:
         self._end = 0
 
     def append(self, partition: int, items: list[Any]) -> None:
-        blob = _dumped(items)
+        self.append_blobs(partition, [_dumped(items)])
+
+    def append_blobs(self, partition: int, blobs: list[bytes]) -> None:
+        chunk = marshal.dumps(blobs, _MARSHAL_VERSION)
         self._file.seek(self._end)
-        self._file.write(blob)
-        self._chunks.setdefault(partition, []).append((self._end, len(blob)))
-        self._end += len(blob)
+        self._file.write(chunk)
+        self._chunks.setdefault(partition, []).append((self._end, len(chunk)))
+        self._end += len(chunk)
 
     def chunks(self, partition: int) -> Iterator[list[Any]]:
         for offset, size in self._chunks.get(partition, ()):
             self._file.seek(offset)
-            yield _loaded(self._file.read(size))
+            blobs: list[bytes] = marshal.loads(self._file.read(size))
+            for blob in blobs:
+                yield _loaded(blob)
 
     def items(self, partition: int) -> Iterator[Any]:
         for chunk in self.chunks(partition):
@@ -81,23 +88,23 @@ class SpillFile:
 
 
 class PartitionedSpill:
-    """Items hashed by their bucket text into `partitions` partitions, buffered in memory and
-    written as chunks once `buffer_items` are held. `salt` changes the hash, so a partition too
-    large for memory is split again into other partitions."""
+    """Items hashed by their bucket text into `partitions` partitions. Each batch added is
+    serialised at once, partition by partition, and the blobs are held until `buffer_items`
+    items wait, then written as one chunk per partition. `salt` changes the hash, so a
+    partition too large for memory is split again into other partitions."""
 
     def __init__(self, directory: str, partitions: int, buffer_items: int, salt: int = 0) -> None:
         self.partitions = partitions
         self._counts = [0] * partitions
         self._file = SpillFile(directory)
-        self._buffers: list[list[Any]] = [[] for _ in range(partitions)]
+        self._pending: list[list[bytes]] = [[] for _ in range(partitions)]
         self._buffered = 0
         self._buffer_items = max(1, buffer_items)
         self._salt = salt
 
     @property
     def counts(self) -> list[int]:
-        """How many items each partition holds (what is still buffered written first)."""
-        self.flush()
+        """How many items each partition holds."""
         return self._counts
 
     def add(self, items: list[Any], key_at: int) -> None:
@@ -109,19 +116,25 @@ class PartitionedSpill:
         texts = values if set(map(type, values)) == {str} else list(map(bucket_text, values))
         hashes = map(hash, zip(repeat(self._salt), texts)) if self._salt else map(hash, texts)
         partitions = map(int.__mod__, hashes, repeat(self.partitions))
-        # Each item appended to its partition's buffer, the loop run by the interpreter's C
+        batches: list[list[Any]] = [[] for _ in range(self.partitions)]
+        # Each item appended to its partition's batch, the loop run by the interpreter's C
         # code rather than by Python bytecode: this is done once per record and side.
-        deque(map(list.append, map(self._buffers.__getitem__, partitions), items), maxlen=0)
+        deque(map(list.append, map(batches.__getitem__, partitions), items), maxlen=0)
+        # Serialised now, while the items were just made: the same items read back from all
+        # over memory later cost several times as much to serialise and to free.
+        for partition, batch in enumerate(batches):
+            if batch:
+                self._pending[partition].append(_dumped(batch))
+                self._counts[partition] += len(batch)
         self._buffered += len(items)
         if self._buffered >= self._buffer_items:
             self.flush()
 
     def flush(self) -> None:
-        for partition, buffer in enumerate(self._buffers):
-            if buffer:
-                self._file.append(partition, buffer)
-                self._counts[partition] += len(buffer)
-                self._buffers[partition] = []
+        for partition, blobs in enumerate(self._pending):
+            if blobs:
+                self._file.append_blobs(partition, blobs)
+                self._pending[partition] = []
         self._buffered = 0
 
     def items(self, partition: int) -> Iterator[Any]:
