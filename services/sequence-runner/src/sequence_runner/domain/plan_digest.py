@@ -29,7 +29,8 @@ def _change_line(change: PlannedChange) -> bytes:
 def plan_digest(changes: Iterable[PlannedChange]) -> str:
     """The same for two plans that make the same changes, in whatever order they list them."""
     sha256 = hashlib.sha256
-    each = sorted([sha256(_change_line(change)).digest() for change in changes])
+    each = [sha256(_change_line(change)).digest() for change in changes]
+    each.sort()  # in place: a sorted copy would hold the hashes' pointers twice
     whole = hashlib.sha256()
     for one in each:
         whole.update(one)
