@@ -276,7 +276,9 @@ class StreamedPlan:
             else:
                 assert spilled is not None
                 # Each partition's changes are in order; merged by position, all of them are.
-                drafts = heapq.merge(*(spilled.items(part) for part in range(partitions)))
+                drafts = heapq.merge(
+                    *(chain.from_iterable(spilled.chunks(part)) for part in range(partitions))
+                )
             for _, record_key, before, after, by_id in drafts:
                 yield PlannedChange(seq, action, record_key, before, after, by_id)
                 seq += 1
