@@ -10,9 +10,10 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from itertools import islice
+from typing import Any, TypeVar
 
 from sequence_runner.domain.plan_digest import plan_digest
 from sequence_runner.domain.planner import PlanBound, StreamedPlanner
@@ -24,6 +25,17 @@ SIZES = (10_000, 100_000, 1_000_000, 10_000_000)
 BASELINE_LIMIT = 1_000_000
 MEMORY_GOAL_MIB = 512
 SPEED_GOAL = 0.5
+# The runner hands the planner what it read in lists of this many (sequence_work.PLAN_PIECE).
+PIECE = 5000
+
+T = TypeVar("T")
+
+
+def pieces(records: Iterable[T]) -> Iterator[list[T]]:
+    """Records in lists of `PIECE`, as the runner reads and hands them to the planner."""
+    records = iter(records)
+    while piece := list(islice(records, PIECE)):
+        yield piece
 
 
 def source(count: int) -> Iterator[SourceEntry]:
@@ -62,8 +74,10 @@ def ours(count: int) -> dict[str, Any]:
     """As the runner plans: both sides streamed into the planner, the plan read back once to
     digest it (and once more as it is stored)."""
     with StreamedPlanner("uid", MAPPING, True, check_free_ids=True, bound=PlanBound()) as planner:
-        planner.add_source(source(count))
-        planner.add_target(target(count))
+        for piece in pieces(source(count)):
+            planner.add_source(piece)
+        for target_piece in pieces(target(count)):
+            planner.add_target(target_piece)
         plan = planner.finish()
         plan_digest(plan.changes())
         stored = sum(1 for _ in plan.changes())

@@ -160,8 +160,8 @@ def write(
         "taken off both, and the process's *peak resident memory* (`VmHWM`). The planner "
         "pauses the cyclic garbage collector while it works, as in the runner; the dict diff "
         "runs as plain Python does. The planner plans as the runner does: both sides "
-        "streamed into `StreamedPlanner` (its default bound), the plan digested and read "
-        "back once more as it would be stored. The "
+        "handed to `StreamedPlanner` (its default bound) in lists of 5,000 records, the plan "
+        "digested and read back once more as it would be stored. The "
         "baseline holds both sides as dicts of tuples and compares them; it is run up to "
         "1,000,000 records.",
         "",

@@ -1,6 +1,6 @@
 """The digest of a plan's changes: what an approval covers."""
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from provisioning_common.events import Approval
 from sequence_runner.domain.plan_digest import approval_covers, plan_digest
@@ -48,3 +48,24 @@ def test_an_approval_covers_only_the_plan_with_its_digest() -> None:
     assert not approval_covers(approval(None), digest)  # given before digests were recorded
     assert not approval_covers(None, digest)
     assert not approval_covers(approval(digest), None)
+
+
+def test_the_digest_of_a_plan_is_the_one_recorded_by_earlier_versions() -> None:
+    # An approval stored before the digest was made faster must still cover its plan: the
+    # digest of these changes was computed by the first version of plan_digest.
+    changes = [
+        create(
+            0, "a", uid="a", n=1, f=1.5, b=True, z=None, l=[1, "é", {"x": float("nan")}], d={"y": 2}
+        ),
+        PlannedChange(
+            seq=1,
+            action="update",
+            key=7,
+            before={"n": 0},
+            after={"uid": 7, "when": date(2026, 1, 2), "s": '\u2028"q\\'},
+        ),
+        PlannedChange(seq=2, action="delete", key="x", before={"uid": "x"}, after=None),
+    ]
+    assert plan_digest(changes) == (
+        "sha256:03ef6c7b150e264b277fe0341fedaa8a5fa03dc9a7ebc23d5101baf342b81d2a"
+    )

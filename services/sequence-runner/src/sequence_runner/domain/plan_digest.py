@@ -12,6 +12,11 @@ from sequence_runner.domain.records import PlannedChange
 
 DIGEST_PREFIX = "sha256:"
 
+# One encoder for every change: `json.dumps` with options builds a new encoder per call, which
+# was most of the digest's time on a plan of a million changes. The same text as before, so an
+# approval recorded earlier still matches its plan.
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr)
+
 
 def _change_line(change: PlannedChange) -> bytes:
     # What the change writes: its action, the record's key and the values written. Type-exact
@@ -22,14 +27,14 @@ def _change_line(change: PlannedChange) -> bytes:
         # Where a directory change is written is part of what the operator approved; only
         # there, so the digests of other targets' plans are what they were.
         content.append(change.dn)
-    return json.dumps(
-        content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr
-    ).encode()
+    return _ENCODER.encode(content).encode()
 
 
 def plan_digest(changes: Iterable[PlannedChange]) -> str:
     """The same for two plans that make the same changes, in whatever order they list them."""
-    each = sorted(hashlib.sha256(_change_line(change)).digest() for change in changes)
+    sha256 = hashlib.sha256
+    each = [sha256(_change_line(change)).digest() for change in changes]
+    each.sort()  # in place: a sorted copy would hold the hashes' pointers twice
     whole = hashlib.sha256()
     for one in each:
         whole.update(one)
