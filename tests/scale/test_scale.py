@@ -55,8 +55,9 @@ JOBS = int(os.environ.get("SCALE_JOBS", "200"))
 # not grow with them, while each record costs every job database writes.
 RECORDS = int(os.environ.get("SCALE_RECORDS", "10"))
 GROUPS = 3
-# Several apply batches per people sequence, so a runner killed while applying stops between two.
-APPLY_BATCH = max(1, RECORDS // 3)
+# Two apply batches per people sequence, so a runner killed while applying can stop between
+# them; each batch more costs every job a read and a write of its run.
+APPLY_BATCH = max(1, (RECORDS + 1) // 2)
 # Requests the test has in flight at once while it creates definitions and submits jobs.
 SUBMITTING = 8
 PARTITIONS = 6
@@ -204,7 +205,9 @@ def stack(infra: Infra) -> Iterator[Stack]:
         "PROVISIONING_ADMIN_API_KEY": admin_key,
         "JOB_API_HOST": "127.0.0.1",
         "PROVISIONING_APPLY_BATCH_SIZE": str(APPLY_BATCH),
-        "PROVISIONING_PROGRESS_INTERVAL_SECONDS": "1.0",
+        # No progress events for sequences of a few records, even on a loaded machine: each
+        # would be one more event for the projectors to fold, and none is checked here.
+        "PROVISIONING_PROGRESS_INTERVAL_SECONDS": "60",
     }
     ports = ReplicaPorts(os.environ.get("TEST_SCALE_PORTS"))
     built = Stack(kafka, env, data_dir, RESULTS / f"logs-{run_id}", admin_key, ports)
