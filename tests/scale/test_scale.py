@@ -72,6 +72,10 @@ EXPECTED = {
     "failing": "FAILED",
 }
 TERMINAL = {"COMPLETED", "CANCELED", "FAILED"}
+# An operator sends a command again when the read model still shows the job where it was this
+# long after: the runner waits as long for a decision a command overtook. Sooner, each resend
+# is one more command for a runner that is only behind, on a loaded machine many more.
+RESEND = 30.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -305,7 +309,7 @@ class Operators:
         else:
             return
         last = self._sent.get(job_id)
-        if last is not None and last[0] == command and time.monotonic() - last[1] < 10:
+        if last is not None and last[0] == command and time.monotonic() - last[1] < RESEND:
             return  # on its way: the runner may still be catching up
         body = {"plan_id": job["sequences"][0]["plan_id"]} if command.endswith("validate") else None
         client = self._clients[self._turn % len(self._clients)]
