@@ -55,7 +55,7 @@ test-faults: venv ## the fault suite alone, then docs/reliability.md from its fi
 	  .venv/bin/python scripts/reliability_report.py; exit $$status
 
 test-scale: venv ## the scale test alone (3 runners, 3 guards, 2 projectors, 2 APIs): docs/scale.md
-	@# SCALE_JOBS=200 for the issue's full count; the figures land in test-results/scale/.
+	@# 200 jobs (SCALE_JOBS to change it); the figures land in test-results/scale/.
 	scripts/test.sh -s tests/scale
 
 lint: venv ## ruff check, ruff format --check, mypy --strict

@@ -1,18 +1,32 @@
 """The runner works only on the jobs of its partitions: a job of another partition waits for
-its owner; revoked partitions' work stops before the rebalance goes on; gained ones resume."""
+its owner; revoked partitions' work stops before the rebalance goes on, but for planning still
+reading, kept without writing until the assignment says whether its partition stayed; gained
+ones resume."""
 
 import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
+from provisioning_common.definitions import SequenceDefinition
 from provisioning_common.partitions import partition_of
 from provisioning_common.statuses import JobStatus
+from sequence_runner.adapters.connectors.base import SourceConnector
+from sequence_runner.domain.records import SourceEntry
 from sequence_runner.entrypoints.ownership import PartitionOwnership
 from sequence_runner.handlers.engine import Engine, EngineOptions
 from sequence_runner.handlers.messages import EVENT_HANDLERS, handle
 
 from tests.unit.sequence_runner.builders import JOB_ID
-from tests.unit.sequence_runner.fakes import FakeConnectors, FakePlans, FakePublisher, FakeRuns
+from tests.unit.sequence_runner.fakes import (
+    FakeConnectors,
+    FakePlans,
+    FakePublisher,
+    FakeRuns,
+    FakeSource,
+)
 from tests.unit.sequence_runner.test_engine import GROUPS, PEOPLE, World, two_sequences
 
 TOPIC = "provisioning.job-events"
@@ -94,3 +108,86 @@ async def test_no_job_is_owned_before_the_first_assignment(world: World) -> None
     assert not ownership.owns(JOB_ID)
     await ownership.on_partitions_assigned(set())
     assert not ownership.owns(JOB_ID)
+
+
+class HeldSource(FakeSource):
+    """A source whose reading waits until the test lets it go on: planning still reading."""
+
+    def __init__(self, records: list[dict[str, Any]]) -> None:
+        super().__init__(records, "people")
+        self.reading, self.go_on = asyncio.Event(), asyncio.Event()
+        self.reads = 0
+
+    async def read(self) -> AsyncIterator[SourceEntry]:
+        self.reads += 1
+        self.reading.set()
+        await self.go_on.wait()
+        async for entry in super().read():
+            yield entry
+
+
+@dataclass
+class HeldConnectors(FakeConnectors):
+    held: HeldSource = field(default_factory=lambda: HeldSource(PEOPLE))
+
+    def source(
+        self, sequence: SequenceDefinition, inputs: list[dict[str, Any]] | None
+    ) -> SourceConnector:
+        return self.held if sequence.name == "people" else super().source(sequence, inputs)
+
+
+@pytest.fixture
+def held_world() -> World:
+    runs, plans, publisher = FakeRuns(), FakePlans(), FakePublisher()
+    connectors = HeldConnectors(sources={"people": PEOPLE, "groups": GROUPS})
+    options = EngineOptions(work_retries=1, work_retry_backoff_seconds=0, apply_batch_size=2)
+    engine = Engine(runs, plans, publisher, connectors, options)
+    return World(engine, runs, plans, publisher, connectors)
+
+
+async def planning_then_rebalance(world: World, ownership: PartitionOwnership) -> HeldSource:
+    """The job's first sequence is being planned (its source read) when a rebalance revokes
+    every partition, as aiokafka's eager rebalances do; the source then ends its reading."""
+    assert isinstance(world.connectors, HeldConnectors)
+    held = world.connectors.held
+    await ownership.on_partitions_assigned(assigned(MINE))
+    await handle(EVENT_HANDLERS, two_sequences(), world.engine)
+    await asyncio.wait_for(held.reading.wait(), 5)
+
+    await ownership.on_partitions_revoked(assigned(MINE))
+    assert world.engine.scheduler.kept_through_rebalance() == [JOB_ID]
+    held.go_on.set()
+    for _ in range(20):  # the plan is computed; its first write waits for the assignment
+        await asyncio.sleep(0)
+    assert world.plans.plans == {}
+    assert "SequencePlanned" not in world.publisher.types()
+    return held
+
+
+async def test_planning_still_reading_is_kept_through_a_rebalance_that_gives_its_partition_back(
+    held_world: World,
+) -> None:
+    ownership = ownership_of(held_world)
+    held = await planning_then_rebalance(held_world, ownership)
+
+    await ownership.on_partitions_assigned(assigned(MINE))
+    await held_world.settle()
+    assert held_world.status() == (JobStatus.COMPLETED, ["COMPLETED", "COMPLETED"])
+    # Read once and planned once: the rebalance cost the plan nothing.
+    assert held.reads == 1
+    assert held_world.publisher.types().count("SequencePlanned") == 2
+
+
+async def test_kept_planning_of_a_job_whose_partition_moved_stops_before_writing(
+    held_world: World,
+) -> None:
+    ownership = ownership_of(held_world)
+    await planning_then_rebalance(held_world, ownership)
+
+    await ownership.on_partitions_assigned(assigned(*OTHERS))
+    # Stopped by the time the listener returns: the new owner plans it, alone.
+    assert held_world.engine.scheduler.kept_through_rebalance() == []
+    await held_world.engine.idle()
+    assert held_world.plans.plans == {}
+    assert "SequencePlanned" not in held_world.publisher.types()
+    assert held_world.status()[0] is JobStatus.RUNNING

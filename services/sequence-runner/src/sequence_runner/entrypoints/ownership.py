@@ -20,10 +20,16 @@ logger = logging.getLogger(__name__)
 class PartitionOwnership(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
     """The consumer's rebalance listener: hands jobs over when partitions move between replicas.
 
-    - revoked: the work of the jobs on the lost partitions is stopped before the consumer rejoins
-      the group, so the next owner never works on a job at the same time as this one;
-    - assigned: the runs of the gained partitions left with work or unsent events are resumed
-      from their stored phase.
+    aiokafka rebalances eagerly: every rebalance first revokes all of a replica's partitions,
+    then assigns its new set, which often gives the same ones back.
+
+    - revoked: every write of every job is held until the assignment, and the work of the jobs
+      on the lost partitions is stopped before the consumer rejoins the group, so the next
+      owner never works on a job at the same time as this one — except planning still reading
+      its source and target, which writes nothing and is kept;
+    - assigned: kept planning of a job whose partition went to another replica is stopped, the
+      rest goes on; the runs of the gained partitions left with work or unsent events are
+      resumed from their stored phase.
     """
 
     def __init__(
@@ -47,13 +53,19 @@ class PartitionOwnership(ConsumerRebalanceListener):  # type: ignore[misc]  # ai
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         lost = {tp.partition for tp in revoked if tp.topic == self._topic}
         self.owned = self.owned - lost
-        stopped = await self._scheduler.stop_unowned()
+        # Before anything awaits: no job's work writes from here to the assignment.
+        self._scheduler.hold_writes()
+        stopped = await self._scheduler.stop_unowned(keep_reading=True)
+        kept = self._scheduler.kept_through_rebalance()
         logger.info(
-            "partitions %s of %s revoked; work stopped on %d job(s): %s",
+            "partitions %s of %s revoked; work stopped on %d job(s): %s; planning kept on %d "
+            "job(s) until the assignment: %s",
             sorted(lost),
             self._topic,
             len(stopped),
             ", ".join(stopped) or "none",
+            len(kept),
+            ", ".join(kept) or "none",
         )
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
@@ -70,12 +82,21 @@ class PartitionOwnership(ConsumerRebalanceListener):  # type: ignore[misc]  # ai
                 sorted(self.owned),
                 self._topic,
             )
+        # Kept planning of jobs that moved away stops here, before it wrote anything.
+        moved = await self._scheduler.stop_unowned()
+        kept = self._scheduler.kept_through_rebalance()
         resumed = await self._scheduler.resume_pending() if self.owned else 0
+        # No await from here to the log line: work let go on logs only after it.
+        self._scheduler.release_writes()
         logger.info(
             "owning partitions %s of %s (%s partitions); resuming %d run(s) left with work "
-            "or unsent events",
+            "or unsent events; planning kept through the rebalance goes on for %d job(s), "
+            "stopped for %d that moved: %s",
             sorted(self.owned),
             self._topic,
             self.partitions,
             resumed,
+            len(kept),
+            len(moved),
+            ", ".join(moved) or "none",
         )

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
+from types import TracebackType
 
 from provisioning_common.logs import current_job_id
 from provisioning_common.metrics import SEQUENCE_WORK, SEQUENCE_WORK_SECONDS
@@ -43,6 +44,13 @@ class WorkScheduler:
         # Which jobs this process works on: all of them until told otherwise (a single runner,
         # the unit tests); with replicas, those of the partitions its consumer is assigned.
         self.owns: Callable[[str], bool] = lambda _: True
+        # Cleared from a revocation to the next assignment (a rebalance): meanwhile no job may
+        # write, since its partition may be moving to another replica.
+        self._settled = asyncio.Event()
+        self._settled.set()
+        # Jobs whose work is in the read-only part of planning: kept through a rebalance.
+        self._reading: set[str] = set()
+        work.reading_only = self.reading_only
 
     def kick(self, job_id: str) -> None:
         """Make sure the run's pending work (outbox, planning, applying) gets done."""
@@ -68,14 +76,36 @@ class WorkScheduler:
             self.kick(job_id)
         return len(job_ids)
 
-    async def stop_unowned(self, timeout_seconds: float = 30.0) -> list[str]:
+    def reading_only(self, job_id: str) -> "ReadingOnly":
+        """Marks the read-only part of a job's planning (reading source and target, computing
+        the plan): such work is kept through a rebalance, and what follows it waits until the
+        partitions are settled and goes on only if the job is still this replica's."""
+        return ReadingOnly(self, job_id)
+
+    def hold_writes(self) -> None:
+        """A rebalance begins: every job's next write waits for `release_writes`."""
+        self._settled.clear()
+
+    def release_writes(self) -> None:
+        """The partitions are settled: the kept planning of the jobs still owned goes on."""
+        self._settled.set()
+
+    async def stop_unowned(
+        self, timeout_seconds: float = 30.0, *, keep_reading: bool = False
+    ) -> list[str]:
         """Stop the work of the jobs this process no longer owns, and wait until it stopped.
 
         Called when partitions are revoked, before the group hands them over: the new owner
         resumes the run from its stored phase (a plan is made again, an apply goes on from the
         last batch recorded), as after a crash, but without two processes working at once.
+        With `keep_reading` (a revocation, writes held), planning still reading is kept: it
+        writes nothing until the assignment says whether the job stayed here.
         """
-        lost = {job: task for job, task in self._tasks.items() if not self.owns(job)}
+        lost = {
+            job: task
+            for job, task in self._tasks.items()
+            if not self.owns(job) and not (keep_reading and job in self._reading)
+        }
         for job_id, task in lost.items():
             self._again.discard(job_id)
             task.cancel()
@@ -85,6 +115,10 @@ class WorkScheduler:
                 logger.error("work on %d job(s) did not stop in %ss", len(still), timeout_seconds)
         return sorted(lost)
 
+    def kept_through_rebalance(self) -> list[str]:
+        """Jobs whose planning is kept while the partitions are not settled."""
+        return sorted(job for job in self._reading if job in self._tasks)
+
     async def idle(self) -> None:
         """Wait until no run has work in progress (for tests and orderly shutdown)."""
         while self._tasks:
@@ -93,6 +127,7 @@ class WorkScheduler:
     async def close(self) -> None:
         """Stop working; interrupted planning or applying is taken up again at the next start."""
         self._closing = True
+        self._settled.set()
         for handle in self._resumes:
             handle.cancel()
         for task in self._tasks.values():
@@ -198,3 +233,34 @@ class WorkScheduler:
             finally:
                 SEQUENCE_WORK.labels(phase, outcome).inc()
                 SEQUENCE_WORK_SECONDS.labels(phase).observe(time.monotonic() - began)
+
+
+class ReadingOnly:
+    """The read-only part of one job's planning (see `WorkScheduler.reading_only`).
+
+    While inside, a revocation leaves the work running. Leaving it (done, or failed with an
+    error the caller will record) waits until the partitions are settled; a job that moved to
+    another replica meanwhile is stopped there, before it writes anything.
+    """
+
+    def __init__(self, scheduler: WorkScheduler, job_id: str) -> None:
+        self._scheduler = scheduler
+        self._job_id = job_id
+
+    async def __aenter__(self) -> None:
+        self._scheduler._reading.add(self._job_id)
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        try:
+            if kind is None or issubclass(kind, Exception):
+                await self._scheduler._settled.wait()
+                if not self._scheduler.owns(self._job_id):
+                    # Stopped as a revocation stops work (the assignment cancels it too).
+                    raise asyncio.CancelledError
+        finally:
+            self._scheduler._reading.discard(self._job_id)

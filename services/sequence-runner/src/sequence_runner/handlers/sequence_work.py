@@ -1,9 +1,11 @@
 """Planning and applying one sequence: read source and target, store the plan, write it."""
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from functools import partial
 from typing import Literal, TypeVar
@@ -75,6 +77,11 @@ class SequenceWork:
         self.claims = claims
         self._now = clock
         self._monotonic = monotonic
+        # Wraps the read-only part of planning; the scheduler keeps it through a rebalance
+        # (WorkScheduler.reading_only). Alone, nothing to hold.
+        self.reading_only: Callable[[str], AbstractAsyncContextManager[None]] = lambda _: (
+            contextlib.nullcontext()
+        )
 
     async def fail(self, run: Run, index: int, reason: str) -> None:
         logger.warning("sequence %s failed: %s", index, reason)
@@ -125,50 +132,53 @@ class SequenceWork:
         planner: StreamedPlanner | None = None
         try:
             try:
-                source = self.connectors.source(definition, run.inputs.get(definition.name))
-                target = self.connectors.target(definition)
-                # Both sides are read as streams and handed to the planner in pieces: beyond
-                # its bound it sets them aside on local disk, so a million records plan in
-                # bounded memory.
-                planner = StreamedPlanner(
-                    definition.key,
-                    definition.mapping,
-                    definition.delete_missing,
-                    source.shown_as,
-                    target.rules,
-                    self.options.plan_bound,
-                    check_free_ids=True,
-                )
-                # Seconds of CPU for a large source: piece by piece in a thread, so the
-                # consumers keep their heartbeats and the other jobs keep moving.
-                read = 0
-                piece: list[SourceEntry] = []
-                async for record in source.read():
-                    piece.append(record)
-                    read += 1
-                    await progress.tick(read)
-                    if len(piece) >= PLAN_PIECE:
-                        await asyncio.to_thread(planner.add_source, piece)
-                        piece = []
-                await asyncio.to_thread(planner.add_source, piece)
-                # Not prepared here: preparing creates the collection and its index, a write
-                # that a plan about to be blocked must not make. The apply prepares it.
-                async for target_piece in _pieces(target.read_all()):
-                    await asyncio.to_thread(planner.add_target, target_piece)
-                result = await asyncio.to_thread(planner.finish)
+                # Nothing is written until the plan is computed: that much is kept through a
+                # rebalance that leaves the job here, and what follows waits for its end.
+                async with self.reading_only(run.job_id):
+                    source = self.connectors.source(definition, run.inputs.get(definition.name))
+                    target = self.connectors.target(definition)
+                    # Both sides are read as streams and handed to the planner in pieces: beyond
+                    # its bound it sets them aside on local disk, so a million records plan in
+                    # bounded memory.
+                    planner = StreamedPlanner(
+                        definition.key,
+                        definition.mapping,
+                        definition.delete_missing,
+                        source.shown_as,
+                        target.rules,
+                        self.options.plan_bound,
+                        check_free_ids=True,
+                    )
+                    # Seconds of CPU for a large source: piece by piece in a thread, so the
+                    # consumers keep their heartbeats and the other jobs keep moving.
+                    read = 0
+                    piece: list[SourceEntry] = []
+                    async for record in source.read():
+                        piece.append(record)
+                        read += 1
+                        await progress.tick(read)
+                        if len(piece) >= PLAN_PIECE:
+                            await asyncio.to_thread(planner.add_source, piece)
+                            piece = []
+                    await asyncio.to_thread(planner.add_source, piece)
+                    # Not prepared here: preparing creates the collection and its index, a write
+                    # that a plan about to be blocked must not make. The apply prepares it.
+                    async for target_piece in _pieces(target.read_all()):
+                        await asyncio.to_thread(planner.add_target, target_piece)
+                    result = await asyncio.to_thread(planner.finish)
+                    locate = target.locate if isinstance(target, LocatingTarget) else None
+
+                    def changes() -> Iterator[PlannedChange]:
+                        # Each change with where it is written (a directory's DN), when the
+                        # target tells: digested and stored, so the operator sees and approves it.
+                        return result.changes() if locate is None else map(locate, result.changes())
+
+                    digest = await asyncio.to_thread(plan_digest, changes())
             except (ConnectorError, PlanError) as error:
                 await self.fail(run, index, str(error))
                 return
             await progress.finish(planner.records_read, planner.records_read)
             plan_id = str(uuid4())
-            locate = target.locate if isinstance(target, LocatingTarget) else None
-
-            def changes() -> Iterator[PlannedChange]:
-                # Each change with where it is written (a directory's DN), when the target
-                # tells: digested and stored, so the operator sees and approves it.
-                return result.changes() if locate is None else map(locate, result.changes())
-
-            digest = await asyncio.to_thread(plan_digest, changes())
             await self.plans.save(
                 StoredPlan(
                     plan_id=plan_id,
