@@ -18,6 +18,7 @@ from provisioning_common.events import (
     JobFailed,
     SequenceBlocked,
     SequenceFailed,
+    SequencePlanned,
     ThresholdValidated,
 )
 
@@ -101,6 +102,24 @@ async def test_a_threshold_stop_writes_nothing_then_validate_and_restart_write_i
     assert held(postgres, pg_table) == []
     await sql_engine.command(RestartJob(source=SOURCE, subject=job_id, data=command_data()))
     await sql_engine.events.wait_for(job_id, JobCompleted)
+    assert held(postgres, pg_table) == [[f"p{i:03}", str(20 + i)] for i in range(8)]
+
+
+async def test_an_unchanged_source_plans_no_change_against_typed_columns(
+    sql_engine: SqlEngineRig, postgres: Postgres, pg_table: str
+) -> None:
+    """The source's "20" is the integer column's 20: an import run again with the same
+    records changes nothing. (The column types were once learnt only while reading the table,
+    after the source had been mapped, so every row of an integer column was an update.)"""
+    definition = accounts_definition(pg_table, {"create": {"count": 100}})
+    first = await sql_engine.submit(definition, people(8))
+    await sql_engine.events.wait_for(first, JobCompleted)
+
+    again = await sql_engine.submit(definition, people(8))
+    (planned,) = await sql_engine.events.wait_for(again, SequencePlanned)
+    await sql_engine.events.wait_for(again, JobCompleted)
+    counts = planned.data.counts
+    assert (counts.create, counts.update, counts.delete, counts.unchanged) == (0, 0, 0, 8)
     assert held(postgres, pg_table) == [[f"p{i:03}", str(20 + i)] for i in range(8)]
 
 

@@ -20,6 +20,7 @@ from provisioning_common.statuses import SequenceStatus
 
 from sequence_runner.adapters.connectors.base import (
     ConnectorError,
+    DescribedTarget,
     ReadsByKey,
     TargetConnector,
 )
@@ -83,6 +84,8 @@ class RevertWork:
             try:
                 applied = await self._applied_changes(reverts)
                 target = self.connectors.target(run.sequence_definition(index))
+                if isinstance(target, DescribedTarget):
+                    await target.describe()  # a SQL table's column types, to compare with
                 counts = await self._invert(
                     run, index, plan_id, reverts, applied, target, plans, spill, progress
                 )

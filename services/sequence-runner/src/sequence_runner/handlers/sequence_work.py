@@ -15,7 +15,11 @@ from provisioning_common.definitions import SequenceDefinition
 from provisioning_common.events import AppliedCounts
 from provisioning_common.statuses import JobStatus, SequenceStatus
 
-from sequence_runner.adapters.connectors.base import ConnectorError, LocatingTarget
+from sequence_runner.adapters.connectors.base import (
+    ConnectorError,
+    DescribedTarget,
+    LocatingTarget,
+)
 from sequence_runner.domain.plan_digest import plan_digest
 from sequence_runner.domain.planner import StreamedPlanner
 from sequence_runner.domain.records import PlanError, PlannedChange, SourceEntry
@@ -149,6 +153,8 @@ class SequenceWork:
                         self.options.plan_bound,
                         check_free_ids=True,
                     )
+                    if isinstance(target, DescribedTarget):
+                        await target.describe()
                     # Seconds of CPU for a large source: piece by piece in a thread, so the
                     # consumers keep their heartbeats and the other jobs keep moving.
                     read = 0

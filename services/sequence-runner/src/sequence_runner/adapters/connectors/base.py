@@ -58,6 +58,17 @@ class LocatingTarget(Protocol):
 
 
 @runtime_checkable
+class DescribedTarget(Protocol):
+    """A target whose records compare only once it has read how it stores them (a SQL table's
+    column types: the source's "20" is an integer column's 20). Read-only, so a plan that is
+    then blocked has written nothing."""
+
+    async def describe(self) -> None:
+        """Learn what `rules.stored_as` needs; called before the source is mapped."""
+        ...
+
+
+@runtime_checkable
 class ReadsByKey(Protocol):
     """A target that reads records by their keys: what a revert plans against, without
     reading the whole target. A target without it is read whole, once per revert."""

@@ -96,6 +96,10 @@ class SqlTargetConnector:
             raise TargetError(f"{self.shown_as}: no column {', '.join(missing)} in the table")
         self._kinds = kinds
 
+    async def describe(self) -> None:
+        # The column types, before the source is mapped: `_stored_as` converts with them.
+        await self._load_columns()
+
     @property
     def _table(self) -> str:
         return self._target.table
