@@ -131,7 +131,12 @@ async def test_an_admin_previews_and_reverts_a_sequence_others_may_not(
             "plan_id": applied["sequences"][0]["plan_id"],
             "include_conflicts": False,
         }
-        assert done["sequences"][0]["applied"] == {"create": 1, "update": 0, "delete": 1}
+        assert done["sequences"][0]["applied"] == {
+            "create": 1,
+            "update": 0,
+            "delete": 1,
+            "disable": 0,
+        }
         # u4 was gone before the revert and stays gone; the rest is as before the sequence.
         assert await records(client, system.target_db, people) == before
         listed = await http.get(
