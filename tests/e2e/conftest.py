@@ -2,7 +2,8 @@
 
 import asyncio
 import secrets
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,3 +103,25 @@ def system(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
             kafka_settings=kafka,
             processes=procs,
         )
+
+
+@pytest.fixture(scope="module")
+async def http(system: System) -> AsyncIterator[httpx.AsyncClient]:
+    """The running job-api over HTTP, as curl or an upstream system calls it."""
+    async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+async def keys(system: System, http: httpx.AsyncClient) -> dict[str, str]:
+    """An operator and a viewer key, created by the bootstrap admin, and the admin's own."""
+    found = {"admin": system.admin_key}
+    for role in ("operator", "viewer"):
+        created = await http.post(
+            "/api/v1/api-keys",
+            json={"name": f"e2e-{role}-{uuid.uuid4().hex[:6]}", "role": role},
+            headers=system.auth(),
+        )
+        assert created.status_code == 201, created.text
+        found[role] = created.json()["key"]
+    return found

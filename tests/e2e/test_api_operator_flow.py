@@ -2,7 +2,6 @@
 look at the planned deletions, validate, restart, cancel, archive and delete, all audited."""
 
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,27 +14,6 @@ from tests.e2e.conftest import System
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.mongo]
-
-
-@pytest.fixture(scope="module")
-async def http(system: System) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-async def keys(system: System, http: httpx.AsyncClient) -> dict[str, str]:
-    """An operator and a viewer key, created by the bootstrap admin."""
-    found = {"admin": system.admin_key}
-    for role in ("operator", "viewer"):
-        created = await http.post(
-            "/api/v1/api-keys",
-            json={"name": f"e2e-{role}-{uuid.uuid4().hex[:6]}", "role": role},
-            headers=system.auth(),
-        )
-        assert created.status_code == 201, created.text
-        found[role] = created.json()["key"]
-    return found
 
 
 def auth(keys: dict[str, str], role: str) -> dict[str, str]:

@@ -2,7 +2,6 @@
 decided by the guard, shown with its plan and counts, and nothing written."""
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -13,17 +12,9 @@ from provisioning_common.topics import JOB_EVENTS
 from pymongo import AsyncMongoClient
 
 from tests.e2e.conftest import System
-from tests.e2e.test_api_operator_flow import auth, keys, wait_for_status, write_csv
+from tests.e2e.test_api_operator_flow import auth, wait_for_status, write_csv
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.mongo]
-
-__all__ = ["keys"]  # the fixture, shared with the operator's flow
-
-
-@pytest.fixture(scope="module")
-async def http(system: System) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=system.api_url, timeout=30) as client:
-        yield client
 
 
 async def snapshot(client: AsyncMongoClient[dict[str, Any]], db: str, name: str) -> list[Any]:
