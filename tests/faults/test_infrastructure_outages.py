@@ -120,25 +120,30 @@ def wait_applying(stack: Stack, job_id: str, collection: str) -> None:
     wait_until(applying, timeout=90, interval=0.05, what="the apply under way")
 
 
-def submit_during_outage(stack: Stack, name: str) -> tuple[list[str], list[str]]:
-    """Requests sent while a part is away: each is accepted (202: it must become a job) or
-    refused with 503; one that times out may have been either. Returns the job ids of the
-    accepted ones and of those with no answer."""
+def submit_during_outage(stack: Stack, name: str) -> tuple[list[str], list[str], list[str]]:
+    """Requests sent while a part is away: each is accepted (202: it must become a job),
+    refused with 503 (it must not), or past the API's deadline (504: it may have been taken);
+    one the client gave up on may have been either. Returns the job ids of the accepted ones,
+    of the 504s, and of those with no answer."""
     accepted: list[str] = []
+    undecided: list[str] = []
     unanswered: list[str] = []
     for attempt in range(2):
         request_id = f"outage-{uuid.uuid4().hex}"
         inputs = {"people": [{"uid": f"{name}-{attempt}-{i}"} for i in range(3)]}
         body = {"request_id": request_id, "definition_id": f"{name}-small", "inputs": inputs}
         try:
-            answer = stack.http.post("/jobs", json=body, timeout=5)
+            # The API answers within its submission deadline (4 s): 10 s leaves it room.
+            answer = stack.http.post("/jobs", json=body, timeout=10)
         except httpx.TimeoutException:
             unanswered.append(job_id_for_request(request_id))
             continue
-        assert answer.status_code in (202, 503), answer.text
+        assert answer.status_code in (202, 503, 504), answer.text
         if answer.status_code == 202:
             accepted.append(answer.json()["id"])
-    return accepted, unanswered
+        elif answer.status_code == 504:
+            undecided.append(job_id_for_request(request_id))
+    return accepted, undecided, unanswered
 
 
 def expected_after(
@@ -162,16 +167,17 @@ def test_broker_stopped_and_started_mid_job(
     own_infra.run("down", "kafka")
     before = stack.count(name)
     started = time.monotonic()
-    accepted, unanswered = submit_during_outage(stack, name)
+    accepted, undecided, unanswered = submit_during_outage(stack, name)
     time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - started)))
     progressed = stack.count(name) - before
     figures.notes.append(
         f"{progressed} records written while the broker was away; requests sent during it: "
-        f"{len(accepted)} accepted, {len(unanswered)} unanswered, the rest refused with 503"
+        f"{len(accepted)} accepted, {len(undecided)} past the API's deadline (504), "
+        f"{len(unanswered)} unanswered, the rest refused with 503"
     )
     own_infra.run("up", "kafka")
 
-    expected = expected_after(stack, job_id, accepted, unanswered)
+    expected = expected_after(stack, job_id, accepted, [*undecided, *unanswered])
     statuses = settle(stack, expected, figures, timeout=150)
     count_target(stack, name, RECORDS, figures)
     count_target(stack, f"{name}-small", 3 * (len(expected) - 1), figures)
@@ -182,6 +188,8 @@ def test_broker_stopped_and_started_mid_job(
     assert stack.count(name) == RECORDS
     assert figures.applied_twice == 0, figures.notes
     assert figures.partitions_stalled == 0, figures.notes
+    # An upstream system is told, in time, whether its request was taken (202) or not (503).
+    assert unanswered == [], figures.notes
     # Progress events are best effort: the apply goes on while the broker is away (issue 8,
     # defect 7: it froze for the whole outage).
     assert before < RECORDS, "the apply was over before the outage; nothing was tested"
@@ -198,15 +206,16 @@ def test_database_stopped_and_started_mid_job(
     wait_applying(stack, job_id, name)
     own_infra.run("down", "mongo")
     started = time.monotonic()
-    accepted, unanswered = submit_during_outage(stack, name)
+    accepted, undecided, unanswered = submit_during_outage(stack, name)
     time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - started)))
     figures.notes.append(
         f"requests sent while the database was away: {len(accepted)} accepted, "
-        f"{len(unanswered)} unanswered, the rest refused with 503"
+        f"{len(undecided)} past the API's deadline (504), {len(unanswered)} unanswered, "
+        "the rest refused with 503"
     )
     own_infra.run("up", "mongo")
 
-    expected = expected_after(stack, job_id, accepted, unanswered)
+    expected = expected_after(stack, job_id, accepted, [*undecided, *unanswered])
     statuses = settle(stack, expected, figures, timeout=150)
     count_target(stack, name, RECORDS, figures)
     count_target(stack, f"{name}-small", 3 * (len(expected) - 1), figures)
@@ -217,6 +226,8 @@ def test_database_stopped_and_started_mid_job(
     assert stack.count(name) == RECORDS
     assert figures.applied_twice == 0, figures.notes
     assert figures.partitions_stalled == 0, figures.notes
+    # An upstream system is told, in time, whether its request was taken (202) or not (503).
+    assert unanswered == [], figures.notes
     for service in stack.services.values():
         assert service.current is not None
         assert service.current.alive(), f"{service.name} died:\n{service.current.log_tail()}"

@@ -56,6 +56,13 @@ class JobApiSettings(BaseSettings):
         ge=1024,
         description="Largest HTTP request body or Kafka job request accepted, in bytes.",
     )
+    submit_deadline_seconds: float = Field(
+        default=4.0,
+        gt=0,
+        description="Longest a POST /api/v1/jobs waits on the broker and the database before "
+        "it answers 503 (PROVISIONING_SUBMIT_DEADLINE_SECONDS); sending the same request_id "
+        "again is safe.",
+    )
     session_ttl_hours: int = Field(
         default=12, ge=1, description="How long a console session stays valid, in hours."
     )

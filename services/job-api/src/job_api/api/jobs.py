@@ -175,6 +175,12 @@ async def list_planned_changes(
     responses={
         **BODY_TOO_LARGE,
         422: {"model": UnprocessablePublic, "description": "The request cannot run, and why."},
+        504: {
+            "model": ErrorPublic,
+            "description": "Not answered within the submission deadline (the broker or the "
+            "database is slow or away): the job may or may not have been taken; send the same "
+            "request_id again, which never makes a second job.",
+        },
     },
 )
 async def submit_job(

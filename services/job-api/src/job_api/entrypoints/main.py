@@ -23,6 +23,7 @@ from job_api.api import (
     system,
 )
 from job_api.api.asyncapi import asyncapi_document
+from job_api.api.deadline import SubmissionDeadlineMiddleware
 from job_api.api.docs import mount_docs
 from job_api.api.errors import add_error_handlers
 from job_api.api.limits import BodySizeLimitMiddleware
@@ -106,7 +107,9 @@ def app_factory(settings: JobApiSettings | None = None) -> FastAPI:
     mount_docs(app)
     # The console (HTML shell and assets) is served by this same app, at /.
     app.include_router(console_router)
-    # Outermost first: metrics see every answer, including the size limit's 413s.
+    # The last added is outermost: metrics see every answer, the size limit's 413s and the
+    # deadline's 503s included.
+    app.add_middleware(SubmissionDeadlineMiddleware, seconds=settings.submit_deadline_seconds)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(MetricsMiddleware, metrics=services.metrics)
     return app
