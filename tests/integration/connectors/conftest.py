@@ -18,13 +18,10 @@ from typing import Any
 
 import ldap
 import pytest
-from faststream.kafka import KafkaBroker
-from provisioning_common.envelope import Envelope
-from provisioning_common.kafka import build_broker, publish_envelope
+from provisioning_common.kafka import build_broker
 from provisioning_common.settings import KafkaSettings
-from provisioning_common.topics import JOB_COMMANDS, JOB_EVENTS, ensure_topics
+from provisioning_common.topics import ensure_topics
 from pymongo import AsyncMongoClient
-from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.conftest import Infra
 from tests.integration.connectors.scim_engine import scim_engine as scim_engine
@@ -34,9 +31,9 @@ from tests.integration.connectors.scim_engine import (
 from tests.integration.connectors.scim_rig import scim as scim  # one scim2-server a session
 from tests.integration.connectors.scim_rig import scim_app as scim_app
 from tests.integration.engine.conftest import (
+    ConnectorRig,
     EventLog,
     RunnerProcess,
-    created_event,
     guarded_runner,
 )
 from tests.support.processes import REPO
@@ -158,32 +155,12 @@ WRONG_PASSWORD = "wrong-Pa55word-never-logged"
 
 
 @dataclass
-class LdapEngineRig:
+class LdapEngineRig(ConnectorRig):
     """The runner and the guard as processes, with a connections file naming the test slapd
     (`directory`), the same server with a wrong password (`wrong-password`) and its reader
     whose searches are cut at 3 entries (`size-limited`)."""
 
-    kafka: KafkaSettings
-    broker: KafkaBroker
-    events: EventLog
-    database: AsyncDatabase[dict[str, Any]]
-    runner: RunnerProcess
     data_dir: Path
-
-    async def submit(self, definition: dict[str, Any], inputs: dict[str, Any]) -> str:
-        job_id = str(uuid.uuid4())
-        await publish_envelope(
-            self.broker, self.kafka.topic(JOB_EVENTS), created_event(job_id, definition, inputs)
-        )
-        return job_id
-
-    async def command(self, command: Envelope) -> None:
-        await publish_envelope(self.broker, self.kafka.topic(JOB_COMMANDS), command)
-
-    async def run(self, job_id: str) -> dict[str, Any]:
-        document = await self.database["runs"].find_one({"_id": job_id})
-        assert document is not None
-        return document
 
 
 @pytest.fixture(scope="session")

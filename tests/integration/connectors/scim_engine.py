@@ -5,25 +5,21 @@ with a token it does not accept)."""
 import asyncio
 import json
 import secrets
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from faststream.kafka import KafkaBroker
-from provisioning_common.envelope import Envelope
-from provisioning_common.kafka import build_broker, publish_envelope
+from provisioning_common.kafka import build_broker
 from provisioning_common.settings import KafkaSettings
-from provisioning_common.topics import JOB_COMMANDS, JOB_EVENTS, ensure_topics
+from provisioning_common.topics import ensure_topics
 from pymongo import AsyncMongoClient
-from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.conftest import Infra
 from tests.integration.engine.conftest import (
+    ConnectorRig,
     EventLog,
     RunnerProcess,
-    created_event,
     guarded_runner,
 )
 from tests.support.scim_server import ScimApp, ScimServer
@@ -33,28 +29,8 @@ APPS = ("app-1", "app-2", "app-3")
 
 
 @dataclass
-class ScimEngineRig:
-    kafka: KafkaSettings
-    broker: KafkaBroker
-    events: EventLog
-    database: AsyncDatabase[dict[str, Any]]
-    runner: RunnerProcess
+class ScimEngineRig(ConnectorRig):
     apps: dict[str, ScimApp]  # connection name -> its tenant, for plain GETs
-
-    async def submit(self, definition: dict[str, Any], inputs: dict[str, Any]) -> str:
-        job_id = str(uuid.uuid4())
-        await publish_envelope(
-            self.broker, self.kafka.topic(JOB_EVENTS), created_event(job_id, definition, inputs)
-        )
-        return job_id
-
-    async def command(self, command: Envelope) -> None:
-        await publish_envelope(self.broker, self.kafka.topic(JOB_COMMANDS), command)
-
-    async def run(self, job_id: str) -> dict[str, Any]:
-        document = await self.database["runs"].find_one({"_id": job_id})
-        assert document is not None
-        return document
 
 
 @pytest.fixture(scope="session")

@@ -5,26 +5,22 @@
 import asyncio
 import json
 import secrets
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from faststream.kafka import KafkaBroker
-from provisioning_common.envelope import Envelope
-from provisioning_common.kafka import build_broker, publish_envelope
+from provisioning_common.kafka import build_broker
 from provisioning_common.settings import KafkaSettings
-from provisioning_common.topics import JOB_COMMANDS, JOB_EVENTS, ensure_topics
+from provisioning_common.topics import ensure_topics
 from pymongo import AsyncMongoClient
-from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.conftest import Infra
 from tests.integration.connectors.sql_rig import Postgres
 from tests.integration.engine.conftest import (
+    ConnectorRig,
     EventLog,
     RunnerProcess,
-    created_event,
     guarded_runner,
 )
 
@@ -32,27 +28,9 @@ WRONG_PG_PASSWORD = "wrong-Pg-pa55word-never-logged"
 
 
 @dataclass
-class SqlEngineRig:
-    kafka: KafkaSettings
-    broker: KafkaBroker
-    events: EventLog
-    database: AsyncDatabase[dict[str, Any]]
-    runner: RunnerProcess
-
-    async def submit(self, definition: dict[str, Any], inputs: dict[str, Any]) -> str:
-        job_id = str(uuid.uuid4())
-        await publish_envelope(
-            self.broker, self.kafka.topic(JOB_EVENTS), created_event(job_id, definition, inputs)
-        )
-        return job_id
-
-    async def command(self, command: Envelope) -> None:
-        await publish_envelope(self.broker, self.kafka.topic(JOB_COMMANDS), command)
-
-    async def run(self, job_id: str) -> dict[str, Any]:
-        document = await self.database["runs"].find_one({"_id": job_id})
-        assert document is not None
-        return document
+class SqlEngineRig(ConnectorRig):
+    """The rig with a connections file naming the test PostgreSQL (`app-db`) and the same
+    server with a wrong password (`wrong-password`)."""
 
 
 @pytest.fixture(scope="session")

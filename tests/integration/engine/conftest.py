@@ -209,6 +209,33 @@ class EngineRig:
         return document
 
 
+@dataclass
+class ConnectorRig:
+    """The runner and the guard as processes against one connector's real server, as the LDAP,
+    SQL and SCIM tests use them: submit a job, send a command, read the job's run."""
+
+    kafka: KafkaSettings
+    broker: KafkaBroker
+    events: EventLog
+    database: AsyncDatabase[dict[str, Any]]
+    runner: RunnerProcess
+
+    async def submit(self, definition: dict[str, Any], inputs: dict[str, Any]) -> str:
+        job_id = str(uuid.uuid4())
+        await publish_envelope(
+            self.broker, self.kafka.topic(JOB_EVENTS), created_event(job_id, definition, inputs)
+        )
+        return job_id
+
+    async def command(self, command: Envelope) -> None:
+        await publish_envelope(self.broker, self.kafka.topic(JOB_COMMANDS), command)
+
+    async def run(self, job_id: str) -> dict[str, Any]:
+        document = await self.database["runs"].find_one({"_id": job_id})
+        assert document is not None
+        return document
+
+
 def created_event(
     job_id: str, definition: dict[str, Any], inputs: dict[str, list[dict[str, Any]]] | None
 ) -> JobCreated:
