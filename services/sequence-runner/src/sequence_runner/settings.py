@@ -39,8 +39,12 @@ class RunnerSettings(BaseSettings):
     progress_interval_seconds: float = Field(
         default=1.0, gt=0, description="At most one SequenceProgress per sequence this often."
     )
-    apply_batch_size: int = Field(
-        default=500, ge=1, le=10_000, description="Changes written per bulk write."
+    apply_batch_size: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000,
+        description="Changes written per bulk write (a SQL target's transaction); unset, each "
+        "target's own: 500 for SCIM (requests sent at once), 2,000 for the others.",
     )
     max_parallel_jobs: int = Field(
         default=2, ge=1, description="Jobs one runner process plans or applies at the same time."

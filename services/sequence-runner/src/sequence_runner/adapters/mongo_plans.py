@@ -197,12 +197,12 @@ class MongoPlanRepository:
         runs = [ActionRun.from_document(run) for run in stored["actions"]]
         slices = chunk_slices(runs, start, stored["changes"], stored["chunk_size"])
         pending: list[PlannedChange] = []
-        # Chunk by chunk, each read once whatever the batch size; a chunk missing from the
-        # store leaves a gap in the seqs, which the apply refuses.
-        for first in range(0, len(slices), CHUNKS_PER_READ):
-            documents = await read_slices(
-                self._chunks, plan_id, slices[first : first + CHUNKS_PER_READ]
-            )
+        # Chunk by chunk, each read once whatever the batch size, as many at once as a batch
+        # spans (one read per batch); a chunk missing from the store leaves a gap in the seqs,
+        # which the apply refuses.
+        per_read = max(CHUNKS_PER_READ, -(-batch_size // stored["chunk_size"]) + 1)
+        for first in range(0, len(slices), per_read):
+            documents = await read_slices(self._chunks, plan_id, slices[first : first + per_read])
             pending += (_change(document) for document in documents)
             while len(pending) >= batch_size:
                 yield pending[:batch_size]

@@ -8,7 +8,9 @@ from sequence_runner.domain.planner import PlanBound
 @dataclass(frozen=True)
 class EngineOptions:
     progress_interval_seconds: float = 1.0
-    apply_batch_size: int = 500
+    # Changes written per batch; None: the target's own `apply_batch_size`, else
+    # sequence_work.DEFAULT_APPLY_BATCH.
+    apply_batch_size: int | None = None
     # Jobs planned or applied at the same time by one runner process.
     max_parallel_jobs: int = 2
     # An unexpected error (the database away) is retried this many times before the sequence

@@ -42,6 +42,9 @@ class ScimRefusedError(Exception):
 
 
 class ScimTargetConnector:
+    # Changes per batch: each is a request of its own, and a batch's are sent at once.
+    apply_batch_size = 500
+
     def __init__(
         self,
         connection_name: str,
