@@ -3,7 +3,7 @@ the API — into an empty target, then again with 10% of the records changed, ag
 bulk writes of the same records to the same server: PyMongo bulk upserts (MongoDB target),
 python-ldap adds and modifies with a window in flight (LDAP), psycopg executemany (PostgreSQL).
 
-Records: BENCH_PLAN_APPLY_RECORDS (default 10000); targets: BENCH_PLAN_APPLY_TARGETS (comma
+Records: BENCH_PLAN_APPLY_RECORDS (default 100000, the issue's size); targets: BENCH_PLAN_APPLY_TARGETS (comma
 separated, default mongo,ldap,sql; ldap needs LDAP_URI, sql BENCH_PG_URL). Run alone:
 `BENCH_PLAN_APPLY_TARGETS=mongo KAFKA_BOOTSTRAP_SERVERS=… MONGO_URI=… python -m
 bench.bench_plan_apply`."""
@@ -26,13 +26,17 @@ import ldap
 import psycopg
 from pymongo import UpdateOne
 
+from sequence_runner.handlers.sequence_work import DEFAULT_APPLY_BATCH
+
 from bench import bench_ldap, bench_sql
 from bench.bench_latency import breakdown
 from bench.system import mongo_uri, system
 from bench.timing import report_goal
 
 GOAL = 0.5
-BATCH = 500  # the runner's apply batch (PROVISIONING_APPLY_BATCH_SIZE's default)
+# The raw client's batch: the runner's own for these targets (PROVISIONING_APPLY_BATCH_SIZE
+# unset), so both sides make the same number of bulk writes and transactions.
+BATCH = DEFAULT_APPLY_BATCH
 CHANGED = 10  # every CHANGED-th record gets a new mail in the second run: 10%
 POLL_SECONDS = 0.2
 
@@ -66,7 +70,7 @@ ABOUT = [
 
 
 def records() -> int:
-    return int(os.environ.get("BENCH_PLAN_APPLY_RECORDS", "10000"))
+    return int(os.environ.get("BENCH_PLAN_APPLY_RECORDS", "100000"))
 
 
 def targets() -> list[str]:

@@ -8,7 +8,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from functools import partial
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 from uuid import uuid4
 
 from provisioning_common.definitions import SequenceDefinition
@@ -19,6 +19,10 @@ from sequence_runner.adapters.connectors.base import (
     ConnectorError,
     DescribedTarget,
     LocatingTarget,
+    PiecedSource,
+    PiecedTarget,
+    SourceConnector,
+    TargetConnector,
 )
 from sequence_runner.domain.plan_digest import plan_digest
 from sequence_runner.domain.planner import StreamedPlanner
@@ -162,19 +166,11 @@ class SequenceWork:
                         await target.describe()
                     # Seconds of CPU for a large source: piece by piece in a thread, so the
                     # consumers keep their heartbeats and the other jobs keep moving.
-                    read = 0
-                    piece: list[SourceEntry] = []
-                    async for record in source.read():
-                        piece.append(record)
-                        read += 1
-                        await progress.tick(read)
-                        if len(piece) >= PLAN_PIECE:
-                            await asyncio.to_thread(planner.add_source, piece)
-                            piece = []
-                    await asyncio.to_thread(planner.add_source, piece)
+                    async for piece in _source_pieces(source, progress):
+                        await asyncio.to_thread(planner.add_source, piece)
                     # Not prepared here: preparing creates the collection and its index, a write
                     # that a plan about to be blocked must not make. The apply prepares it.
-                    async for target_piece in _pieces(target.read_all()):
+                    async for target_piece in _target_pieces(target):
                         await asyncio.to_thread(planner.add_target, target_piece)
                     result = await asyncio.to_thread(planner.finish)
                     locate = target.locate if isinstance(target, LocatingTarget) else None
@@ -319,6 +315,52 @@ class SequenceWork:
             interval_seconds=self.options.progress_interval_seconds,
             monotonic=self._monotonic,
         )
+
+
+async def _source_pieces(
+    source: SourceConnector, progress: ProgressReporter
+) -> AsyncIterator[list[SourceEntry]]:
+    """The source's records in pieces for the planner, with the progress of the reading: a
+    list at a time where the source reads them so (a file), without a step per record here,
+    else record by record."""
+    read = 0
+    piece: list[SourceEntry] = []
+    if isinstance(source, PiecedSource):
+        async for more in source.read_pieces():
+            piece += more
+            read += len(more)
+            await progress.tick(read)
+            if len(piece) >= PLAN_PIECE:
+                yield piece
+                piece = []
+    else:
+        async for record in source.read():
+            piece.append(record)
+            read += 1
+            await progress.tick(read)
+            if len(piece) >= PLAN_PIECE:
+                yield piece
+                piece = []
+    if piece:
+        yield piece
+
+
+def _target_pieces(target: TargetConnector) -> AsyncIterator[list[dict[str, Any]]]:
+    if isinstance(target, PiecedTarget):
+        return _joined(target.read_pieces())
+    return _pieces(target.read_all())
+
+
+async def _joined(lists: AsyncIterator[list[T]], size: int = PLAN_PIECE) -> AsyncIterator[list[T]]:
+    """Lists joined into pieces of at least `size` (the last one maybe less)."""
+    piece: list[T] = []
+    async for more in lists:
+        piece += more
+        if len(piece) >= size:
+            yield piece
+            piece = []
+    if piece:
+        yield piece
 
 
 async def _pieces(records: AsyncIterator[T], size: int = PLAN_PIECE) -> AsyncIterator[list[T]]:

@@ -47,6 +47,25 @@ class TargetConnector(Protocol):
 
 
 @runtime_checkable
+class PiecedSource(Protocol):
+    """A source that reads its records a list at a time (a file parsed off the event loop):
+    the runner hands each list on to the planner without a step of its own per record."""
+
+    def read_pieces(self) -> AsyncIterator[list[SourceEntry]]:
+        """What `read` yields, in the same order, as lists."""
+        ...
+
+
+@runtime_checkable
+class PiecedTarget(Protocol):
+    """A target that reads its records a page at a time (a SQL table)."""
+
+    def read_pieces(self) -> AsyncIterator[list[dict[str, Any]]]:
+        """What `read_all` yields, in the same order, as lists."""
+        ...
+
+
+@runtime_checkable
 class LocatingTarget(Protocol):
     """A target whose changes are written at an address the operator should see beside the key
     (a directory's DN): the plan is stored with it, and the apply writes there."""

@@ -25,12 +25,17 @@ class CsvSourceConnector:
         return self._shown_as
 
     async def read(self) -> AsyncIterator[SourceEntry]:
+        async for piece in self.read_pieces():
+            for record in piece:
+                yield record
+
+    async def read_pieces(self) -> AsyncIterator[list[SourceEntry]]:
         handle = await asyncio.to_thread(open_lines, self._path, self._shown_as)
         # strict: an unclosed quote is an error, not a field that swallows the rest of the
         # file (whose records would then be missing, and planned as deletions).
         reader = csv.reader(handle, delimiter=self._delimiter, strict=True)
-        async for record in read_in_batches(handle, self._rows(reader)):
-            yield record
+        async for piece in read_in_batches(handle, self._rows(reader)):
+            yield piece
 
     def _rows(self, reader: "Reader") -> Iterator[SourceEntry]:
         # A record is known by its first line: a quoted field may run over several lines.

@@ -64,16 +64,15 @@ def open_lines(path: Path, shown_as: str) -> SourceLines:
 
 async def read_in_batches(
     handle: SourceLines, records: Iterator[SourceEntry]
-) -> AsyncIterator[SourceEntry]:
-    """Yield `records`, parsed from `handle` in a worker thread so a big file never stalls the
-    consumers; the file is closed however the reading ends."""
+) -> AsyncIterator[list[SourceEntry]]:
+    """`records` in lists of READ_BATCH, parsed from `handle` in a worker thread so a big file
+    never stalls the consumers; the file is closed however the reading ends."""
     try:
         while True:
             batch = await asyncio.to_thread(_take, records, READ_BATCH)
             if not batch:
                 return
-            for record in batch:
-                yield record
+            yield batch
     finally:
         handle.close()
 

@@ -20,9 +20,14 @@ class JsonlSourceConnector:
         return self._shown_as
 
     async def read(self) -> AsyncIterator[SourceEntry]:
+        async for piece in self.read_pieces():
+            for record in piece:
+                yield record
+
+    async def read_pieces(self) -> AsyncIterator[list[SourceEntry]]:
         handle = await asyncio.to_thread(open_lines, self._path, self._shown_as)
-        async for record in read_in_batches(handle, self._records(handle)):
-            yield record
+        async for piece in read_in_batches(handle, self._records(handle)):
+            yield piece
 
     def _records(self, handle: SourceLines) -> Iterator[SourceEntry]:
         for line, text in enumerate(handle, start=1):

@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import closing
 from decimal import Decimal, InvalidOperation
+from itertools import chain
 from pathlib import Path
 from typing import Any, Literal, Protocol
 from uuid import UUID
@@ -89,6 +90,14 @@ def plain(value: Any) -> Any:
     if isinstance(value, bytes | memoryview):
         return bytes(value).hex()
     return str(value)
+
+
+def plain_rows(names: Sequence[str], rows: Sequence[Row]) -> list[dict[str, Any]]:
+    """A page of rows as records of plain values. A page whose every value is plain already
+    (text, numbers, booleans, NULL: the common case) is made with no call of ours per value."""
+    if _PLAIN_TYPES.issuperset(map(type, chain.from_iterable(rows))):
+        return [dict(zip(names, row, strict=True)) for row in rows]
+    return [{name: plain(value) for name, value in zip(names, row, strict=True)} for row in rows]
 
 
 def _decimal_text(value: Decimal) -> str:

@@ -23,7 +23,7 @@ from sequence_runner.adapters.connectors.sql_database import (
     SqlRefusedError,
     SqlUnavailableError,
     as_column_value,
-    plain,
+    plain_rows,
     quoted,
 )
 from sequence_runner.domain.records import PlannedChange, TargetRules
@@ -118,6 +118,11 @@ class SqlTargetConnector:
             )
 
     async def read_all(self) -> AsyncIterator[dict[str, Any]]:
+        async for piece in self.read_pieces():
+            for record in piece:
+                yield record
+
+    async def read_pieces(self) -> AsyncIterator[list[dict[str, Any]]]:
         await self._load_columns()
         columns = self._columns or list(self._kinds)
         query = (
@@ -126,8 +131,7 @@ class SqlTargetConnector:
         )
         try:
             async for names, rows in self._database.pages(query, self._fetch_size):
-                for row in rows:
-                    yield {name: plain(value) for name, value in zip(names, row, strict=True)}
+                yield plain_rows(names, rows)
         except SqlUnavailableError as error:
             raise TargetError(f"{self.shown_as}: the read failed: {error}") from None
         except SqlRefusedError as error:
