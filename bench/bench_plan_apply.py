@@ -25,7 +25,6 @@ import httpx
 import ldap
 import psycopg
 from pymongo import UpdateOne
-
 from sequence_runner.handlers.sequence_work import DEFAULT_APPLY_BATCH
 
 from bench import bench_ldap, bench_sql
