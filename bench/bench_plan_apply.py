@@ -3,8 +3,9 @@ the API — into an empty target, then again with 10% of the records changed, ag
 bulk writes of the same records to the same server: PyMongo bulk upserts (MongoDB target),
 python-ldap adds and modifies with a window in flight (LDAP), psycopg executemany (PostgreSQL).
 
-Records: BENCH_PLAN_APPLY_RECORDS (default 100000, the issue's size); targets: BENCH_PLAN_APPLY_TARGETS (comma
-separated, default mongo,ldap,sql; ldap needs LDAP_URI, sql BENCH_PG_URL). Run alone:
+Records: BENCH_PLAN_APPLY_RECORDS (default 100000, the issue's size); targets:
+BENCH_PLAN_APPLY_TARGETS (comma separated, default mongo,ldap,sql; ldap needs LDAP_URI, sql
+BENCH_PG_URL). Run alone:
 `BENCH_PLAN_APPLY_TARGETS=mongo KAFKA_BOOTSTRAP_SERVERS=… MONGO_URI=… python -m
 bench.bench_plan_apply`."""
 
