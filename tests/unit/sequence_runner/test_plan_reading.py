@@ -2,6 +2,7 @@
 time is handed on a list at a time (no step per record), with the same records, the same
 errors and progress told as the lists come."""
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -10,9 +11,9 @@ from typing import Any
 
 import pytest
 from provisioning_common.definitions import SequenceDefinition
-from provisioning_common.events import SequenceProgress
+from provisioning_common.events import SequenceFailed, SequenceProgress
 from provisioning_common.statuses import JobStatus
-from sequence_runner.adapters.connectors.base import SourceConnector, SourceError
+from sequence_runner.adapters.connectors.base import SourceConnector, SourceError, TargetError
 from sequence_runner.adapters.connectors.csv_source import CsvSourceConnector
 from sequence_runner.adapters.connectors.jsonl_source import JsonlSourceConnector
 from sequence_runner.adapters.connectors.sql_database import plain_rows
@@ -120,3 +121,106 @@ def test_a_page_with_other_values_has_them_made_plain() -> None:
         {"login": "u1", "salary": "12.5", "since": "2026-01-02"},
         {"login": "u2", "salary": "0", "since": None},
     ]
+
+
+class LoggedSource(ListedSource):
+    """Reads its lists with a round trip between them, logging each; may fail after some."""
+
+    def __init__(
+        self, records: list[dict[str, Any]], log: list[str], failing_after: int | None = None
+    ) -> None:
+        super().__init__(records)
+        self.log = log
+        self.failing_after = failing_after
+
+    async def read_pieces(self) -> AsyncIterator[list[SourceEntry]]:
+        number = 0
+        async for piece in super().read_pieces():
+            if number == self.failing_after:
+                raise SourceError("listed.fake: line 9: expected 1 fields, found 2")
+            await asyncio.sleep(0)
+            self.log.append("source")
+            number += 1
+            yield piece
+
+
+class LoggedTarget(FakeTarget):
+    def __init__(self, log: list[str], failing: bool = False) -> None:
+        super().__init__("uid")
+        self.log = log
+        self.failing = TargetError("the directory refused the search") if failing else None
+        self.closed = False
+
+    async def read_all(self) -> AsyncIterator[dict[str, Any]]:
+        try:
+            for record in list(self.records.values()):
+                await asyncio.sleep(0)
+                self.log.append("target")
+                if self.failing is not None:
+                    raise self.failing
+                yield dict(record)
+        finally:
+            self.closed = True
+
+    async def apply(self, changes: Any) -> None:
+        self.failing = None
+        await super().apply(changes)
+
+
+def logged_world(source: LoggedSource, target: LoggedTarget) -> World:
+    runs, plans, publisher = FakeRuns(), FakePlans(), FakePublisher()
+
+    class Connectors(FakeConnectors):
+        def source(
+            self, sequence: SequenceDefinition, inputs: list[dict[str, Any]] | None
+        ) -> SourceConnector:
+            return source
+
+    connectors = Connectors(sources={"people": []}, targets={"people": target})
+    target.records = {f"t{i}": {"uid": f"t{i}"} for i in range(5)}
+    engine = Engine(runs, plans, publisher, connectors, EngineOptions(work_retries=1))
+    return World(engine, runs, plans, publisher, connectors)
+
+
+async def run_people(world: World) -> None:
+    thresholds = {"create": {"count": 100}, "delete": {"count": 100}}
+    created = job_created(
+        definition(sequence("people", thresholds=thresholds, delete_missing=True))
+    )
+    await handle(EVENT_HANDLERS, created, world.engine)
+    await world.settle()
+
+
+async def test_a_file_is_read_while_the_target_is() -> None:
+    log: list[str] = []
+    people = [{"uid": f"u{i}"} for i in range(12)]
+    target = LoggedTarget(log)
+    world = logged_world(LoggedSource(people, log), target)
+    await run_people(world)
+    assert world.status() == (JobStatus.COMPLETED, ["COMPLETED"])
+    # The target's records were read before the file's last list was.
+    assert log.index("target") < len(log) - 1 - log[::-1].index("source")
+    assert sorted(target.records) == sorted(p["uid"] for p in people)
+
+
+async def test_a_bad_file_fails_the_sequence_and_stops_the_targets_reading() -> None:
+    log: list[str] = []
+    target = LoggedTarget(log)
+    world = logged_world(LoggedSource([{"uid": f"u{i}"} for i in range(12)], log, 2), target)
+    await run_people(world)
+    assert world.status() == (JobStatus.FAILED, ["FAILED"])
+    failed = world.publisher.of_type(SequenceFailed)[-1]
+    assert failed.data.reason == "listed.fake: line 9: expected 1 fields, found 2"
+    assert target.closed
+    assert target.writes == []
+
+
+async def test_a_target_that_cannot_be_read_fails_the_sequence() -> None:
+    log: list[str] = []
+    target = LoggedTarget(log, failing=True)
+    world = logged_world(LoggedSource([{"uid": "u1"}], log), target)
+    await run_people(world)
+    assert world.status() == (JobStatus.FAILED, ["FAILED"])
+    failed = world.publisher.of_type(SequenceFailed)[-1]
+    assert failed.data.reason == "the directory refused the search"
+    assert target.writes == []

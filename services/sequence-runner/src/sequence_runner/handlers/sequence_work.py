@@ -165,13 +165,21 @@ class SequenceWork:
                     if isinstance(target, DescribedTarget):
                         await target.describe()
                     # Seconds of CPU for a large source: piece by piece in a thread, so the
-                    # consumers keep their heartbeats and the other jobs keep moving.
-                    async for piece in _source_pieces(source, progress):
-                        await asyncio.to_thread(planner.add_source, piece)
-                    # Not prepared here: preparing creates the collection and its index, a write
-                    # that a plan about to be blocked must not make. The apply prepares it.
-                    async for target_piece in _target_pieces(target):
-                        await asyncio.to_thread(planner.add_target, target_piece)
+                    # consumers keep their heartbeats and the other jobs keep moving. The target
+                    # is not prepared here: preparing creates the collection and its index, a
+                    # write that a plan about to be blocked must not make. The apply prepares it.
+                    sources = _source_pieces(source, progress)
+                    targets = _target_pieces(target)
+                    if isinstance(source, PiecedSource):
+                        # A file: parsed while the target's server answers (make bench).
+                        await _read_together(planner, sources, targets)
+                    else:
+                        # A source on a server, maybe the target's own connection: one side
+                        # after the other, as the connection's pool may hold one reader.
+                        async for piece in sources:
+                            await asyncio.to_thread(planner.add_source, piece)
+                        async for target_piece in targets:
+                            await asyncio.to_thread(planner.add_target, target_piece)
                     result = await asyncio.to_thread(planner.finish)
                     locate = target.locate if isinstance(target, LocatingTarget) else None
 
@@ -317,9 +325,45 @@ class SequenceWork:
         )
 
 
+async def _read_together(
+    planner: StreamedPlanner,
+    sources: AsyncGenerator[list[SourceEntry], None],
+    targets: AsyncGenerator[list[dict[str, Any]], None],
+) -> None:
+    """Both sides read at the same time, the planner fed by one at a time. The source's error
+    comes first, as when they are read in turn; the target's reading then stops."""
+    turn = asyncio.Lock()
+
+    async def feed(pieces: AsyncGenerator[list[Any], None], add: Callable[[Any], None]) -> None:
+        async with contextlib.aclosing(pieces):
+            async for piece in pieces:
+                async with turn:
+                    await _to_thread_to_the_end(add, piece)
+
+    target_side = asyncio.create_task(feed(targets, planner.add_target))
+    try:
+        await feed(sources, planner.add_source)
+    except BaseException:
+        target_side.cancel()
+        await asyncio.wait([target_side])
+        raise
+    await target_side
+
+
+async def _to_thread_to_the_end(function: Callable[[Any], None], argument: Any) -> None:
+    """`function(argument)` in a worker thread; when cancelled, the thread is waited for before
+    the cancel goes on (the planner is closed after, never under a thread still in it)."""
+    running = asyncio.ensure_future(asyncio.to_thread(function, argument))
+    try:
+        await asyncio.shield(running)
+    except asyncio.CancelledError:
+        await asyncio.wait([running])
+        raise
+
+
 async def _source_pieces(
     source: SourceConnector, progress: ProgressReporter
-) -> AsyncIterator[list[SourceEntry]]:
+) -> AsyncGenerator[list[SourceEntry], None]:
     """The source's records in pieces for the planner, with the progress of the reading: a
     list at a time where the source reads them so (a file), without a step per record here,
     else record by record."""
@@ -345,13 +389,15 @@ async def _source_pieces(
         yield piece
 
 
-def _target_pieces(target: TargetConnector) -> AsyncIterator[list[dict[str, Any]]]:
+def _target_pieces(target: TargetConnector) -> AsyncGenerator[list[dict[str, Any]], None]:
     if isinstance(target, PiecedTarget):
         return _joined(target.read_pieces())
     return _pieces(target.read_all())
 
 
-async def _joined(lists: AsyncIterator[list[T]], size: int = PLAN_PIECE) -> AsyncIterator[list[T]]:
+async def _joined(
+    lists: AsyncIterator[list[T]], size: int = PLAN_PIECE
+) -> AsyncGenerator[list[T], None]:
     """Lists joined into pieces of at least `size` (the last one maybe less)."""
     piece: list[T] = []
     async for more in lists:
@@ -363,7 +409,9 @@ async def _joined(lists: AsyncIterator[list[T]], size: int = PLAN_PIECE) -> Asyn
         yield piece
 
 
-async def _pieces(records: AsyncIterator[T], size: int = PLAN_PIECE) -> AsyncIterator[list[T]]:
+async def _pieces(
+    records: AsyncIterator[T], size: int = PLAN_PIECE
+) -> AsyncGenerator[list[T], None]:
     """A stream of records in lists of `size`, the unit handed to the planner's thread."""
     piece: list[T] = []
     async for record in records:
