@@ -3,6 +3,7 @@ one, the next batch read while one is written, and nothing more once the run is 
 to apply."""
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -11,7 +12,7 @@ from sequence_runner.adapters.connectors.base import TargetError
 from sequence_runner.domain.records import PlannedChange
 from sequence_runner.handlers.engine import Engine, EngineOptions
 from sequence_runner.handlers.messages import EVENT_HANDLERS, handle
-from sequence_runner.handlers.sequence_work import DEFAULT_APPLY_BATCH
+from sequence_runner.handlers.sequence_work import DEFAULT_APPLY_BATCH, _read_ahead
 
 from tests.unit.sequence_runner.builders import JOB_ID, definition, job_created, sequence
 from tests.unit.sequence_runner.fakes import (
@@ -148,3 +149,43 @@ async def test_an_apply_taken_over_between_batches_writes_no_more() -> None:
     target = TakenOver("uid", apply_batch_size=2)
     await run_job(world, target)
     assert target.batches == [["u0", "u1"]]
+
+
+async def _numbers(failing_at: int | None = None, hanging_at: int | None = None) -> Any:
+    for number in range(5):
+        await asyncio.sleep(0)
+        if number == failing_at:
+            raise RuntimeError("the plan store went away")
+        if number == hanging_at:
+            await asyncio.Event().wait()
+        yield number
+
+
+async def test_reading_ahead_stops_quietly_with_the_apply() -> None:
+    """The apply stopped after batch 0 (a failed write): the read in flight, which failed,
+    is not raised in its place."""
+    async with contextlib.aclosing(_read_ahead(_numbers(failing_at=1))) as numbers:
+        async for number in numbers:
+            assert number == 0
+            for _ in range(5):
+                await asyncio.sleep(0)  # batch 0 written while batch 1's read fails
+            break
+
+
+async def test_reading_ahead_is_cancelled_with_the_apply() -> None:
+    seen: list[int] = []
+    reading_the_third = asyncio.Event()
+
+    async def apply() -> None:
+        async with contextlib.aclosing(_read_ahead(_numbers(hanging_at=2))) as numbers:
+            async for number in numbers:
+                seen.append(number)
+                if number == 1:
+                    reading_the_third.set()
+
+    task = asyncio.create_task(apply())
+    await reading_the_third.wait()
+    task.cancel()
+    await asyncio.wait([task])
+    assert task.cancelled()
+    assert seen == [0, 1]

@@ -346,6 +346,8 @@ async def _read_together(
     except BaseException:
         target_side.cancel()
         await asyncio.wait([target_side])
+        if not target_side.cancelled():
+            target_side.exception()  # the source's error is the one told
         raise
     await target_side
 
@@ -435,10 +437,13 @@ async def _read_ahead(items: AsyncIterator[T]) -> AsyncGenerator[T, None]:
             pending = asyncio.ensure_future(anext(items))
             yield item
     finally:
+        # The read in flight, if any, is stopped and waited for; what it ended with is not
+        # ours to raise here (the apply stopped for its own reason) nor to log as lost.
         if not pending.done():
             pending.cancel()
-        with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-            await pending
+        await asyncio.wait([pending])
+        if not pending.cancelled():
+            pending.exception()
         aclose = getattr(items, "aclose", None)
         if aclose is not None:
             await aclose()
