@@ -296,6 +296,14 @@ def _healthy(replica: Replica) -> bool:
         return False
 
 
+async def _answers(client: httpx.AsyncClient, url: str) -> bool:
+    """200 from a replica's /readyz; False while it does not listen yet."""
+    try:
+        return (await client.get(url)).status_code == 200
+    except httpx.ConnectError:
+        return False
+
+
 def sequence(name: str, path: str, collection: str, create_limit: int) -> dict[str, Any]:
     return {
         "name": name,
@@ -548,17 +556,23 @@ async def test_replicas_share_the_work_and_survive_a_killed_runner(
             await asyncio.sleep(0.5)
         finished_at = time.monotonic()
         stack.alive()
-        # Every replica still running is ready and consumes everything: its lag comes to 0.
+        # Every replica still running is ready and consumes everything: its lag comes to 0. The
+        # runner started after the kill may still be starting when the last job ends (a fast
+        # database, a small SCALE_JOBS): up to 60 s, for a process starting on a loaded machine.
         consumers = [r for r in stack.replicas if r.service != "job-api" and r.process.alive()]
         lag: dict[str, float] = {}
-        for _ in range(60):
+        ready: dict[str, bool] = {}
+        for _ in range(120):
             for replica in consumers:
                 base = f"http://127.0.0.1:{replica.port}"
-                assert (await apis[0].get(f"{base}/readyz")).status_code == 200, replica.name
-                lag[replica.name] = consumer_lag((await apis[0].get(f"{base}/metrics")).text)
-            if not any(lag.values()):
+                ready[replica.name] = await _answers(apis[0], f"{base}/readyz")
+                if ready[replica.name]:
+                    metrics = (await apis[0].get(f"{base}/metrics")).text
+                    lag[replica.name] = consumer_lag(metrics)
+            if all(ready.values()) and not any(lag.values()):
                 break
             await asyncio.sleep(0.5)
+        assert all(ready.values()), ready
         assert not any(lag.values()), lag
     finally:
         for api in apis:
