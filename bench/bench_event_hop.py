@@ -82,9 +82,9 @@ ABOUT = [
     "which operators and the scale test read; kept), against about 150 µs for bare FastStream "
     "on the same test broker, one publish and one handled message (its publish command and "
     "middlewares, context scopes, the acknowledgement middleware, the test broker's own fake "
-    "record, and fast_depends validating the handler's argument: about 30 µs of it, which `apply_types=False` on the broker would save, at the "
-    "price of every plain FastStream handler on a service's broker silently getting other "
-    "arguments, so it is left on). The rest of the gap to raw is FastStream's, and the bare "
+    "record, and fast_depends validating the handler's argument: about 30 µs of it, which "
+    "`apply_types=False` on the broker would save, at the price of every plain FastStream "
+    "handler on a service's broker silently getting other arguments, so it is left on). The rest of the gap to raw is FastStream's, and the bare "
     "FastStream line shows it.",
 ]
 
