@@ -84,8 +84,8 @@ ABOUT = [
     "middlewares, context scopes, the acknowledgement middleware, the test broker's own fake "
     "record, and fast_depends validating the handler's argument: about 30 µs of it, which "
     "`apply_types=False` on the broker would save, at the price of every plain FastStream "
-    "handler on a service's broker silently getting other arguments, so it is left on). The rest of the gap to raw is FastStream's, and the bare "
-    "FastStream line shows it.",
+    "handler on a service's broker silently getting other arguments, so it is left on). The "
+    "rest of the gap to raw is FastStream's, and the bare FastStream line shows it.",
 ]
 
 
