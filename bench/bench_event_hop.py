@@ -22,13 +22,13 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream import AckPolicy
-from faststream.kafka import KafkaBroker
+from faststream.kafka import KafkaBroker, TestKafkaBroker
 from provisioning_common.consuming import subscribe_envelopes
 from provisioning_common.events import (
     JobEvent,
@@ -302,6 +302,66 @@ async def raw(count: int) -> Hop:
         await producer.stop()
 
 
+# The in-memory figure: CPU only, no broker, so it holds on a loaded machine.
+IN_MEMORY_EVENTS = 300
+IN_MEMORY_RUNS = 25
+
+
+async def _in_memory_side(
+    side: str, stack: AsyncExitStack, events: list[SequenceProgress]
+) -> Callable[[int], Awaitable[object]]:
+    """A publish into FastStream's test broker that runs `side`'s subscriber to its end."""
+    broker = KafkaBroker(logger=logging.getLogger("bench.broker"), log_level=logging.DEBUG)
+    if side == "bare":
+        sent = [(event.model_dump_json().encode(), event.subject.encode()) for event in events]
+
+        @broker.subscriber("hop", group_id="g", ack_policy=AckPolicy.NACK_ON_ERROR)
+        async def plain(body: bytes) -> None:
+            pass
+
+        test_broker = await stack.enter_async_context(TestKafkaBroker(broker, connect_only=False))
+        headers = {"content-type": CLOUDEVENTS_JSON}
+        return lambda i: test_broker.publish(
+            sent[i][0], topic="hop", key=sent[i][1], headers=headers
+        )
+
+    acted = side == "ours"  # "ours, no log line": the handler acted on nothing
+
+    async def handle(_: JobEvent) -> bool:
+        return acted
+
+    subscribe_envelopes(
+        broker,
+        topic="hop",
+        group_id="g",
+        parse=parse_job_event,
+        handle=handle,
+        title="bench",
+        description="event hop benchmark, in memory",
+    )
+    test_broker = await stack.enter_async_context(TestKafkaBroker(broker, connect_only=False))
+    return lambda i: publish_envelope(test_broker, "hop", events[i])
+
+
+async def in_memory_cpu() -> dict[str, float]:
+    """CPU µs per event, publish and handle, on FastStream's in-memory test broker: the best of
+    `IN_MEMORY_RUNS` runs of each side, interleaved, so what is ours is told from FastStream's
+    without the broker's and the neighbours' noise."""
+    events = progress_events(IN_MEMORY_EVENTS)
+    sides = ("bare", "ours, no log line", "ours")
+    best = dict.fromkeys(sides, float("inf"))
+    async with AsyncExitStack() as stack:
+        await stack.enter_async_context(service_logging())
+        publishers = {side: await _in_memory_side(side, stack, events) for side in sides}
+        for _ in range(IN_MEMORY_RUNS):
+            for side in sides:
+                cpu = time.process_time()
+                for i in range(IN_MEMORY_EVENTS):
+                    await publishers[side](i)
+                best[side] = min(best[side], time.process_time() - cpu)
+    return {side: seconds / IN_MEMORY_EVENTS * 1e6 for side, seconds in best.items()}
+
+
 SIDES: dict[str, Callable[[int], Awaitable[Hop]]] = {
     "ours": ours,
     "bare": bare_faststream,
@@ -368,6 +428,22 @@ async def main(count: int = COUNT, rounds: int = ROUNDS) -> tuple[list[str], lis
             f"| {label} | {count / median(name):.0f} | {min(rates):.0f} to {max(rates):.0f} | "
             f"{cpu_per_event(name):.0f} | {raw_s / median(name):.2f} |"
         )
+    cpu = await in_memory_cpu()
+    lines.append(
+        _continued(
+            f"in memory, CPU per event (best of {IN_MEMORY_RUNS}): bare FastStream "
+            f"{cpu['bare']:.0f} µs, ours {cpu['ours']:.0f} µs "
+            f"({cpu['ours, no log line']:.0f} µs without the log line)"
+        )
+    )
+    notes += [
+        "",
+        f"In memory (FastStream's test broker, CPU of one publish and one handled event, best "
+        f"of {IN_MEMORY_RUNS} runs of {IN_MEMORY_EVENTS}): bare FastStream {cpu['bare']:.0f} µs, "
+        f"ours {cpu['ours']:.0f} µs, of which the JSON log line "
+        f"{cpu['ours'] - cpu['ours, no log line']:.0f} µs and the rest of our wrapper "
+        f"(serialisation, parse, metric) {cpu['ours, no log line'] - cpu['bare']:.0f} µs.",
+    ]
     return lines, notes
 
 
