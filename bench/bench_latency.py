@@ -76,17 +76,18 @@ ABOUT = [
     "plan stored before the guard sees it and read back for the apply, the fence before the "
     "write, and the read model written per event.",
     "",
-    "That is the floor on SecantusDB: a write costs it one to a few ms of its own CPU even on "
-    "an idle machine (the projector's into a document with fourteen indexes, each index entry "
-    "deleted and written again, several), a read a few tenths of a ms, so the round trips "
-    "alone (the note below multiplies the counts by this run's measured p50s) come to about "
-    f"the whole of {GOAL:g} x the Kafka baseline before any hop, planning or poll is added: "
-    "the goal is out of reach on this server by its write cost, not by work of ours that "
-    "could be cut without giving up a guarantee. SecantusDB's writes also slow down the "
-    "longer the server runs (measured 2026-12-06: a small `update_one` 1-2 ms on a fresh "
-    "server, 35-50 ms after half an hour of benchmarks and tests on the same machine and "
-    "load, back to 1-2 ms after a restart on the same data): compare runs on a freshly "
-    "started server.",
+    "That is the floor on SecantusDB. A small write takes it one to two milliseconds on a "
+    "fresh server (a write into `job_instances` more: it deletes and writes again an entry in "
+    "each of the fourteen indexes), a read a few tenths of a millisecond. "
+    "The round trips alone (the note below multiplies the counts by this run's measured "
+    "p50s: about 30 ms on a fresh server) come to more than 3 x the Kafka baseline (about "
+    "20 ms) before a single hop, the planning or the poll is added. The goal is out of reach "
+    "on this server because of its write cost, not because of work of ours that could be "
+    "cut without giving up a guarantee. SecantusDB's writes also slow down the longer the "
+    "server process runs (measured once, 2026-12-06, at the same machine load: a small "
+    "`update_one` 1-2 ms on a fresh server, 35-50 ms after half an hour of benchmarks and "
+    "tests, 1 ms again from a fresh process on a copy of the same data): compare runs made on "
+    "freshly started servers.",
 ]
 
 
