@@ -1,5 +1,6 @@
 """The index ranges a page of job instances is read from (`window_filters`), without a database."""
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 from job_api.views import (
@@ -40,7 +41,7 @@ def test_the_windows_touch_without_overlapping() -> None:
     ranges = window_filters(JobInstanceQuery(), NOW)
     assert ranges is not None
     dates = [r["created_at"] for r in ranges[:-1]]
-    for newer, older in zip(dates, dates[1:], strict=False):
+    for newer, older in itertools.pairwise(dates):
         # Exclusive bounds a millisecond apart: every whole millisecond in exactly one window.
         assert older["$lt"] == newer["$gt"] + MS
 
