@@ -10,6 +10,7 @@ BENCH_LISTING_REUSE_HOURS (default 24). Run alone:
 `KAFKA_BOOTSTRAP_SERVERS=… MONGO_URI=… python -m bench.bench_listing`."""
 
 import asyncio
+import json
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -402,16 +403,27 @@ async def explain_cursor(db: AsyncDatabase[dict[str, Any]], loaded: Seed, case: 
     query = JobInstanceQuery(statuses=statuses, sort=sort, page_size=PAGE_SIZE, cursor=cursor)
     base = query.mongo_filter()
     raw = {"$and": [base, keyset_filter(sort, cursor)]}
-    lines = [f"raw `{raw}`: {await _explain(db, raw, run=loaded.count <= 10_000)}"]
+    lines = [f"raw `{_shown(raw)}`: {await _explain(db, raw, run=loaded.count <= 10_000)}"]
     ranges = window_filters(query, datetime.now(UTC))
     assert ranges is not None
     found = 0
     for ranged in ranges:
-        lines.append(f"ours `{ranged}`: {await _explain(db, ranged, run=True)}")
+        lines.append(f"ours `{_shown(ranged)}`: {await _explain(db, ranged, run=True)}")
         found += await db["job_instances"].count_documents(ranged)
         if found > PAGE_SIZE:
             break
     return lines
+
+
+def _shown(query: dict[str, Any]) -> str:
+    """A filter as one line of JSON, dates in ISO 8601."""
+
+    def date(value: Any) -> str:
+        if isinstance(value, datetime):
+            return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return str(value)
+
+    return json.dumps(query, default=date)
 
 
 async def _timed(case: Case, http: httpx.AsyncClient, ours: bool) -> None:
