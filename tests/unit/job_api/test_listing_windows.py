@@ -109,5 +109,6 @@ def test_one_query_where_no_window_is_an_index_range() -> None:
         sort=Sort(field="started_at", descending=True), created_from=NOW - timedelta(days=1)
     )
     oldest_first = JobInstanceQuery(sort=Sort(field="created_at", descending=False))
-    for query in (several, by_status, every, other_date, oldest_first):
+    status_and_definition = JobInstanceQuery(statuses=(JobStatus.FAILED,), definition_id="hr")
+    for query in (several, by_status, every, other_date, oldest_first, status_and_definition):
         assert window_filters(query, NOW) is None, query

@@ -292,6 +292,8 @@ def window_filters(query: JobInstanceQuery, now: datetime) -> list[dict[str, Any
             equal[name] = values[0]
         else:
             equal[name] = condition
+    if len(equal) > 2:
+        return None  # archived, a status and a definition: no index has all three before a date
     cursor = query.cursor
     if cursor is not None and not isinstance(cursor.value, datetime | None):
         return None
