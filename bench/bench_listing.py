@@ -64,7 +64,7 @@ ABOUT = [
     "API's cursor page counts nothing (`total` is null on cursor pages). The read model is "
     "loaded with `insert_many` of documents built with `JobInstance`'s constructors (1 to 3 "
     "sequences with plans, a definition snapshot; one job every 37 s up to the seeding "
-    "time), then the store's own 14 indexes, in a database kept for the next run. Goal: p50 "
+    "time), then the store's own 13 indexes, in a database kept for the next run. Goal: p50 "
     f"and p95 each ≤ {GOAL}x raw.",
     "",
     "What the API asks the database: the first page and cursor pages of the date sorts are "
@@ -87,7 +87,7 @@ ABOUT = [
     "100,000 the unfiltered pages by number, which count (and skip) ~100,000 documents per "
     "request on both sides, have one or two samples. 1,000,000 is not in the default: "
     "loading it takes SecantusDB about an hour (measured rates below: ~1-2k documents/s "
-    "inserted, and the 14 indexes built after at ~0.1-0.2 ms per document each), and each "
+    "inserted, and the 13 indexes built after at ~0.1-0.2 ms per document each), and each "
     "unfiltered page by number then costs the server minutes on both sides (its count). "
     "The loaded read model is kept (database `bench_listing_<size>`, with a marker) and "
     "reused by the next run within `BENCH_LISTING_REUSE_HOURS` (default 24: the first page "
@@ -456,7 +456,7 @@ async def measure(count: int, runs: int) -> tuple[list[str], list[str]]:
             notes.append(
                 f"- {count:,} job instances: built in {loaded.build_seconds:.1f} s, "
                 f"insert_many on {SEED_CONNECTIONS} connections {loaded.insert_seconds:.1f} s "
-                f"({count / max(loaded.insert_seconds, 1e-9):,.0f}/s), the 14 indexes built "
+                f"({count / max(loaded.insert_seconds, 1e-9):,.0f}/s), the 13 indexes built "
                 f"after in {loaded.index_seconds:.1f} s "
                 f"({count / max(loaded.index_seconds, 1e-9):,.0f} documents/s); kept for "
                 "the next run"
