@@ -1,7 +1,7 @@
 """The planner: the exact changes that would make the target repository match the source."""
 
-import heapq
 import math
+from bisect import bisect_right
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -14,6 +14,7 @@ from provisioning_common.events import PlanCounts
 
 from sequence_runner.domain.collector import collector_paused as _collector_paused
 from sequence_runner.domain.plan_checks import new_key_on_taken_id
+from sequence_runner.domain.plan_digest import PlanDigester
 from sequence_runner.domain.records import (
     ChangeAction,
     Key,
@@ -221,34 +222,86 @@ class _Drafts:
 
 
 class StreamedPlan:
-    """A computed plan whose changes may be on disk: counted, and read back in order as often
-    as needed (to digest, to store) without ever being held whole."""
+    """A computed plan whose changes may be on disk: counted, digested, and read back in order
+    as often as needed (to store it) without ever being held whole.
+
+    `digest` is `plan_digest` of its changes, made while the planner had them: equal to
+    `plan_digest(plan.changes())`, without reading the plan back (a target that places its
+    changes, a directory's DN, digests the changes it placed instead)."""
 
     def __init__(
         self,
         counts: PlanCounts,
         streams: tuple[tuple[ChangeAction, Iterable[_Draft] | None, SpillFile | None, int], ...],
+        digest: str,
     ) -> None:
         self.counts = counts
         self._streams = streams
+        self.digest = digest
 
     def changes(self) -> Iterator[PlannedChange]:
         """Creates in source order, then updates in source order, then deletes (or disables)
         in target order, numbered `seq` 0, 1, …"""
         seq = 0
         for action, in_memory, spilled, partitions in self._streams:
-            drafts: Iterable[_Draft]
+            batches: Iterable[list[_Draft]]
             if in_memory is not None:
-                drafts = in_memory
+                batches = (in_memory,) if isinstance(in_memory, list) else (list(in_memory),)
             else:
                 assert spilled is not None
-                # Each partition's changes are in order; merged by position, all of them are.
-                drafts = heapq.merge(
-                    *(chain.from_iterable(spilled.chunks(part)) for part in range(partitions))
+                batches = _merged([spilled.chunks(part) for part in range(partitions)])
+            for drafts in batches:
+                numbered = range(seq, seq + len(drafts))
+                yield from map(
+                    PlannedChange,
+                    numbered,
+                    repeat(action),
+                    map(_DRAFT_KEY, drafts),
+                    map(_DRAFT_BEFORE, drafts),
+                    map(_DRAFT_AFTER, drafts),
+                    map(_DRAFT_BY_ID, drafts),
                 )
-            for _, record_key, before, after, by_id in drafts:
-                yield PlannedChange(seq, action, record_key, before, after, by_id)
-                seq += 1
+                seq += len(drafts)
+
+
+_DRAFT_ORDER = itemgetter(0)
+_DRAFT_KEY = itemgetter(1)
+_DRAFT_BEFORE = itemgetter(2)
+_DRAFT_AFTER = itemgetter(3)
+_DRAFT_BY_ID = itemgetter(4)
+
+
+def _merged(partitions: list[Iterator[list[_Draft]]]) -> Iterator[list[_Draft]]:
+    """The partitions' changes, each partition's chunks in order of position, merged into one
+    order, a batch at a time: every change up to the smallest last position among the chunks
+    in hand is sure to come before all the rest, so those are taken from each chunk (a bisect),
+    sorted together (the interpreter's merge of sorted runs) and handed on. No Python step per
+    change, where `heapq.merge` took several."""
+    heads: list[tuple[list[_Draft], int, Iterator[list[_Draft]]]] = []
+    for chunks in partitions:
+        chunk = next(chunks, None)
+        while chunk is not None and not chunk:
+            chunk = next(chunks, None)
+        if chunk is not None:
+            heads.append((chunk, 0, chunks))
+    while heads:
+        bound = min(chunk[-1][0] for chunk, _, _ in heads)
+        batch: list[_Draft] = []
+        following: list[tuple[list[_Draft], int, Iterator[list[_Draft]]]] = []
+        for chunk, start, chunks in heads:
+            end = bisect_right(chunk, bound, start, key=_DRAFT_ORDER)
+            batch += chunk[start:end] if start or end < len(chunk) else chunk
+            if end < len(chunk):
+                following.append((chunk, end, chunks))
+                continue
+            refill = next(chunks, None)
+            while refill is not None and not refill:
+                refill = next(chunks, None)
+            if refill is not None:
+                following.append((refill, 0, chunks))
+        batch.sort(key=_DRAFT_ORDER)
+        yield batch
+        heads = following
 
 
 class StreamedPlanner:
@@ -577,6 +630,8 @@ class StreamedPlanner:
             if failure is not None:
                 raise PlanError(failure[2])
             counts = self._counts(drafts, self._target_count)
+            digester = PlanDigester()
+            _digest(digester, retire_action, drafts)
             return StreamedPlan(
                 counts,
                 (
@@ -584,6 +639,7 @@ class StreamedPlanner:
                     ("update", drafts.updates, None, 0),
                     (retire_action, drafts.retired, None, 0),
                 ),
+                digester.digest(),
             )
         assert self._directory is not None
         outputs = (
@@ -594,6 +650,7 @@ class StreamedPlanner:
         self._files.extend(outputs)
         sizes = [0, 0, 0]
         unchanged = 0
+        digester = PlanDigester()
         first: _Failure | None = None
         part = 0
         # The merge holds one chunk per partition: together they stay within the bound however
@@ -608,6 +665,8 @@ class StreamedPlanner:
             if first is not None:
                 continue  # the plan fails: its changes are not needed
             unchanged += drafts.unchanged
+            # Digested now, while the changes are in hand: the plan is not read back for it.
+            _digest(digester, retire_action, drafts)
             groups = (drafts.creates, drafts.updates, drafts.retired)
             for action, (output, group) in enumerate(zip(outputs, groups, strict=True)):
                 for start in range(0, len(group), chunk):
@@ -630,6 +689,7 @@ class StreamedPlanner:
                 ("update", None, outputs[1], part),
                 (retire_action, None, outputs[2], part),
             ),
+            digester.digest(),
         )
 
     def _split_into(self, size: int) -> int:
@@ -863,6 +923,15 @@ class StreamedPlanner:
                     new_key_on_taken_id(self.key, record_key, by_id[record_key], self.source_name),
                 )
         return None
+
+
+def _digest(digester: PlanDigester, retire_action: ChangeAction, drafts: _Drafts) -> None:
+    for action, group in (
+        ("create", drafts.creates),
+        ("update", drafts.updates),
+        (retire_action, drafts.retired),
+    ):
+        digester.add_written(action, map(_DRAFT_KEY, group), map(_DRAFT_AFTER, group))
 
 
 def plan(
