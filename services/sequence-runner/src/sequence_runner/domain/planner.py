@@ -4,7 +4,7 @@ import math
 from bisect import bisect_right
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import chain, compress, filterfalse, repeat
 from operator import attrgetter, itemgetter, le, ne, not_
@@ -171,6 +171,28 @@ _ABSENT: Any = object()
 
 def _at_or(dn: str | None, line: int | str) -> int | str:
     return dn if dn is not None else line
+
+
+def _changed_values(
+    names: tuple[str, ...],
+    wanted: tuple[Any, ...],
+    stored: tuple[Any, ...],
+    absent_is_empty: bool,
+) -> dict[str, Any]:
+    """`_changed` for wanted values that are all text or null, given as tuples in the order of
+    `names` (the target's as got for the comparison, `_ABSENT` where it lacks one): for those
+    `==` is the document store's comparison, and `_same` is not needed."""
+    changed: dict[str, Any] = {}
+    for name, value, current in zip(names, wanted, stored):  # noqa: B905 (one length: names)
+        if current == value:
+            continue
+        if current is _ABSENT:
+            if absent_is_empty and value is None:
+                continue
+            changed[name] = None
+            continue
+        changed[name] = current
+    return changed
 
 
 def _values_getter(fields: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
@@ -768,13 +790,13 @@ class StreamedPlanner:
             return self._check_free_ids(taken, drafts.creates)
         return None
 
-    def _wanted(self, sources: list[_Wanted]) -> tuple[dict[Key, _Wanted], _Failure | None]:
-        """The source's records by key; a key seen twice is an error naming both lines."""
-        wanted = dict(zip(map(_SOURCE_KEY, sources), sources, strict=True))
-        if len(wanted) == len(sources):
-            return wanted, None
+    def _wanted(self, sources: list[_Wanted]) -> tuple[Collection[Key], _Failure | None]:
+        """The source's keys; a key seen twice is an error naming both lines."""
+        keys = set(map(_SOURCE_KEY, sources))
+        if len(keys) == len(sources):
+            return keys, None
         # A key seen twice: the loop finds the first in source order, and names both lines.
-        wanted = {}
+        wanted: dict[Key, _Wanted] = {}
         for item in sources:
             record_key = item[2]
             seen = wanted.get(record_key)
@@ -818,7 +840,7 @@ class StreamedPlanner:
     def _compare(
         self,
         sources: list[_Wanted],
-        wanted: Mapping[Key, _Wanted],
+        wanted: Collection[Key],
         existing: Mapping[Key, _Existing],
         drafts: _Drafts,
     ) -> _Failure | None:
@@ -830,11 +852,14 @@ class StreamedPlanner:
         # the same as the document store's comparison when the wanted values are text or null;
         # with other values (a number could be stored as true) each record is compared below.
         attributes = list(map(_ATTRIBUTES, sources))
-        current = list(
-            map(_RECORD, map(existing.get, map(_SOURCE_KEY, sources), repeat(self._no_target)))
-        )
+        no_target = self._no_target
+        matched = list(map(existing.get, map(_SOURCE_KEY, sources), repeat(no_target)))
+        current = list(map(_RECORD, matched))
         names = self._attribute_names
         as_values = self._as_values
+        # Text or null wanted values as tuples: an update's old values are told from the two
+        # tuples by `==` alone (`_changed_values`).
+        stored: list[tuple[Any, ...]] | None = None
         looked_at: Iterable[int]
         if not self._plain_values:
             looked_at = range(len(sources))
@@ -860,9 +885,10 @@ class StreamedPlanner:
         for index in looked_at:
             ordinal, at, record_key, wanted_attributes = sources[index]
             if as_values:
-                wanted_attributes = dict(zip(names, wanted_attributes, strict=True))
-            found = existing.get(record_key)
-            if found is None:
+                # The values were got by the mapping's names: as many as there are names.
+                wanted_attributes = dict(zip(names, wanted_attributes))  # noqa: B905
+            found = matched[index]
+            if found is no_target:
                 if all_text and type(record_key) is str:
                     creates.append((ordinal, record_key, None, wanted_attributes, False))
                     changed += 1
@@ -884,7 +910,12 @@ class StreamedPlanner:
                 changed += 1
                 continue
             record = found[2]
-            old_values = _changed(record, wanted_attributes, absent_is_empty)
+            if stored is not None:
+                old_values = _changed_values(
+                    names, attributes[index], stored[index], absent_is_empty
+                )
+            else:
+                old_values = _changed(record, wanted_attributes, absent_is_empty)
             if old_values:
                 updates.append(
                     (ordinal, record_key, old_values, wanted_attributes, record.get(key) is None)
@@ -894,7 +925,7 @@ class StreamedPlanner:
         return None
 
     def _retire_missing(
-        self, wanted: Mapping[Key, Any], existing: Mapping[Key, _Existing], drafts: _Drafts
+        self, wanted: Collection[Key], existing: Mapping[Key, _Existing], drafts: _Drafts
     ) -> None:
         """The records that left the source, to delete or disable; those disabled already need
         nothing (counted unchanged)."""
