@@ -105,7 +105,7 @@ def test_an_absent_attribute_is_an_empty_value_with_text_values_compared_as_tupl
         {"id": "d", "mail": "d@x"},  # the same
         {"id": "e", "mail": "e@x"},  # null in the target: set
     )
-    target = [
+    target: list[dict[str, Any]] = [
         {"uid": "a"},
         {"uid": "b", "mail": "x"},
         {"uid": "c"},

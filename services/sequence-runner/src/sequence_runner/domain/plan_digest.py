@@ -68,9 +68,7 @@ class PlanDigester:
     def add(self, changes: Iterable[PlannedChange]) -> None:
         self._keep(list(map(hashlib.sha256, map(_change_line, changes))))
 
-    def add_written(
-        self, action: ChangeAction, keys: Iterable[Key], afters: Iterable[Any]
-    ) -> None:
+    def add_written(self, action: ChangeAction, keys: Iterable[Key], afters: Iterable[Any]) -> None:
         """Changes of one action given as their keys and the values they write (no directory
         DN: a located change is digested with `add`)."""
         lines = map(str.encode, map(_encode, zip(repeat(action), keys, afters)))

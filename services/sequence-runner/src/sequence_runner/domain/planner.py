@@ -1,9 +1,9 @@
 """The planner: the exact changes that would make the target repository match the source."""
 
 import math
-from bisect import bisect_right
 import shutil
 import tempfile
+from bisect import bisect_right
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import chain, compress, filterfalse, repeat
@@ -957,11 +957,12 @@ class StreamedPlanner:
 
 
 def _digest(digester: PlanDigester, retire_action: ChangeAction, drafts: _Drafts) -> None:
-    for action, group in (
+    actions: tuple[tuple[ChangeAction, list[_Draft]], ...] = (
         ("create", drafts.creates),
         ("update", drafts.updates),
         (retire_action, drafts.retired),
-    ):
+    )
+    for action, group in actions:
         digester.add_written(action, map(_DRAFT_KEY, group), map(_DRAFT_AFTER, group))
 
 
