@@ -179,7 +179,13 @@ class SequenceWork:
                         # target tells: digested and stored, so the operator sees and approves it.
                         return result.changes() if locate is None else map(locate, result.changes())
 
-                    digest = await asyncio.to_thread(plan_digest, changes())
+                    # The planner digested the changes as it made them; a target that places
+                    # them (a directory's DN) has its placed changes digested, read back once.
+                    digest = (
+                        result.digest
+                        if locate is None
+                        else await asyncio.to_thread(plan_digest, changes())
+                    )
             except (ConnectorError, PlanError) as error:
                 await self.fail(run, index, str(error))
                 return
