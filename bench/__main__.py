@@ -69,7 +69,7 @@ async def run() -> None:
 
         await timed(name, lines)
 
-    await timed("event_hop", bench_event_hop.main)
+    await with_notes("event_hop", "Event hop", bench_event_hop.ABOUT, bench_event_hop.main)
     await timed("target", bench_target.main)
     await timed("ldap", bench_ldap.main)
     await timed("sql", bench_sql.main)

@@ -35,6 +35,20 @@ HOPS = 4
 # About the size of a JobCreated envelope with its definition snapshot.
 PAYLOAD = b'{"specversion":"1.0","type":"provisioning.JobCreated","data":' + b"x" * 1200 + b"}"
 
+# The MongoDB round trips a job waits on one after the other, from the request to the API
+# showing COMPLETED (counted with a command listener in every process, 2026-12-06):
+# job-api before publishing JobCreated: the API key, the audit insert, the request ledger, the
+# job instance, its tombstone, the definition, the ledger insert (2 writes, 5 reads); the
+# runner to SequencePlanned: the run's insert, the outbox marked sent, the run read by the
+# work, the target claim, the target read, the plan's chunks and document, the run's load and
+# version-checked save (6 writes, 3 reads); the runner from SequenceReleased to JobCompleted:
+# the run's load and save, the run read by the work, the target's index looked up, the plan
+# and its chunk read back, the run's fence before the write, the target's write, the run's
+# load and its save with the completion (3 writes, 7 reads); the projector's SequenceCompleted
+# and JobCompleted, which come together (2 writes); the API's poll (2 reads).
+WRITES_ON_PATH = 13
+READS_ON_PATH = 17
+
 ABOUT = [
     f"A one-sequence job of {RECORDS} inline records into a MongoDB collection (each job "
     f"updates the same {RECORDS} records, so every job writes {RECORDS} and the target does not "
@@ -48,19 +62,32 @@ ABOUT = [
     f"runner → projector. Goal: p50 and p99 each ≤ {GOAL:g} x the baseline's. Jobs: "
     "`BENCH_LATENCY_JOBS` (default 200).",
     "",
-    "What dominates: waiting on MongoDB, not Kafka and not our CPU. py-spy (`--idle`, 30 s "
-    "during a run, 2026-12-06) found the runner's event loop idle 68% of the time and the "
-    "projector's 83%; their busy part is spread over pymongo, aiokafka and faststream, the "
-    "largest of ours being the run store's `load`/`save`/`mark_sent` (5%, 2%, 1%). A job's "
-    "critical path is a chain of sequential MongoDB round trips — per runner step a load, a "
-    "version-checked save and the outbox's `mark_sent`; the target claim and its release; the "
-    "plan's save and read-back; the target's read, index check and write; per event the "
-    "projector folds a `get` and a `replace_one` into a document with fourteen indexes — each "
-    "at SecantusDB's round trip (noted below; it grows with the machine's load) where a raw "
-    "Kafka round trip costs a few ms. The breakdown by the events' timestamps shows which "
-    "stretch of the flow holds the time. Fewer round trips (the outbox marked sent in the "
-    "next step's write, the projector folding a job's queued events in one write) would be "
-    "design changes to crash safety and ordering, not a small fix: not made here.",
+    "What dominates: waiting on MongoDB, not Kafka and not our CPU (py-spy, 2026-12-06: the "
+    "runner's event loop idle 68% of a run, the projector's 83%). A job waits on "
+    f"{WRITES_ON_PATH} MongoDB writes and {READS_ON_PATH} reads one after the other (counted "
+    "with a pymongo command listener in every process; listed in `bench/bench_latency.py`), "
+    "down from 15 and 24: the outbox is published from what the step just wrote instead of "
+    "read again, the last batch's count is stored with the completion in one write, the "
+    "target's unique index is looked up (a read) instead of created again (a write), and the "
+    "projector folds an event into the job instance as it last wrote it (its write is "
+    "conditional on the document being unchanged since) instead of reading it first. What is "
+    "left is what the guarantees need: the run stored before its events go out and marked "
+    "sent after, each step's version-checked save, the target claimed before planning, the "
+    "plan stored before the guard sees it and read back for the apply, the fence before the "
+    "write, and the read model written per event.",
+    "",
+    "That is the floor on SecantusDB. A small write takes it one to two milliseconds on a "
+    "fresh server (a write into `job_instances` more: it deletes and writes again an entry in "
+    "each of the fourteen indexes), a read a few tenths of a millisecond. "
+    "The round trips alone (the note below multiplies the counts by this run's measured "
+    "p50s: about 30 ms on a fresh server) come to more than 3 x the Kafka baseline (about "
+    "20 ms) before a single hop, the planning or the poll is added. The goal is out of reach "
+    "on this server because of its write cost, not because of work of ours that could be "
+    "cut without giving up a guarantee. SecantusDB's writes also slow down the longer the "
+    "server process runs (measured once, 2026-12-06, at the same machine load: a small "
+    "`update_one` 1-2 ms on a fresh server, 35-50 ms after half an hour of benchmarks and "
+    "tests, 1 ms again from a fresh process on a copy of the same data): compare runs made on "
+    "freshly started servers.",
 ]
 
 
@@ -205,18 +232,22 @@ async def raw_round_trips(count: int) -> list[float]:
         await producer.stop()
 
 
-async def database_round_trips(count: int) -> list[float]:
-    """One small `replace_one` by `_id` on the bench's MongoDB server: the unit of the runner's
-    and the projector's sequential writes, measured for the notes (not part of the ratio)."""
+async def database_round_trips(count: int) -> tuple[list[float], list[float]]:
+    """One small `replace_one` and one `find_one` by `_id` on the bench's MongoDB server: the
+    units of the flow's sequential writes and reads, measured for the notes (not part of the
+    ratio)."""
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri())
     collection = client[f"bench_rt_{uuid.uuid4().hex[:8]}"]["runs"]
     try:
-        took = []
+        writes, reads = [], []
         for i in range(count):
             started = time.perf_counter()
             await collection.replace_one({"_id": "job"}, {"_id": "job", "n": i}, upsert=True)
-            took.append(time.perf_counter() - started)
-        return took
+            wrote = time.perf_counter()
+            await collection.find_one({"_id": "job"})
+            writes.append(wrote - started)
+            reads.append(time.perf_counter() - wrote)
+        return writes, reads
     finally:
         await client.drop_database(collection.database.name)
         await client.close()
@@ -228,7 +259,8 @@ async def main() -> tuple[list[str], list[str]]:
     mine, steps = await ours(count)
     ours_wall = time.perf_counter() - started
     raw = await raw_round_trips(count)
-    writes = await database_round_trips(count)
+    writes, reads = await database_round_trips(count)
+    floor = WRITES_ON_PATH * percentile(writes, 0.5) + READS_ON_PATH * percentile(reads, 0.5)
     lines = [
         report_goal(
             f"job latency, {RECORDS} records, {count} jobs {name}",
@@ -247,7 +279,12 @@ async def main() -> tuple[list[str], list[str]]:
         f"{percentile(raw, 0.5) * 1000:.1f} ms, p99 {percentile(raw, 0.99) * 1000:.1f} ms, max "
         f"{max(raw) * 1000:.1f} ms",
         f"- one `replace_one` round trip to the same MongoDB server: p50 "
-        f"{percentile(writes, 0.5) * 1000:.1f} ms, p99 {percentile(writes, 0.99) * 1000:.1f} ms",
+        f"{percentile(writes, 0.5) * 1000:.1f} ms, p99 {percentile(writes, 0.99) * 1000:.1f} ms; "
+        f"one `find_one`: p50 {percentile(reads, 0.5) * 1000:.1f} ms, p99 "
+        f"{percentile(reads, 0.99) * 1000:.1f} ms",
+        f"- the sequential MongoDB round trips alone ({WRITES_ON_PATH} writes, {READS_ON_PATH} "
+        f"reads at these p50s): {floor * 1000:.0f} ms, "
+        f"{floor / (HOPS * percentile(raw, 0.5)):.1f} x the p50 baseline",
         "- where a job's time goes, between the events' timestamps:",
         *steps,
     ]

@@ -18,7 +18,7 @@ from bench.timing import report
 
 URL = os.environ.get("BENCH_PG_URL", "postgresql://provisioning@127.0.0.1:15434/provisioning")
 PASSWORD = os.environ.get("PGPASSWORD", "pg-password")
-BATCH = 500  # PROVISIONING_APPLY_BATCH_SIZE's default
+BATCH = 500  # the SQL bench's batch (the runner now applies SQL in batches of 2,000)
 MAPPING = ["login", "name", "mail", "grade"]
 
 

@@ -131,7 +131,11 @@ def write(
     rows = []
     for f in figures:
         ours = f.ours_seconds - f.generate_seconds
-        raw = "not run" if f.raw_seconds is None else f"{f.raw_seconds - f.generate_seconds:.2f}"
+        raw = (
+            "not run (would not fit)"
+            if f.raw_seconds is None
+            else f"{f.raw_seconds - f.generate_seconds:.2f}"
+        )
         speed = "-" if f.speed is None else f"{f.speed:.2f}"
         raw_peak = "-" if f.raw_peak_mib is None else f"{f.raw_peak_mib:.0f}"
         memory_ok = "yes" if f.ours_peak_mib <= MEMORY_GOAL_MIB else "**no**"
@@ -161,7 +165,7 @@ def write(
         "pauses the cyclic garbage collector while it works, as in the runner; the dict diff "
         "runs as plain Python does. The planner plans as the runner does: both sides "
         "handed to `StreamedPlanner` (its default bound) in lists of 5,000 records, the plan "
-        "digested and read back once more as it would be stored. The "
+        "digested as it is made and read back once as it would be stored. The "
         "baseline holds both sides as dicts of tuples and compares them; it is run up to "
         "1,000,000 records.",
         "",

@@ -36,9 +36,11 @@ def api_port() -> int:
 def running_system(
     services: tuple[str, ...] = SERVICE_NAMES,
     extra_env: dict[str, str] | None = None,
+    keep_database: bool = False,
 ) -> Iterator[Stack]:
     """`services` started (in the stack's order) and ready, stopped at the end; the data
-    folder is a fresh temporary one (a benchmark writes its CSV sources there)."""
+    folder is a fresh temporary one (a benchmark writes its CSV sources there). Its databases
+    are dropped after, the services' one unless `keep_database` (data seeded for the next run)."""
     with tempfile.TemporaryDirectory(prefix="bench-data-") as data:
         env = {
             # The runner's defaults, not the fault suite's quicker ones.
@@ -57,7 +59,8 @@ def running_system(
             stack.stop()
             mongo: MongoClient[dict[str, Any]]
             with MongoClient(mongo_uri()) as mongo:
-                mongo.drop_database(stack.env["MONGO_DATABASE"])
+                if not keep_database:
+                    mongo.drop_database(stack.env["MONGO_DATABASE"])
                 mongo.drop_database(stack.env["PROVISIONING_TARGET_DB"])
 
 
@@ -67,11 +70,13 @@ def token() -> str:
 
 @asynccontextmanager
 async def system(
-    services: tuple[str, ...] = SERVICE_NAMES, extra_env: dict[str, str] | None = None
+    services: tuple[str, ...] = SERVICE_NAMES,
+    extra_env: dict[str, str] | None = None,
+    keep_database: bool = False,
 ) -> AsyncIterator[Stack]:
     """`running_system` for a coroutine: the stack starts and stops in a worker thread (it
     runs event loops of its own to create topics and probe consumer groups)."""
-    manager = running_system(services, extra_env)
+    manager = running_system(services, extra_env, keep_database)
     stack = await asyncio.to_thread(manager.__enter__)
     try:
         yield stack

@@ -1,14 +1,17 @@
 """Headless Chromium for the console tests: Debian's browser driven by Playwright, no download."""
 
 import os
+import re
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from playwright.async_api import (
     Browser,
     BrowserContext,
+    Locator,
     Page,
     ViewportSize,
     async_playwright,
@@ -95,3 +98,31 @@ async def screenshot(page: Page, name: str) -> Path:
     path = SCREENSHOTS / name
     await page.screenshot(path=str(path), full_page=True, animations="disabled")
     return path
+
+
+def row_of(page: Page, job_id: str) -> Locator:
+    """The jobs list's row of one job instance."""
+    return page.locator(f'[data-testid="job-row"][data-job-id="{job_id}"]')
+
+
+async def filter_by_definition(page: Page, definition_id: str) -> None:
+    select = page.get_by_label("Definition")
+    await expect(select.locator(f'option[value="{definition_id}"]')).to_be_attached()
+    await select.select_option(definition_id)
+    await expect(page).to_have_url(re.compile(f"definition_id={definition_id}"))
+
+
+async def forced(page: Page, method: str, path: str, body: Any = None) -> int:
+    """The status of a call made from the page with its session, as a bypassed button would."""
+    status: int = await page.evaluate(
+        """async ([method, path, body]) => {
+            const csrf = (document.cookie.split('; ').find((c) => c.startsWith('pj_csrf=')) ?? '=')
+                .split('=')[1];
+            const headers = {'X-CSRF-Token': csrf, 'Content-Type': 'application/json'};
+            const init = {method, headers};
+            if (body !== null) init.body = JSON.stringify(body);
+            return (await fetch(path, init)).status;
+        }""",
+        [method, path, body],
+    )
+    return status

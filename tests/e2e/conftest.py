@@ -1,4 +1,5 @@
-"""The whole system as real processes: job-api, its projector, the runner and the guard."""
+"""The whole system as real processes: job-api, its projector, the runner and the guard; and
+what every console test drives it with (a headless browser, a page on the console, a seeder)."""
 
 import asyncio
 import secrets
@@ -10,10 +11,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.async_api import Browser, Page
 from provisioning_common.settings import KafkaSettings
 from provisioning_common.topics import ensure_topics
 
 from tests.conftest import Infra
+from tests.e2e.browser import console_page, launch_chromium
+from tests.e2e.seeding import Seeder
 from tests.support.kafka_groups import group_has_members
 from tests.support.processes import REPO, ServiceProcess, free_port, service_argv, start_service
 
@@ -125,3 +129,40 @@ async def keys(system: System, http: httpx.AsyncClient) -> dict[str, str]:
         assert created.status_code == 201, created.text
         found[role] = created.json()["key"]
     return found
+
+
+# ---- the console tests' browser, page and seeder ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    """One headless Chromium per test module; each test opens its own page (its own cookies)."""
+    async with launch_chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+async def page(browser: Browser, system: System) -> AsyncIterator[Page]:
+    """A fresh browser profile on the console, signed in as nobody yet."""
+    async with console_page(browser, system.api_url) as opened:
+        yield opened
+
+
+@pytest.fixture(scope="module")
+async def seeder(system: System) -> AsyncIterator[Seeder]:
+    """What a console test needs, created through the REST API as the bootstrap admin."""
+    async with httpx.AsyncClient(
+        base_url=system.api_url, headers=system.auth(), timeout=30
+    ) as client:
+        yield Seeder(system, client)
+
+
+@pytest.fixture(scope="module")
+async def console_keys(seeder: Seeder) -> dict[str, str]:
+    """A viewer and an operator key named console-<role>-…, as the console shows who acted,
+    and the admin's own."""
+    return {
+        "viewer": await seeder.api_key("viewer"),
+        "operator": await seeder.api_key("operator"),
+        "admin": seeder.system.admin_key,
+    }

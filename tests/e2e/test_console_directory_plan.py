@@ -6,12 +6,11 @@ The job instance and its plan are put in the read model as the projector and the
 them: what is checked here is how the console shows them."""
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Page, expect
 from provisioning_common.events import PlanCounts
 from pymongo import AsyncMongoClient
 from sequence_runner.adapters.mongo_plans import MongoPlanRepository
@@ -19,7 +18,7 @@ from sequence_runner.domain.plan_digest import plan_digest
 from sequence_runner.domain.records import PlannedChange
 from sequence_runner.handlers.ports import StoredPlan
 
-from tests.e2e.browser import console_page, launch_chromium, sign_in
+from tests.e2e.browser import sign_in
 from tests.e2e.conftest import System
 from tests.integration.api.harness import job_doc, sequence_doc
 
@@ -82,37 +81,25 @@ async def a_blocked_directory_job(system: System) -> str:
     return job_id
 
 
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with launch_chromium() as launched:
-        yield launched
-
-
-async def test_a_directory_plan_shows_dns_and_disables(browser: Browser, system: System) -> None:
+async def test_a_directory_plan_shows_dns_and_disables(page: Page, system: System) -> None:
     job_id = await a_blocked_directory_job(system)
-    page: Page
-    async with console_page(browser, system.api_url) as page:
-        await sign_in(page, system.admin_key)
-        await page.goto(f"/#/jobs/{job_id}")
-        await expect(page.get_by_test_id("job-id")).to_have_text(job_id)
+    await sign_in(page, system.admin_key)
+    await page.goto(f"/#/jobs/{job_id}")
+    await expect(page.get_by_test_id("job-id")).to_have_text(job_id)
 
-        panel = page.get_by_test_id("threshold-panel")
-        await expect(panel.get_by_test_id("threshold-planned")).to_have_text(
-            "2 deletions and disables"
-        )
-        row = page.get_by_test_id("sequence-row").first
-        await expect(row.get_by_test_id("count-disable").first).to_contain_text("2")
+    panel = page.get_by_test_id("threshold-panel")
+    await expect(panel.get_by_test_id("threshold-planned")).to_have_text("2 deletions and disables")
+    row = page.get_by_test_id("sequence-row").first
+    await expect(row.get_by_test_id("count-disable").first).to_contain_text("2")
 
-        changes = page.get_by_test_id("changes-table").get_by_test_id("change-row")
-        await expect(changes).to_have_count(3)
-        await expect(changes.nth(0).get_by_test_id("change-dn")).to_have_text(f"uid=cy,{BASE}")
-        await expect(changes.nth(1).get_by_test_id("change-dn")).to_have_text(
-            f"uid=ann,ou=east,{BASE}"
-        )
-        await page.get_by_label("Action").select_option("disable")
-        await expect(changes).to_have_count(2)
-        await expect(changes.nth(0)).to_contain_text("disable")
+    changes = page.get_by_test_id("changes-table").get_by_test_id("change-row")
+    await expect(changes).to_have_count(3)
+    await expect(changes.nth(0).get_by_test_id("change-dn")).to_have_text(f"uid=cy,{BASE}")
+    await expect(changes.nth(1).get_by_test_id("change-dn")).to_have_text(f"uid=ann,ou=east,{BASE}")
+    await page.get_by_label("Action").select_option("disable")
+    await expect(changes).to_have_count(2)
+    await expect(changes.nth(0)).to_contain_text("disable")
 
-        await page.get_by_test_id("btn-validate").click()
-        dialog = page.get_by_test_id("confirm-dialog")
-        await expect(dialog.get_by_test_id("validate-disables")).to_contain_text("2 disables")
+    await page.get_by_test_id("btn-validate").click()
+    dialog = page.get_by_test_id("confirm-dialog")
+    await expect(dialog.get_by_test_id("validate-disables")).to_contain_text("2 disables")

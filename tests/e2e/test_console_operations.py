@@ -21,10 +21,9 @@ from provisioning_common.requests import JobRequest
 from provisioning_common.topics import JOB_REQUESTS
 from pymongo import AsyncMongoClient
 
-from tests.e2e.browser import screenshot, sign_in
+from tests.e2e.browser import filter_by_definition, forced, row_of, screenshot, sign_in
 from tests.e2e.conftest import System, _group_ready
-from tests.e2e.test_console import Seeder, csv_sequence, filter_by_definition, people, row_of
-from tests.e2e.test_console_pages import browser, forced, keys, page, seeder
+from tests.e2e.seeding import Seeder, csv_sequence, people
 from tests.integration.operations.test_notifier_process import (
     SECRET,
     Mailbox,
@@ -37,9 +36,9 @@ from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.kafka, pytest.mark.mongo]
 
-# The fixtures: the console pages' browser and seeder; the notifier test's webhook receiver
-# (checks each signature, refuses each delivery's first try with a 503) and SMTP server.
-__all__ = ["browser", "keys", "page", "receiver", "seeder", "smtp"]
+# The fixtures: the notifier test's webhook receiver (checks each signature, refuses each
+# delivery's first try with a 503) and SMTP server.
+__all__ = ["receiver", "smtp"]
 
 NO_ACTION_BUTTONS = ("btn-validate", "btn-restart", "btn-cancel")
 
@@ -60,7 +59,7 @@ async def stopping_definition(seeder: Seeder, tag: str, **extra: Any) -> str:
 
 
 async def test_a_dry_run_from_run_now_is_marked_everywhere_and_offers_no_decision(
-    page: Page, seeder: Seeder, keys: dict[str, str]
+    page: Page, seeder: Seeder, console_keys: dict[str, str]
 ) -> None:
     tag = secrets.token_hex(3)
     groups = seeder.write_csv(f"ops/{tag}/groups.csv", people("g", 2))
@@ -78,7 +77,7 @@ async def test_a_dry_run_from_run_now_is_marked_everywhere_and_offers_no_decisio
     )
     assert answer.status_code == 200, answer.text
 
-    await sign_in(page, keys["operator"])
+    await sign_in(page, console_keys["operator"])
     await page.goto(f"/#/definitions/{definition_id}")
     await page.get_by_test_id("btn-run-now").click()
     dialog = page.get_by_test_id("run-dialog")
@@ -150,7 +149,7 @@ async def test_a_dry_run_from_run_now_is_marked_everywhere_and_offers_no_decisio
 
     # A viewer sees the same marks and plans, and can neither run nor decide.
     await page.get_by_test_id("sign-out").click()
-    await sign_in(page, keys["viewer"])
+    await sign_in(page, console_keys["viewer"])
     await page.goto(f"/#/jobs/{job_id}")
     await expect(page.get_by_test_id("dry-run-tag")).to_be_visible()
     await expect(page.get_by_test_id("dry-run-sequence")).to_have_count(2)
@@ -198,7 +197,7 @@ def notifier(system: System, smtp: tuple[Mailbox, int]) -> Iterator[None]:
 async def test_a_job_page_shows_who_was_told_and_every_attempt(
     page: Page,
     seeder: Seeder,
-    keys: dict[str, str],
+    console_keys: dict[str, str],
     receiver: tuple[Receiver, str],
     smtp: tuple[Mailbox, int],
     notifier: None,
@@ -221,7 +220,7 @@ async def test_a_job_page_shows_who_was_told_and_every_attempt(
     async def all_settled() -> list[dict[str, Any]] | None:
         answer = await seeder.client.get(
             f"/api/v1/jobs/{job_id}/notifications",
-            headers={"Authorization": f"Bearer {keys['viewer']}"},
+            headers={"Authorization": f"Bearer {console_keys['viewer']}"},
         )
         assert answer.status_code == 200, answer.text
         items: list[dict[str, Any]] = answer.json()["items"]
@@ -233,7 +232,7 @@ async def test_a_job_page_shows_who_was_told_and_every_attempt(
     assert [b["job_id"] for b in hook.accepted] == [job_id]
     assert len(mailbox.messages) == 1
 
-    await sign_in(page, keys["viewer"])
+    await sign_in(page, console_keys["viewer"])
     await page.goto(f"/#/jobs/{job_id}")
     await expect(page.get_by_test_id("job-status")).to_have_text("Threshold")
     section = page.get_by_test_id("notifications")
@@ -327,7 +326,7 @@ async def scheduler(system: System) -> AsyncIterator[tuple[Scheduler, Clock]]:
 
 
 async def test_a_definition_shows_its_schedule_next_firing_and_skipped_firings(
-    page: Page, seeder: Seeder, keys: dict[str, str], scheduler: tuple[Scheduler, Clock]
+    page: Page, seeder: Seeder, console_keys: dict[str, str], scheduler: tuple[Scheduler, Clock]
 ) -> None:
     ticker, clock = scheduler
     tag = secrets.token_hex(3)
@@ -353,7 +352,7 @@ async def test_a_definition_shows_its_schedule_next_firing_and_skipped_firings(
     clock.now += timedelta(minutes=30)
     assert await ticker.tick() == 1
 
-    await sign_in(page, keys["viewer"])
+    await sign_in(page, console_keys["viewer"])
     await page.goto(f"/#/definitions/{definition_id}")
     section = page.get_by_test_id("schedule")
     await expect(section.get_by_test_id("schedule-rule")).to_have_text(
@@ -397,10 +396,10 @@ async def test_a_definition_shows_its_schedule_next_firing_and_skipped_firings(
 
 
 async def test_an_admin_sets_a_schedule_and_recipients_with_errors_at_their_fields(
-    page: Page, seeder: Seeder, keys: dict[str, str]
+    page: Page, seeder: Seeder, console_keys: dict[str, str]
 ) -> None:
     definition_id = await stopping_definition(seeder, secrets.token_hex(3))
-    await sign_in(page, keys["admin"])
+    await sign_in(page, console_keys["admin"])
     await page.goto(f"/#/definitions/{definition_id}/edit")
     form = page.get_by_test_id("definition-form")
     await expect(form.get_by_test_id("schedule-cron")).to_be_hidden()

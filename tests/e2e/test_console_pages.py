@@ -8,63 +8,15 @@ what it may not is absent, and the server refuses it (403) when the page is bypa
 import json
 import re
 import secrets
-from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import pytest
 from playwright.async_api import Browser, Page, Request, expect
 
-from tests.e2e.browser import console_page, launch_chromium, screenshot, sign_in
-from tests.e2e.conftest import System
-from tests.e2e.test_console import Seeder, csv_sequence, people
+from tests.e2e.browser import console_page, forced, screenshot, sign_in
+from tests.e2e.seeding import Seeder, csv_sequence, people
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.kafka, pytest.mark.mongo]
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with launch_chromium() as launched:
-        yield launched
-
-
-@pytest.fixture(scope="module")
-async def seeder(system: System) -> AsyncIterator[Seeder]:
-    async with httpx.AsyncClient(
-        base_url=system.api_url, headers=system.auth(), timeout=30
-    ) as client:
-        yield Seeder(system, client)
-
-
-@pytest.fixture
-async def page(browser: Browser, system: System) -> AsyncIterator[Page]:
-    async with console_page(browser, system.api_url) as opened:
-        yield opened
-
-
-@pytest.fixture(scope="module")
-async def keys(seeder: Seeder) -> dict[str, str]:
-    return {
-        "viewer": await seeder.api_key("viewer"),
-        "operator": await seeder.api_key("operator"),
-        "admin": seeder.system.admin_key,
-    }
-
-
-async def forced(page: Page, method: str, path: str, body: Any = None) -> int:
-    """The status of a call made from the page with its session, as a bypassed button would."""
-    status: int = await page.evaluate(
-        """async ([method, path, body]) => {
-            const csrf = (document.cookie.split('; ').find((c) => c.startsWith('pj_csrf=')) ?? '=')
-                .split('=')[1];
-            const headers = {'X-CSRF-Token': csrf, 'Content-Type': 'application/json'};
-            const init = {method, headers};
-            if (body !== null) init.body = JSON.stringify(body);
-            return (await fetch(path, init)).status;
-        }""",
-        [method, path, body],
-    )
-    return status
 
 
 async def two_sequence_definition(seeder: Seeder, tag: str) -> str:
@@ -85,11 +37,11 @@ async def two_sequence_definition(seeder: Seeder, tag: str) -> str:
 
 
 async def test_a_viewer_reads_definitions_and_changes_nothing(
-    page: Page, seeder: Seeder, keys: dict[str, str]
+    page: Page, seeder: Seeder, console_keys: dict[str, str]
 ) -> None:
     tag = secrets.token_hex(3)
     definition_id = await two_sequence_definition(seeder, tag)
-    await sign_in(page, keys["viewer"])
+    await sign_in(page, console_keys["viewer"])
     # Pages the role cannot use are not offered.
     await expect(page.get_by_test_id("nav-definitions")).to_be_visible()
     await expect(page.get_by_test_id("nav-audit")).to_be_hidden()
@@ -133,11 +85,11 @@ async def test_a_viewer_reads_definitions_and_changes_nothing(
 
 
 async def test_an_admin_creates_a_definition_with_each_error_at_its_field(
-    page: Page, seeder: Seeder, keys: dict[str, str]
+    page: Page, seeder: Seeder, console_keys: dict[str, str]
 ) -> None:
     tag = secrets.token_hex(3)
     definition_id = f"people-{tag}"
-    await sign_in(page, keys["admin"])
+    await sign_in(page, console_keys["admin"])
     await page.get_by_test_id("nav-definitions").click()
     await page.get_by_test_id("btn-new-definition").click()
     form = page.get_by_test_id("definition-form")
@@ -209,10 +161,10 @@ async def test_an_admin_creates_a_definition_with_each_error_at_its_field(
 
 
 async def test_an_operator_may_not_change_definitions(
-    page: Page, seeder: Seeder, keys: dict[str, str]
+    page: Page, seeder: Seeder, console_keys: dict[str, str]
 ) -> None:
     definition_id = await two_sequence_definition(seeder, secrets.token_hex(3))
-    await sign_in(page, keys["operator"])
+    await sign_in(page, console_keys["operator"])
     await page.get_by_test_id("nav-definitions").click()
     await expect(page.get_by_test_id("definitions-table")).to_be_visible()
     await expect(page.get_by_test_id("btn-new-definition")).to_have_count(0)
@@ -228,11 +180,11 @@ async def test_an_operator_may_not_change_definitions(
 
 
 async def test_run_now_starts_a_job_and_shows_it(
-    page: Page, seeder: Seeder, keys: dict[str, str]
+    page: Page, seeder: Seeder, console_keys: dict[str, str]
 ) -> None:
     tag = secrets.token_hex(3)
     definition_id = await two_sequence_definition(seeder, tag)
-    await sign_in(page, keys["operator"])
+    await sign_in(page, console_keys["operator"])
     await page.goto(f"/#/definitions/{definition_id}")
     await page.get_by_test_id("btn-run-now").click()
     dialog = page.get_by_test_id("run-dialog")
@@ -278,7 +230,7 @@ async def test_run_now_starts_a_job_and_shows_it(
 
 
 async def test_audit_filtered_by_job_actor_action_and_date(
-    page: Page, browser: Browser, seeder: Seeder, keys: dict[str, str]
+    page: Page, browser: Browser, seeder: Seeder, console_keys: dict[str, str]
 ) -> None:
     tag = secrets.token_hex(3)
     path = seeder.write_csv(f"pages/{tag}/few.csv", people("a", 2))
@@ -300,13 +252,13 @@ async def test_audit_filtered_by_job_actor_action_and_date(
 
     for role in ("viewer", "operator"):
         async with console_page(browser, seeder.system.api_url) as other:
-            await sign_in(other, keys[role])
+            await sign_in(other, console_keys[role])
             await expect(other.get_by_test_id("nav-audit")).to_be_hidden()
             await other.goto("/#/audit")
             await expect(other.get_by_test_id("audit-error")).to_contain_text("view_audit")
             assert await forced(other, "GET", "/api/v1/audit", None) == 403
 
-    await sign_in(page, keys["admin"])
+    await sign_in(page, console_keys["admin"])
     await page.get_by_test_id("nav-audit").click()
     await expect(page.get_by_test_id("audit-row").first).to_be_visible()
     await page.get_by_label("Actor").fill(operator_name)
@@ -344,11 +296,11 @@ async def test_audit_filtered_by_job_actor_action_and_date(
 
 
 async def test_an_admin_creates_lists_and_revokes_api_keys(
-    page: Page, browser: Browser, seeder: Seeder, keys: dict[str, str]
+    page: Page, browser: Browser, seeder: Seeder, console_keys: dict[str, str]
 ) -> None:
     tag = secrets.token_hex(3)
     async with console_page(browser, seeder.system.api_url) as other:
-        await sign_in(other, keys["operator"])
+        await sign_in(other, console_keys["operator"])
         await expect(other.get_by_test_id("nav-api-keys")).to_be_hidden()
         await other.goto("/#/api-keys")
         await expect(other.get_by_test_id("api-keys-error")).to_contain_text("manage_api_keys")
@@ -356,7 +308,7 @@ async def test_an_admin_creates_lists_and_revokes_api_keys(
         body = {"name": f"sneaky-{tag}", "role": "admin"}
         assert await forced(other, "POST", "/api/v1/api-keys", body) == 403
 
-    await sign_in(page, keys["admin"])
+    await sign_in(page, console_keys["admin"])
     await page.get_by_test_id("nav-api-keys").click()
     await page.get_by_label("Name").fill(f"ops-{tag}")
     await page.get_by_label("Role").select_option("operator")
@@ -393,7 +345,7 @@ async def test_an_admin_creates_lists_and_revokes_api_keys(
 
 
 async def test_the_jobs_list_shows_where_a_job_stopped(
-    page: Page, seeder: Seeder, keys: dict[str, str]
+    page: Page, seeder: Seeder, console_keys: dict[str, str]
 ) -> None:
     tag = secrets.token_hex(3)
     first = seeder.write_csv(f"pages/{tag}/first.csv", people("f", 2))
@@ -412,7 +364,7 @@ async def test_the_jobs_list_shows_where_a_job_stopped(
             lists.append(request.url)
 
     page.on("request", count_lists)
-    await sign_in(page, keys["viewer"])
+    await sign_in(page, console_keys["viewer"])
     await page.goto(f"/#/jobs?definition_id={definition_id}")
     await expect(page.get_by_test_id("jobs-empty")).to_be_visible()
     # Requested after the page is open: it appears, runs and stops there without a reload.
@@ -429,7 +381,7 @@ async def test_the_jobs_list_shows_where_a_job_stopped(
 
 
 async def test_the_job_page_follows_server_sent_events_without_polling(
-    page: Page, seeder: Seeder, keys: dict[str, str]
+    page: Page, seeder: Seeder, console_keys: dict[str, str]
 ) -> None:
     tag = secrets.token_hex(3)
     path = seeder.write_csv(f"pages/{tag}/live.csv", people("l", 3000))
@@ -443,7 +395,7 @@ async def test_the_job_page_follows_server_sent_events_without_polling(
             reads.append(request.url)
 
     page.on("request", count_reads)
-    await sign_in(page, keys["viewer"])
+    await sign_in(page, console_keys["viewer"])
     job_id = await seeder.submit(definition_id)
     await page.goto(f"/#/jobs/{job_id}")
     await expect(page.get_by_test_id("job-status")).to_have_text("Completed", timeout=120_000)
@@ -456,7 +408,7 @@ async def test_the_job_page_follows_server_sent_events_without_polling(
 
 
 async def test_the_event_stream_is_authorized_like_the_rest(
-    seeder: Seeder, keys: dict[str, str]
+    seeder: Seeder, console_keys: dict[str, str]
 ) -> None:
     tag = secrets.token_hex(3)
     path = seeder.write_csv(f"pages/{tag}/sse.csv", people("e", 2))
@@ -471,7 +423,7 @@ async def test_the_event_stream_is_authorized_like_the_rest(
         assert bad.status_code == 401
         missing = f"/api/v1/jobs/{'0' * 8}-0000-4000-8000-{'0' * 12}/events"
         assert (await client.get(missing, headers=seeder.system.auth())).status_code == 404
-        viewer = seeder.system.auth(keys["viewer"])
+        viewer = seeder.system.auth(console_keys["viewer"])
         statuses: list[str] = []
         async with client.stream("GET", url, headers=viewer) as stream:
             assert stream.status_code == 200

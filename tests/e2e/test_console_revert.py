@@ -4,40 +4,18 @@ conflicts included, and the revert job, marked as a revert of its job on its pag
 list, puts the target back as it was; an operator is offered no Revert and is refused."""
 
 import secrets
-from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Page, expect
 from pymongo import AsyncMongoClient
 
-from tests.e2e.browser import console_page, launch_chromium, screenshot, sign_in
+from tests.e2e.browser import forced, screenshot, sign_in
 from tests.e2e.conftest import System
-from tests.e2e.test_console import Seeder, csv_sequence, people
-from tests.e2e.test_console_pages import forced
+from tests.e2e.seeding import Seeder, csv_sequence, people
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.kafka, pytest.mark.mongo]
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with launch_chromium() as launched:
-        yield launched
-
-
-@pytest.fixture(scope="module")
-async def seeder(system: System) -> AsyncIterator[Seeder]:
-    async with httpx.AsyncClient(
-        base_url=system.api_url, headers=system.auth(), timeout=30
-    ) as client:
-        yield Seeder(system, client)
-
-
-@pytest.fixture
-async def page(browser: Browser, system: System) -> AsyncIterator[Page]:
-    async with console_page(browser, system.api_url) as opened:
-        yield opened
 
 
 async def records(system: System, collection: str) -> list[dict[str, Any]]:
@@ -49,9 +27,19 @@ async def records(system: System, collection: str) -> list[dict[str, Any]]:
         await client.close()
 
 
-async def test_an_admin_previews_and_confirms_a_revert_from_the_console(
-    page: Page, seeder: Seeder, system: System
-) -> None:
+@dataclass(frozen=True)
+class SequenceToRevert:
+    """A completed sequence that deleted, updated and created one record each, and whose
+    created record was changed by hand since: its revert has one conflict."""
+
+    definition_id: str
+    job_id: str
+    collection: str
+    before: list[dict[str, Any]]  # the target as it was before the sequence
+
+
+@pytest.fixture
+async def to_revert(seeder: Seeder, system: System) -> SequenceToRevert:
     tag = secrets.token_hex(3)
     collection = f"revert_{tag}"
     path = seeder.write_csv(f"revert/{tag}.csv", people("r", 3))
@@ -75,7 +63,14 @@ async def test_an_admin_previews_and_confirms_a_revert_from_the_console(
         )
     finally:
         await client.close()
+    return SequenceToRevert(definition_id, applied, collection, before)
 
+
+async def test_an_admin_previews_and_confirms_a_revert_from_the_console(
+    page: Page, seeder: Seeder, system: System, to_revert: SequenceToRevert
+) -> None:
+    applied, collection, before = to_revert.job_id, to_revert.collection, to_revert.before
+    definition_id = to_revert.definition_id
     operator = await seeder.api_key("operator")
     await sign_in(page, operator)
     await page.goto(f"{system.api_url}/#/jobs/{applied}")

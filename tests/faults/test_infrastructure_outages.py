@@ -2,12 +2,9 @@
 broker and database of this module's own (scripts/infra.sh, own folder and ports), so the
 rest of the test session never sees the outage."""
 
-import os
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,7 +13,7 @@ from provisioning_common.identifiers import job_id_for_request
 
 from tests.faults.conftest import LOGS, Figures
 from tests.faults.scoring import count_applied_twice, count_stalled, count_target, settle
-from tests.support.processes import REPO, free_port
+from tests.support.own_infrastructure import OwnInfrastructure
 from tests.support.stack import Stack
 from tests.support.waiting import wait_until
 
@@ -24,50 +21,17 @@ pytestmark = [pytest.mark.kafka, pytest.mark.mongo]
 
 RECORDS = 6_000
 OUTAGE_SECONDS = 8.0
-INFRA = str(REPO / "scripts" / "infra.sh")
 
 
 COMPONENTS = ("kafka", "mongo")
 
 
-class OwnInfrastructure:
-    """A broker and a database started by scripts/infra.sh for this module alone."""
-
-    def __init__(self, folder: Path) -> None:
-        self.env = {
-            **os.environ,
-            "INFRA_DIR": str(folder),
-            "KAFKA_PORT": str(free_port()),
-            "KAFKA_CONTROLLER_PORT": str(free_port()),
-            "MONGO_PORT": str(free_port()),
-        }
-
-    def run(self, *args: str) -> None:
-        subprocess.run([INFRA, *args], env=self.env, check=True, capture_output=True)
-
-    @property
-    def kafka(self) -> str:
-        return f"127.0.0.1:{self.env['KAFKA_PORT']}"
-
-    @property
-    def mongo(self) -> str:
-        return f"mongodb://127.0.0.1:{self.env['MONGO_PORT']}"
-
-
 @pytest.fixture(scope="module")
 def own_infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnInfrastructure]:
-    infra = OwnInfrastructure(tmp_path_factory.mktemp("outage-infra"))
-    # Only the two this module stops and starts: `up` alone would also start a directory and a
-    # PostgreSQL, on the ports of the session's own.
-    try:
-        for component in COMPONENTS:
-            infra.run("up", component)
+    # Only the two this module stops and starts.
+    folder = tmp_path_factory.mktemp("outage-infra")
+    with OwnInfrastructure(folder, COMPONENTS).started() as infra:
         yield infra
-    finally:
-        for component in COMPONENTS:
-            subprocess.run(
-                [INFRA, "down", component], env=infra.env, check=False, capture_output=True
-            )
 
 
 @pytest.fixture(scope="module")

@@ -210,7 +210,9 @@ async def test_cursor_paging_returns_each_job_once_in_order(
     while body["next_cursor"] is not None:
         body = await get_jobs(api, sort=sort, page_size=page_size, cursor=body["next_cursor"])
         assert body["page"] is None
-        assert body["total"] == 25
+        # A cursor page does not count: that is the cost it avoids; the first page did.
+        assert body["total"] is None
+        assert body["pages"] is None
         seen += [i["id"] for i in body["items"]]
         pages += 1
         assert pages <= 25, "the cursor does not move on"

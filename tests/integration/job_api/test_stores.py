@@ -122,6 +122,34 @@ async def test_folds_are_stored_exactly_and_replays_change_nothing(
     assert await store.get(job.subject) == expected
 
 
+async def test_a_job_instance_written_by_another_projector_meanwhile_is_read_again(
+    db: AsyncDatabase[dict[str, Any]],
+) -> None:
+    mine, other = JobInstanceStore(db), JobInstanceStore(db)
+    job = created("handover-1")
+    log = positioned([job, *completed_job_events(job.subject)], partition=1, first_offset=10)
+    reads = 0
+    get = mine.get
+
+    async def counted_get(job_id: str) -> JobInstance | None:
+        nonlocal reads
+        reads += 1
+        return await get(job_id)
+
+    mine.get = counted_get  # type: ignore[method-assign]
+    for entry in log[:3]:
+        await mine.apply_fold(*entry)
+    # Each event after the first folds into the document as this projector wrote it.
+    assert reads == 1
+    # The partition moves to another projector for one event, then comes back (a rebalance):
+    # what this one remembers is stale, and its write must not undo the other's.
+    await other.apply_fold(*log[3])
+    for entry in log[4:]:
+        await mine.apply_fold(*entry)
+    assert reads == 2
+    assert await mine.get(job.subject) == fold_all(log)[job.subject]
+
+
 async def test_the_api_insert_and_the_projector_agree(db: AsyncDatabase[dict[str, Any]]) -> None:
     store = JobInstanceStore(db)
     job = created("api-1")

@@ -1,6 +1,10 @@
 """The shared subscriber's rules, on faststream's in-memory broker (no Kafka): each publish of
 one message there arrives at the same partition and offset, as a redelivery would."""
 
+from collections.abc import Callable
+from typing import Any
+
+import anyio.to_thread
 import pytest
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -144,3 +148,33 @@ async def test_a_not_yet_waits_without_failing_but_not_for_ever(
     assert handler.calls > NO_PAUSE.give_up_after
     ((_, headers),) = kept
     assert headers["dlq_reason"].startswith("still waiting after 0.6s: waits for the guard")
+
+
+async def test_a_message_is_handled_on_the_event_loop_without_a_worker_thread(
+    broker: KafkaBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A handler parameter faststream resolves from its context (the KafkaMessage) once sent
+    # every message to a worker thread and back: half the events per second of a hop.
+    threaded: list[object] = []
+    run_sync = anyio.to_thread.run_sync
+
+    async def counted(func: Callable[..., object], *args: object, **kwargs: Any) -> object:
+        threaded.append(func)
+        return await run_sync(func, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    handler = Handler()
+    subscribe_topic(
+        broker,
+        topic=TOPIC,
+        group_id="g",
+        parse=bytes,
+        handle=handler,
+        title="t",
+        description="d",
+        policy=NO_PAUSE,
+    )
+    async with TestKafkaBroker(broker) as test_broker:
+        await test_broker.publish(b"fine", topic=TOPIC, key=b"job-1")
+    assert handler.calls == 1
+    assert threaded == []

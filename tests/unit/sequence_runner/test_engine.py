@@ -2,6 +2,7 @@
 
 import asyncio
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -162,6 +163,27 @@ async def test_events_a_failed_publish_left_in_the_outbox_go_out_later(world: Wo
     assert world.publisher.types()[:2] == ["JobStarted", "SequenceStarted"]
     assert len(world.publisher.of_type(JobStarted)) == 1
     assert world.status()[0] is JobStatus.COMPLETED
+
+
+async def test_events_published_but_not_marked_sent_are_marked_not_published_again(
+    world: World,
+) -> None:
+    marking = world.runs.mark_sent
+    failures = [ConnectionError("database away")]
+
+    async def mark_sent_once_failing(job_id: str, event_ids: Sequence[str]) -> None:
+        if failures:
+            raise failures.pop()
+        await marking(job_id, event_ids)
+
+    world.runs.mark_sent = mark_sent_once_failing  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError):
+        await world.engine.create_run(two_sequences())
+    assert world.publisher.types() == ["JobStarted", "SequenceStarted"]
+    assert len(world.runs.rows[JOB_ID].outbox) == 2
+    await world.engine.flush(JOB_ID)
+    assert world.runs.rows[JOB_ID].outbox == []
+    assert world.publisher.types() == ["JobStarted", "SequenceStarted"]
 
 
 async def test_a_blocked_sequence_writes_nothing(world: World) -> None:

@@ -90,3 +90,40 @@ def test_an_error_about_a_directory_record_names_its_dn() -> None:
     record = SourceEntry(line=1, fields={"id": ""}, dn="uid=x,ou=staff,dc=example,dc=org")
     with pytest.raises(PlanError, match=r"^staff: uid=x,ou=staff,dc=example,dc=org: the key"):
         plan([record], [], "uid", {"uid": "id"}, False, "staff", rules=DIRECTORY)
+
+
+@pytest.mark.parametrize("in_lists", [True, False])
+def test_an_absent_attribute_is_an_empty_value_with_text_values_compared_as_tuples(
+    in_lists: bool,
+) -> None:
+    # Text or null values with a mapping and no `stored_as`: the planner compares the values
+    # as tuples and tells the old values without `_same`; the rules are the same.
+    rows = source(
+        {"id": "a", "mail": None},  # absent in the target: the same as empty
+        {"id": "b", "mail": None},  # "x" in the target: cleared
+        {"id": "c", "mail": "c@x"},  # absent in the target: set
+        {"id": "d", "mail": "d@x"},  # the same
+        {"id": "e", "mail": "e@x"},  # null in the target: set
+    )
+    target: list[dict[str, Any]] = [
+        {"uid": "a"},
+        {"uid": "b", "mail": "x"},
+        {"uid": "c"},
+        {"uid": "d", "mail": "d@x"},
+        {"uid": "e", "mail": None},
+    ]
+    result = plan(
+        rows if in_lists else iter(rows),
+        target if in_lists else iter(target),
+        "uid",
+        MAPPING,
+        delete_missing=False,
+        rules=TargetRules(absent_is_empty=True),
+    )
+    updated = {c.key: (c.before, c.after) for c in result.changes}
+    assert updated == {
+        "b": ({"mail": "x"}, {"uid": "b", "mail": None}),
+        "c": ({"mail": None}, {"uid": "c", "mail": "c@x"}),
+        "e": ({"mail": None}, {"uid": "e", "mail": "e@x"}),
+    }
+    assert result.counts.unchanged == 2

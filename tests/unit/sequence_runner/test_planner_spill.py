@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from sequence_runner.domain.plan_checks import check_creates_have_free_ids
+from sequence_runner.domain.plan_digest import plan_digest
 from sequence_runner.domain.planner import PlanBound, StreamedPlanner, plan
 from sequence_runner.domain.records import PlanError, SourceEntry
 
@@ -54,6 +55,8 @@ def test_a_plan_larger_than_the_bound_is_the_plan_computed_in_memory(tmp_path: P
         # target order, numbered 0, 1, …
         assert changes == list(in_memory.changes)
         assert changes == list(streamed.changes())  # read back again, as the store does
+        # Digested as it was made: the digest of the changes read back, as approvals hold it.
+        assert streamed.digest == plan_digest(changes) == plan_digest(in_memory.changes)
     assert in_memory.counts.model_dump() == {
         "create": 200,
         "update": 257,
@@ -186,7 +189,10 @@ def test_values_are_compared_as_the_target_stores_them_beyond_the_bound(tmp_path
         planner.add_source(source)
         planner.add_target(target)
         assert planner.spilled
-        changes = list(planner.finish().changes())
+        streamed = planner.finish()
+        changes = list(streamed.changes())
+    # Values of every kind (dates, Decimals, NaN) digested as the plan's changes are.
+    assert streamed.digest == plan_digest(changes)
     updated = {c.key: c.before for c in changes if c.action == "update"}
     # By position: `(1, True) in THE_SAME` is true in Python, which is the very confusion.
     kept_apart = [*range(len(KEPT_APART)), len(pairs) - 1]
@@ -237,6 +243,8 @@ def test_records_handed_in_lists_plan_as_records_handed_one_by_one(
             planner.add_target(feed(target))
             streamed = planner.finish()
             plans.append((streamed.counts, list(streamed.changes())))
+            # In memory and beyond the bound, digested as the changes read back are.
+            assert streamed.digest == plan_digest(plans[-1][1])
     assert plans[0] == plans[1]
     counts = plans[0][0]
     assert (counts.create, counts.update) == (100, 1900 - counts.unchanged)

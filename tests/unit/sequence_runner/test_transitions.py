@@ -24,6 +24,7 @@ from sequence_runner.domain.transitions import (
     TransitionResult,
     Unchanged,
     cancel,
+    on_applied,
     on_blocked,
     on_completed,
     on_failed,
@@ -123,6 +124,19 @@ def test_a_released_plan_is_applied_and_the_next_sequence_started() -> None:
     assert done.data.applied == APPLIED
     assert isinstance(next_started, SequenceStarted)
     assert next_started.data.index == 1
+
+
+def test_the_last_batch_is_recorded_with_the_completion_in_one_step() -> None:
+    run = moved(on_released(planned(started(), create=3), 0, "p1")).run
+    result = moved(on_applied(run, 0, "p1", 3, APPLIED, NOW))
+    assert result.run.sequence(0).written == 3
+    assert statuses(result.run) == ["COMPLETED", "RUNNING", "PENDING"]
+    assert [e.type for e in result.events] == [
+        "provisioning.SequenceCompleted",
+        "provisioning.SequenceStarted",
+    ]
+    # A plan no longer applied (another runner moved the job on) records nothing.
+    assert isinstance(on_applied(run, 0, "another plan", 3, APPLIED, NOW), Unchanged)
 
 
 def test_the_last_completed_sequence_completes_the_job() -> None:

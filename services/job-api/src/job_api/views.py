@@ -218,40 +218,211 @@ class Page(Generic[T]):
         return math.ceil(self.total / self.page_size)
 
 
+@dataclass(frozen=True)
+class JobInstancePage:
+    items: list[JobInstanceSummary]
+    page: int | None
+    page_size: int
+    # None on a cursor page: counting every match is the cost a cursor avoids.
+    total: int | None
+    next_cursor: str | None
+
+    @property
+    def pages(self) -> int | None:
+        return None if self.total is None else math.ceil(self.total / self.page_size)
+
+
+# The walk down a date index (see `window_filters`): the first window below its anchor, how
+# much wider each next one is, and how many windows before the rest is asked for at once.
+FIRST_WINDOW = timedelta(hours=1)
+WINDOW_GROWTH = 4
+MAX_WINDOWS = 8
+_DATE_SORTS = frozenset({"created_at", "started_at", "ended_at"})
+
+
+def _older(moment: datetime, width: timedelta) -> datetime | None:
+    try:
+        return moment - width
+    except OverflowError:
+        return None
+
+
+def _newer(moment: datetime, width: timedelta) -> datetime | None:
+    try:
+        return moment + width
+    except OverflowError:
+        return None
+
+
+def window_filters(query: JobInstanceQuery, now: datetime) -> list[dict[str, Any]] | None:
+    """The page's filter cut into ranges of the sort field, each one index range; None when
+    the listing is not a date sort over equality filters (then one query asks for the page).
+
+    MongoDB answers `sort + limit` by walking the index and stopping at the limit, so one
+    range query is enough there; SecantusDB (the test server) reads and sorts every document
+    a filter's index range holds before it applies the limit, so `created_at < X` costs the
+    whole rest of the list. Bounded on both sides, a range costs what it holds: the caller
+    asks the ranges in order, one after the other, until the page is full. On MongoDB each is
+    still an index range with the limit. The ranges, in the sort's order:
+
+    - after a cursor, the cursor's own sort value with `_id` past the cursor's (the ties);
+    - windows of the sort field, the first `FIRST_WINDOW` wide from the cursor's value (the
+      first page: from `now`, open towards the newer end), each next `WINDOW_GROWTH` times
+      wider, the last one open at the far end;
+    - the documents without the field (null), which MongoDB orders last descending.
+
+    Every bound is exclusive: SecantusDB drops the documents equal to an inclusive bound when
+    it scans a compound index against its key's direction (`mongo_filter`); BSON dates are
+    whole milliseconds, so `> lo - 1 ms` is `>= lo`. Only equality filters may stand beside the
+    range (one status is an equality), so each range has a `archived, [filter], field, _id`
+    index and SecantusDB's planner takes it.
+    """
+    field = query.sort.field
+    if field not in _DATE_SORTS or query.archived == "any":
+        return None
+    equal: dict[str, Any] = {}
+    outer: dict[str, datetime] = {}
+    for name, condition in query.mongo_filter().items():
+        if name == field:
+            outer = condition
+        elif isinstance(condition, dict):
+            values = condition.get("$in")
+            if list(condition) != ["$in"] or not isinstance(values, list) or len(values) != 1:
+                return None  # several statuses, or a range on another date
+            equal[name] = values[0]
+        else:
+            equal[name] = condition
+    if len(equal) > 2:
+        return None  # archived, a status and a definition: no index has all three before a date
+    cursor = query.cursor
+    if cursor is not None and not isinstance(cursor.value, datetime | None):
+        return None
+    if query.sort.descending:
+        return _descending_windows(equal, field, outer, cursor, now)
+    if cursor is None or cursor.value is None:
+        return None  # the oldest end has no anchor: one query (nulls first, then dates)
+    return _ascending_windows(equal, field, outer, cursor)
+
+
+def _descending_windows(
+    equal: dict[str, Any],
+    field: str,
+    outer: dict[str, datetime],
+    cursor: Cursor | None,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    if cursor is not None and cursor.value is None:
+        return [{**equal, field: None, "_id": {"$lt": cursor.id}}]
+    floor = outer.get("$gt")
+    upper = outer.get("$lt")
+    anchor = now if upper is None else min(now, upper)
+    ranges: list[dict[str, Any]] = []
+    if cursor is not None:
+        assert isinstance(cursor.value, datetime)
+        if _inside(cursor.value, outer):
+            ranges.append({**equal, field: cursor.value, "_id": {"$lt": cursor.id}})
+        upper = anchor = cursor.value if upper is None else min(cursor.value, upper)
+    width = FIRST_WINDOW
+    for count in range(MAX_WINDOWS + 1):
+        # Exclusive, a millisecond below the window's lowest date.
+        below = _older(anchor, width + _MS) if count < MAX_WINDOWS else None
+        last = below is None or (floor is not None and below <= floor)
+        bounds: dict[str, datetime] = {} if upper is None else {"$lt": upper}
+        if not last:
+            assert below is not None
+            bounds["$gt"] = below
+        elif floor is not None:
+            bounds["$gt"] = floor
+        ranges.append({**equal, field: bounds})
+        if last:
+            break
+        assert below is not None
+        upper = anchor = below + _MS
+        width *= WINDOW_GROWTH
+    if not outer:
+        # A date range in the filter never matches null.
+        ranges.append({**equal, field: None})
+    return ranges
+
+
+def _ascending_windows(
+    equal: dict[str, Any], field: str, outer: dict[str, datetime], cursor: Cursor
+) -> list[dict[str, Any]]:
+    assert isinstance(cursor.value, datetime)
+    ranges: list[dict[str, Any]] = []
+    if _inside(cursor.value, outer):
+        ranges.append({**equal, field: cursor.value, "_id": {"$gt": cursor.id}})
+    ceiling = outer.get("$lt")
+    floor = outer.get("$gt")
+    lower = anchor = cursor.value if floor is None else max(cursor.value, floor)
+    width = FIRST_WINDOW
+    for count in range(MAX_WINDOWS + 1):
+        # Exclusive, a millisecond above the window's highest date.
+        above = _newer(anchor, width + _MS) if count < MAX_WINDOWS else None
+        last = above is None or (ceiling is not None and above >= ceiling)
+        bounds: dict[str, datetime] = {"$gt": lower}
+        if not last:
+            assert above is not None
+            bounds["$lt"] = above
+        elif ceiling is not None:
+            bounds["$lt"] = ceiling
+        ranges.append({**equal, field: bounds})
+        if last:
+            break
+        assert above is not None
+        lower = anchor = above - _MS
+        width *= WINDOW_GROWTH
+    return ranges
+
+
+def _inside(moment: datetime, outer: dict[str, datetime]) -> bool:
+    return ("$gt" not in outer or outer["$gt"] < moment) and (
+        "$lt" not in outer or moment < outer["$lt"]
+    )
+
+
 async def list_job_instances(
-    db: AsyncDatabase[dict[str, Any]], query: JobInstanceQuery
-) -> Page[JobInstanceSummary]:
-    """A page by number (skip/limit, for the console) or after a cursor (keyset, any depth)."""
+    db: AsyncDatabase[dict[str, Any]], query: JobInstanceQuery, now: datetime | None = None
+) -> JobInstancePage:
+    """A page by number (skip/limit, for the console; with the total) or after a cursor
+    (keyset, any depth; no total). The first page and cursor pages of the date sorts are read
+    range by range down the index (`window_filters`)."""
     collection = db[JOB_INSTANCES]
     base = query.mongo_filter()
-    total = await collection.count_documents(base)
-    if query.cursor is not None:
-        if query.cursor.sort != str(query.sort):
-            raise InvalidCursorError(
-                f"cursor: it was given out for sort={query.cursor.sort}, not sort={query.sort}; "
-                "keep the sort while following next_cursor"
-            )
+    if query.cursor is not None and query.cursor.sort != str(query.sort):
+        raise InvalidCursorError(
+            f"cursor: it was given out for sort={query.cursor.sort}, not sort={query.sort}; "
+            "keep the sort while following next_cursor"
+        )
+    total = None if query.cursor is not None else await collection.count_documents(base)
+    skip = (query.page - 1) * query.page_size if query.cursor is None else 0
+    # One more than a page tells whether another page follows without counting.
+    wanted = query.page_size + 1
+    ranges = window_filters(query, now or datetime.now(UTC)) if skip == 0 else None
+    docs: list[dict[str, Any]] = []
+    if ranges is not None:
+        for ranged in ranges:
+            found = collection.find(ranged, _LIST_FIELDS).sort(query.sort.mongo())
+            docs += [doc async for doc in found.limit(wanted - len(docs))]
+            if len(docs) >= wanted:
+                break
+    elif query.cursor is not None:
         ranged = (
             {"$and": [base, keyset_filter(query.sort, query.cursor)]}
             if base
             else (keyset_filter(query.sort, query.cursor))
         )
         found = collection.find(ranged, _LIST_FIELDS).sort(query.sort.mongo())
-        # One more than a page tells whether another page follows without counting.
-        docs = [doc async for doc in found.limit(query.page_size + 1)]
-        more = len(docs) > query.page_size
-        docs = docs[: query.page_size]
-        page = None
+        docs = [doc async for doc in found.limit(wanted)]
     else:
-        skip = (query.page - 1) * query.page_size
         found = collection.find(base, _LIST_FIELDS).sort(query.sort.mongo())
-        docs = [doc async for doc in found.skip(skip).limit(query.page_size)]
-        more = skip + len(docs) < total
-        page = query.page
+        docs = [doc async for doc in found.skip(skip).limit(wanted)]
+    more = len(docs) > query.page_size
+    docs = docs[: query.page_size]
     next_cursor = Cursor.after(query.sort, docs[-1]).encode() if more and docs else None
-    return Page(
+    return JobInstancePage(
         items=[JobInstanceSummary.model_validate(doc) for doc in docs],
-        page=page,
+        page=None if query.cursor is not None else query.page,
         page_size=query.page_size,
         total=total,
         next_cursor=next_cursor,

@@ -1,9 +1,11 @@
 """The job_instances read model (and job_rejections) in MongoDB, written by folding job events."""
 
 import logging
+from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 
+import bson
 from provisioning_common.events import JobCreated, JobDeleted, JobEvent, JobRejected
 from provisioning_common.mongo import is_duplicate_key
 from provisioning_common.statuses import FINISHED_JOB_STATUSES
@@ -29,6 +31,8 @@ _FINISHED = sorted(s.value for s in FINISHED_JOB_STATUSES)
 # A write loses a race only to the API's own writes to the same job (insert, archive):
 # a few rounds always settle it.
 _MAX_ROUNDS = 8
+# Job instances the projector remembers as it last wrote them (see `apply_fold`).
+_REMEMBERED_INSTANCES = 1_000
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +76,10 @@ class JobInstanceStore:
         self._rejections = db[JOB_REJECTIONS_COLLECTION]
         self._state = db[PROJECTOR_STATE_COLLECTION]
         self._tombstones = db[JOB_TOMBSTONES_COLLECTION]
+        # As this store last read or wrote them: the next event of a job folds into that
+        # without reading it again. The write is conditional on the document being unchanged
+        # since (`_unchanged_since`), so a stale one only costs the read it tried to save.
+        self._recent: OrderedDict[str, JobInstance] = OrderedDict()
 
     @property
     def collection_name(self) -> str:
@@ -85,6 +93,7 @@ class JobInstanceStore:
 
     async def drop(self) -> None:
         """Forget the read model (a rebuild folds it again from the topic)."""
+        self._recent.clear()
         await self._instances.drop()
         await self._rejections.drop()
         await self._tombstones.drop()
@@ -118,14 +127,18 @@ class JobInstanceStore:
             record = rejection_record(event, partition, offset)
             await self._rejections.replace_one({"_id": record["_id"]}, record, upsert=True)
             return None
+        remembered = self._recent.pop(event.subject, None)
         for _ in range(_MAX_ROUNDS):
-            current = await self.get(event.subject)
+            current = remembered or await self.get(event.subject)
+            remembered = None
             if current is None and isinstance(event, JobCreated):
                 grave = await self._tombstones.find_one({"_id": event.subject})
                 if resurrects(grave, partition, offset):
                     return None
             result = fold(current, event, partition, offset)
             if result is current or result is None:
+                if current is not None:
+                    self._remember(current)
                 return result
             if result is DELETE:
                 assert isinstance(event, JobDeleted)
@@ -139,16 +152,27 @@ class JobInstanceStore:
             assert isinstance(result, JobInstance)
             if current is None:
                 if await self.insert_if_absent(result):
+                    self._remember(result)
                     return result
                 continue
             replaced = await self._instances.replace_one(
                 _unchanged_since(current), result.to_document()
             )
             if replaced.matched_count == 1:
+                self._remember(result)
                 return result
         raise ProjectionConflictError(
             f"job instance {event.subject} changed {_MAX_ROUNDS} times while folding {event.type}"
         )
+
+    def _remember(self, instance: JobInstance) -> None:
+        # As MongoDB gives it back (times to the millisecond): the fold sees what a read sees.
+        stored = bson.decode(
+            bson.encode(instance.to_document()), codec_options=self._instances.codec_options
+        )
+        self._recent[instance.mongo_id] = JobInstance.from_document(stored)
+        while len(self._recent) > _REMEMBERED_INSTANCES:
+            self._recent.popitem(last=False)
 
     async def _bury(self, event: JobDeleted, partition: int | None, offset: int | None) -> None:
         # Written before the document goes: a crash in between reads JobDeleted again, and a
@@ -176,6 +200,7 @@ class JobInstanceStore:
         Pass the time of the JobArchived event the caller publishes: the projector folds that
         event into exactly the same fields.
         """
+        self._recent.pop(job_id, None)
         query: dict[str, Any] = {"_id": job_id}
         if require_finished:
             query["status"] = {"$in": _FINISHED}
@@ -194,11 +219,13 @@ class JobInstanceStore:
 
     async def restore_archived(self, before: JobInstance) -> None:
         """Put back the archive fields of `before`, the job instance as read before a change."""
+        self._recent.pop(before.mongo_id, None)
         fields = before.model_dump(include={"archived", "archived_by", "archived_at", "updated_at"})
         await self._instances.update_one({"_id": before.mongo_id}, {"$set": fields})
 
     async def delete(self, job_id: str, *, require_finished: bool = True) -> bool:
         """Delete a finished job instance at once; False when it is absent or unfinished."""
+        self._recent.pop(job_id, None)
         query: dict[str, Any] = {"_id": job_id}
         if require_finished:
             query["status"] = {"$in": _FINISHED}

@@ -76,6 +76,11 @@ class PagePublic(BaseModel, Generic[T]):
 
 
 class JobInstancesPublic(PagePublic[JobInstancePublic]):
+    total: int | None = Field(  # type: ignore[assignment]
+        description="Job instances matching the filters, on all pages; null on a cursor page "
+        "(counting every match is the cost a cursor avoids; page=1 gives it)."
+    )
+    pages: int | None  # type: ignore[assignment]
     next_cursor: str | None = Field(
         description="Pass as cursor= for the next page (keyset paging); null on the last page."
     )

@@ -3,12 +3,16 @@ how many there were."""
 
 import hashlib
 import json
-from collections.abc import Iterable
+import json.encoder
+from collections import deque
+from collections.abc import Callable, Iterable
+from itertools import islice, repeat
+from operator import itemgetter
 from typing import Any
 
 from provisioning_common.events import Approval
 
-from sequence_runner.domain.records import PlannedChange
+from sequence_runner.domain.records import ChangeAction, Key, PlannedChange
 
 DIGEST_PREFIX = "sha256:"
 
@@ -16,6 +20,25 @@ DIGEST_PREFIX = "sha256:"
 # was most of the digest's time on a plan of a million changes. The same text as before, so an
 # approval recorded earlier still matches its plan.
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr)
+
+
+def _one_encoder() -> Callable[[Any], str]:
+    """`_ENCODER.encode`, minus what it redoes per call: `encode` makes a new C encoder for
+    every value it is given. This is that C encoder, made once, with the same options (the
+    circular check left out: a plan's values come from a file or a repository, never from a
+    cycle); the Python encoder where the interpreter has no C one. Both give the same text."""
+    make: Any = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return _ENCODER.encode
+    encode = make(None, repr, json.encoder.encode_basestring, None, ":", ",", True, False, True)
+    join = "".join
+    return lambda content: join(encode(content, 0))
+
+
+_encode = _one_encoder()
+_HASH_DIGEST: Callable[[Any], bytes] = type(hashlib.sha256()).digest
+_FIRST_BYTE = itemgetter(0)
+_HASH_SIZE = 32
 
 
 def _change_line(change: PlannedChange) -> bytes:
@@ -27,18 +50,52 @@ def _change_line(change: PlannedChange) -> bytes:
         # Where a directory change is written is part of what the operator approved; only
         # there, so the digests of other targets' plans are what they were.
         content.append(change.dn)
-    return _ENCODER.encode(content).encode()
+    return _encode(content).encode()
+
+
+class PlanDigester:
+    """A plan's digest made as its changes are made, in any order and in batches, holding 32
+    bytes per change (not the changes): the planner digests each partition's changes while it
+    has them, so the plan need not be read back for it.
+
+    The digest is the SHA-256 of the changes' own SHA-256s in sorted order. They are kept by
+    their first byte in 256 byte strings; at the end each is cut into its hashes and sorted,
+    so the sort holds 1/256 of them as objects at a time."""
+
+    def __init__(self) -> None:
+        self._by_first_byte = [bytearray() for _ in range(256)]
+
+    def add(self, changes: Iterable[PlannedChange]) -> None:
+        self._keep(list(map(hashlib.sha256, map(_change_line, changes))))
+
+    def add_written(self, action: ChangeAction, keys: Iterable[Key], afters: Iterable[Any]) -> None:
+        """Changes of one action given as their keys and the values they write (no directory
+        DN: a located change is digested with `add`)."""
+        lines = map(str.encode, map(_encode, zip(repeat(action), keys, afters)))
+        self._keep(list(map(hashlib.sha256, lines)))
+
+    def _keep(self, hashes: list[Any]) -> None:
+        digests = list(map(_HASH_DIGEST, hashes))
+        buckets = map(self._by_first_byte.__getitem__, map(_FIRST_BYTE, digests))
+        # Each hash appended to its bucket by the interpreter's C code: this is per change.
+        deque(map(bytearray.__iadd__, buckets, digests), maxlen=0)
+
+    def digest(self) -> str:
+        whole = hashlib.sha256()
+        for bucket in self._by_first_byte:
+            ends = range(_HASH_SIZE, len(bucket) + _HASH_SIZE, _HASH_SIZE)
+            cut = map(slice, range(0, len(bucket), _HASH_SIZE), ends)
+            whole.update(b"".join(sorted(map(bucket.__getitem__, cut))))
+        return DIGEST_PREFIX + whole.hexdigest()
 
 
 def plan_digest(changes: Iterable[PlannedChange]) -> str:
     """The same for two plans that make the same changes, in whatever order they list them."""
-    sha256 = hashlib.sha256
-    each = [sha256(_change_line(change)).digest() for change in changes]
-    each.sort()  # in place: a sorted copy would hold the hashes' pointers twice
-    whole = hashlib.sha256()
-    for one in each:
-        whole.update(one)
-    return DIGEST_PREFIX + whole.hexdigest()
+    digester = PlanDigester()
+    changes = iter(changes)
+    while batch := list(islice(changes, 1000)):
+        digester.add(batch)
+    return digester.digest()
 
 
 def approval_covers(approval: Approval | None, digest: str | None) -> bool:

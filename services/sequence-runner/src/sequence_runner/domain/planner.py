@@ -1,10 +1,10 @@
 """The planner: the exact changes that would make the target repository match the source."""
 
-import heapq
 import math
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from bisect import bisect_right
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import chain, compress, filterfalse, repeat
 from operator import attrgetter, itemgetter, le, ne, not_
@@ -14,6 +14,7 @@ from provisioning_common.events import PlanCounts
 
 from sequence_runner.domain.collector import collector_paused as _collector_paused
 from sequence_runner.domain.plan_checks import new_key_on_taken_id
+from sequence_runner.domain.plan_digest import PlanDigester
 from sequence_runner.domain.records import (
     ChangeAction,
     Key,
@@ -172,6 +173,28 @@ def _at_or(dn: str | None, line: int | str) -> int | str:
     return dn if dn is not None else line
 
 
+def _changed_values(
+    names: tuple[str, ...],
+    wanted: tuple[Any, ...],
+    stored: tuple[Any, ...],
+    absent_is_empty: bool,
+) -> dict[str, Any]:
+    """`_changed` for wanted values that are all text or null, given as tuples in the order of
+    `names` (the target's as got for the comparison, `_ABSENT` where it lacks one): for those
+    `==` is the document store's comparison, and `_same` is not needed."""
+    changed: dict[str, Any] = {}
+    for name, value, current in zip(names, wanted, stored):  # noqa: B905 (one length: names)
+        if current == value:
+            continue
+        if current is _ABSENT:
+            if absent_is_empty and value is None:
+                continue
+            changed[name] = None
+            continue
+        changed[name] = current
+    return changed
+
+
 def _values_getter(fields: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
     """The values of `fields` of a dict as a tuple (KeyError when one is missing)."""
     if len(fields) == 1:
@@ -221,34 +244,86 @@ class _Drafts:
 
 
 class StreamedPlan:
-    """A computed plan whose changes may be on disk: counted, and read back in order as often
-    as needed (to digest, to store) without ever being held whole."""
+    """A computed plan whose changes may be on disk: counted, digested, and read back in order
+    as often as needed (to store it) without ever being held whole.
+
+    `digest` is `plan_digest` of its changes, made while the planner had them: equal to
+    `plan_digest(plan.changes())`, without reading the plan back (a target that places its
+    changes, a directory's DN, digests the changes it placed instead)."""
 
     def __init__(
         self,
         counts: PlanCounts,
         streams: tuple[tuple[ChangeAction, Iterable[_Draft] | None, SpillFile | None, int], ...],
+        digest: str,
     ) -> None:
         self.counts = counts
         self._streams = streams
+        self.digest = digest
 
     def changes(self) -> Iterator[PlannedChange]:
         """Creates in source order, then updates in source order, then deletes (or disables)
         in target order, numbered `seq` 0, 1, …"""
         seq = 0
         for action, in_memory, spilled, partitions in self._streams:
-            drafts: Iterable[_Draft]
+            batches: Iterable[list[_Draft]]
             if in_memory is not None:
-                drafts = in_memory
+                batches = (in_memory,) if isinstance(in_memory, list) else (list(in_memory),)
             else:
                 assert spilled is not None
-                # Each partition's changes are in order; merged by position, all of them are.
-                drafts = heapq.merge(
-                    *(chain.from_iterable(spilled.chunks(part)) for part in range(partitions))
+                batches = _merged([spilled.chunks(part) for part in range(partitions)])
+            for drafts in batches:
+                numbered = range(seq, seq + len(drafts))
+                yield from map(
+                    PlannedChange,
+                    numbered,
+                    repeat(action),
+                    map(_DRAFT_KEY, drafts),
+                    map(_DRAFT_BEFORE, drafts),
+                    map(_DRAFT_AFTER, drafts),
+                    map(_DRAFT_BY_ID, drafts),
                 )
-            for _, record_key, before, after, by_id in drafts:
-                yield PlannedChange(seq, action, record_key, before, after, by_id)
-                seq += 1
+                seq += len(drafts)
+
+
+_DRAFT_ORDER = itemgetter(0)
+_DRAFT_KEY = itemgetter(1)
+_DRAFT_BEFORE = itemgetter(2)
+_DRAFT_AFTER = itemgetter(3)
+_DRAFT_BY_ID = itemgetter(4)
+
+
+def _merged(partitions: list[Iterator[list[_Draft]]]) -> Iterator[list[_Draft]]:
+    """The partitions' changes, each partition's chunks in order of position, merged into one
+    order, a batch at a time: every change up to the smallest last position among the chunks
+    in hand is sure to come before all the rest, so those are taken from each chunk (a bisect),
+    sorted together (the interpreter's merge of sorted runs) and handed on. No Python step per
+    change, where `heapq.merge` took several."""
+    heads: list[tuple[list[_Draft], int, Iterator[list[_Draft]]]] = []
+    for chunks in partitions:
+        chunk = next(chunks, None)
+        while chunk is not None and not chunk:
+            chunk = next(chunks, None)
+        if chunk is not None:
+            heads.append((chunk, 0, chunks))
+    while heads:
+        bound = min(chunk[-1][0] for chunk, _, _ in heads)
+        batch: list[_Draft] = []
+        following: list[tuple[list[_Draft], int, Iterator[list[_Draft]]]] = []
+        for chunk, start, chunks in heads:
+            end = bisect_right(chunk, bound, start, key=_DRAFT_ORDER)
+            batch += chunk[start:end] if start or end < len(chunk) else chunk
+            if end < len(chunk):
+                following.append((chunk, end, chunks))
+                continue
+            refill = next(chunks, None)
+            while refill is not None and not refill:
+                refill = next(chunks, None)
+            if refill is not None:
+                following.append((refill, 0, chunks))
+        batch.sort(key=_DRAFT_ORDER)
+        yield batch
+        heads = following
 
 
 class StreamedPlanner:
@@ -577,6 +652,8 @@ class StreamedPlanner:
             if failure is not None:
                 raise PlanError(failure[2])
             counts = self._counts(drafts, self._target_count)
+            digester = PlanDigester()
+            _digest(digester, retire_action, drafts)
             return StreamedPlan(
                 counts,
                 (
@@ -584,6 +661,7 @@ class StreamedPlanner:
                     ("update", drafts.updates, None, 0),
                     (retire_action, drafts.retired, None, 0),
                 ),
+                digester.digest(),
             )
         assert self._directory is not None
         outputs = (
@@ -594,6 +672,7 @@ class StreamedPlanner:
         self._files.extend(outputs)
         sizes = [0, 0, 0]
         unchanged = 0
+        digester = PlanDigester()
         first: _Failure | None = None
         part = 0
         # The merge holds one chunk per partition: together they stay within the bound however
@@ -608,6 +687,8 @@ class StreamedPlanner:
             if first is not None:
                 continue  # the plan fails: its changes are not needed
             unchanged += drafts.unchanged
+            # Digested now, while the changes are in hand: the plan is not read back for it.
+            _digest(digester, retire_action, drafts)
             groups = (drafts.creates, drafts.updates, drafts.retired)
             for action, (output, group) in enumerate(zip(outputs, groups, strict=True)):
                 for start in range(0, len(group), chunk):
@@ -630,6 +711,7 @@ class StreamedPlanner:
                 ("update", None, outputs[1], part),
                 (retire_action, None, outputs[2], part),
             ),
+            digester.digest(),
         )
 
     def _split_into(self, size: int) -> int:
@@ -708,13 +790,13 @@ class StreamedPlanner:
             return self._check_free_ids(taken, drafts.creates)
         return None
 
-    def _wanted(self, sources: list[_Wanted]) -> tuple[dict[Key, _Wanted], _Failure | None]:
-        """The source's records by key; a key seen twice is an error naming both lines."""
-        wanted = dict(zip(map(_SOURCE_KEY, sources), sources, strict=True))
-        if len(wanted) == len(sources):
-            return wanted, None
+    def _wanted(self, sources: list[_Wanted]) -> tuple[Collection[Key], _Failure | None]:
+        """The source's keys; a key seen twice is an error naming both lines."""
+        keys = set(map(_SOURCE_KEY, sources))
+        if len(keys) == len(sources):
+            return keys, None
         # A key seen twice: the loop finds the first in source order, and names both lines.
-        wanted = {}
+        wanted: dict[Key, _Wanted] = {}
         for item in sources:
             record_key = item[2]
             seen = wanted.get(record_key)
@@ -758,7 +840,7 @@ class StreamedPlanner:
     def _compare(
         self,
         sources: list[_Wanted],
-        wanted: Mapping[Key, _Wanted],
+        wanted: Collection[Key],
         existing: Mapping[Key, _Existing],
         drafts: _Drafts,
     ) -> _Failure | None:
@@ -770,11 +852,14 @@ class StreamedPlanner:
         # the same as the document store's comparison when the wanted values are text or null;
         # with other values (a number could be stored as true) each record is compared below.
         attributes = list(map(_ATTRIBUTES, sources))
-        current = list(
-            map(_RECORD, map(existing.get, map(_SOURCE_KEY, sources), repeat(self._no_target)))
-        )
+        no_target = self._no_target
+        matched = list(map(existing.get, map(_SOURCE_KEY, sources), repeat(no_target)))
+        current = list(map(_RECORD, matched))
         names = self._attribute_names
         as_values = self._as_values
+        # Text or null wanted values as tuples: an update's old values are told from the two
+        # tuples by `==` alone (`_changed_values`).
+        stored: list[tuple[Any, ...]] | None = None
         looked_at: Iterable[int]
         if not self._plain_values:
             looked_at = range(len(sources))
@@ -800,9 +885,10 @@ class StreamedPlanner:
         for index in looked_at:
             ordinal, at, record_key, wanted_attributes = sources[index]
             if as_values:
-                wanted_attributes = dict(zip(names, wanted_attributes, strict=True))
-            found = existing.get(record_key)
-            if found is None:
+                # The values were got by the mapping's names: as many as there are names.
+                wanted_attributes = dict(zip(names, wanted_attributes))  # noqa: B905
+            found = matched[index]
+            if found is no_target:
                 if all_text and type(record_key) is str:
                     creates.append((ordinal, record_key, None, wanted_attributes, False))
                     changed += 1
@@ -824,7 +910,12 @@ class StreamedPlanner:
                 changed += 1
                 continue
             record = found[2]
-            old_values = _changed(record, wanted_attributes, absent_is_empty)
+            if stored is not None:
+                old_values = _changed_values(
+                    names, attributes[index], stored[index], absent_is_empty
+                )
+            else:
+                old_values = _changed(record, wanted_attributes, absent_is_empty)
             if old_values:
                 updates.append(
                     (ordinal, record_key, old_values, wanted_attributes, record.get(key) is None)
@@ -834,7 +925,7 @@ class StreamedPlanner:
         return None
 
     def _retire_missing(
-        self, wanted: Mapping[Key, Any], existing: Mapping[Key, _Existing], drafts: _Drafts
+        self, wanted: Collection[Key], existing: Mapping[Key, _Existing], drafts: _Drafts
     ) -> None:
         """The records that left the source, to delete or disable; those disabled already need
         nothing (counted unchanged)."""
@@ -863,6 +954,16 @@ class StreamedPlanner:
                     new_key_on_taken_id(self.key, record_key, by_id[record_key], self.source_name),
                 )
         return None
+
+
+def _digest(digester: PlanDigester, retire_action: ChangeAction, drafts: _Drafts) -> None:
+    actions: tuple[tuple[ChangeAction, list[_Draft]], ...] = (
+        ("create", drafts.creates),
+        ("update", drafts.updates),
+        (retire_action, drafts.retired),
+    )
+    for action, group in actions:
+        digester.add_written(action, map(_DRAFT_KEY, group), map(_DRAFT_AFTER, group))
 
 
 def plan(

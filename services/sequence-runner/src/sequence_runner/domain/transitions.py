@@ -292,6 +292,17 @@ def on_completed(
     return _sequence_done(run, index, plan_id, applied, now)
 
 
+def on_applied(
+    run: Run, index: int, plan_id: str, written: int, applied: AppliedCounts, now: datetime
+) -> TransitionResult:
+    """The plan's last batch is written: how far the apply got and the sequence done, in one
+    write (`on_batch_written`, then `on_completed`)."""
+    recorded = on_batch_written(run, index, plan_id, written)
+    if not isinstance(recorded, Moved):
+        return recorded
+    return on_completed(recorded.run, index, plan_id, applied, now)
+
+
 def _dry_run_decided(
     run: Run, index: int, plan_id: str, hit: ThresholdHit | None, now: datetime | None
 ) -> Moved:

@@ -30,8 +30,8 @@ from sequence_runner.domain.records import PlanError, PlannedChange, SourceEntry
 from sequence_runner.domain.run import Run
 from sequence_runner.domain.transitions import (
     Moved,
+    on_applied,
     on_batch_written,
-    on_completed,
     on_failed,
     on_planned,
 )
@@ -188,7 +188,13 @@ class SequenceWork:
                         # target tells: digested and stored, so the operator sees and approves it.
                         return result.changes() if locate is None else map(locate, result.changes())
 
-                    digest = await asyncio.to_thread(plan_digest, changes())
+                    # The planner digested the changes as it made them; a target that places
+                    # them (a directory's DN) has its placed changes digested, read back once.
+                    digest = (
+                        result.digest
+                        if locate is None
+                        else await asyncio.to_thread(plan_digest, changes())
+                    )
             except (ConnectorError, PlanError) as error:
                 await self.fail(run, index, str(error))
                 return
@@ -276,15 +282,17 @@ class SequenceWork:
                     confirmed = True
                     await target.apply(batch)
                     done += len(batch)
-                    recorded = await self.store.step(
-                        run.job_id,
-                        partial(on_batch_written, index=index, plan_id=plan_id, written=done),
-                    )
-                    if not isinstance(recorded, Moved):
-                        logger.warning(
-                            "plan %s of sequence %s is no longer applied here", plan_id, index
+                    if done < total:
+                        # The last batch is recorded with the sequence's completion, in one write.
+                        recorded = await self.store.step(
+                            run.job_id,
+                            partial(on_batch_written, index=index, plan_id=plan_id, written=done),
                         )
-                        return
+                        if not isinstance(recorded, Moved):
+                            logger.warning(
+                                "plan %s of sequence %s is no longer applied here", plan_id, index
+                            )
+                            return
                     await progress.tick(done, total)
         except ConnectorError as error:
             await self.fail(run, index, str(error))
@@ -303,7 +311,7 @@ class SequenceWork:
         )
         await self.store.step(
             run.job_id,
-            lambda current: on_completed(current, index, plan_id, applied, self._now()),
+            lambda current: on_applied(current, index, plan_id, done, applied, self._now()),
         )
         await self._release_target(run, index)
         logger.info("sequence %s applied: %s", index, applied.model_dump())

@@ -61,14 +61,19 @@ class MongoTargetConnector:
         self.rules = TargetRules()
 
     async def prepare(self) -> None:
-        # Sparse: documents written by other means without the attribute do not collide.
-        await with_retries(
-            self._retry,
-            f"unique index on {self._key!r}",
-            lambda: self._collection.create_index(
-                [(self._key, ASCENDING)], unique=True, sparse=True, name=f"{self._key}_unique"
-            ),
-        )
+        name = f"{self._key}_unique"
+
+        async def ensure_index() -> None:
+            # Looked up first: on every apply the index is there already, and a read costs
+            # the server far less than createIndexes, a write on the apply's critical path.
+            if name in await self._collection.index_information():
+                return
+            # Sparse: documents written by other means without the attribute do not collide.
+            await self._collection.create_index(
+                [(self._key, ASCENDING)], unique=True, sparse=True, name=name
+            )
+
+        await with_retries(self._retry, f"unique index on {self._key!r}", ensure_index)
 
     async def read_all(self) -> AsyncIterator[dict[str, Any]]:
         records = await with_retries(self._retry, "read", self._read_everything)
