@@ -23,8 +23,9 @@ def scim_app_argv(
         host,
         "--port",
         str(port),
-        "--bearer-token",
-        token,
+        # One argument, `--bearer-token=…`: a random token may begin with "-" (token_urlsafe
+        # draws from A-Z, a-z, 0-9, "-" and "_"), which argparse would take for an option.
+        f"--bearer-token={token}",
     ]
     if dynamic_tenants:
         argv.append("--dynamic-tenants")

@@ -76,8 +76,8 @@ class ScimServer:
 
 
 @contextmanager
-def scim_server(port: int, log_path: Path) -> Iterator[ScimServer]:
-    token = secrets.token_urlsafe(24)
+def scim_server(port: int, log_path: Path, token: str | None = None) -> Iterator[ScimServer]:
+    token = token or secrets.token_urlsafe(24)
     # The same command line as `make run`'s demo app (scripts/scim_app.py), with a tenant per test.
     argv = scim_app_argv(VENV_BIN, port, token, dynamic_tenants=True)
     with start_service(
