@@ -48,6 +48,26 @@ def dead_letters(broker: KafkaBroker) -> list[tuple[bytes, dict[str, str]]]:
     return kept
 
 
+def subscribe(
+    broker: KafkaBroker,
+    handler: Handler,
+    parse: Callable[[bytes], bytes] = bytes,
+    **options: Any,
+) -> None:
+    """The subscriber under test: on TOPIC, in one group, retrying without a pause."""
+    subscribe_topic(
+        broker,
+        topic=TOPIC,
+        group_id="g",
+        parse=parse,
+        handle=handler,
+        title="t",
+        description="d",
+        policy=NO_PAUSE,
+        **options,
+    )
+
+
 def parse_or_refuse(body: bytes) -> bytes:
     if body == b"not json":
         raise ValueError("invalid JSON")
@@ -58,16 +78,7 @@ async def test_a_handler_failing_the_same_way_is_dead_lettered_after_the_policys
     broker: KafkaBroker,
 ) -> None:
     handler = Handler(*(TypeError("can't compare naive and aware") for _ in range(10)))
-    subscribe_topic(
-        broker,
-        topic=TOPIC,
-        group_id="g",
-        parse=bytes,
-        handle=handler,
-        title="t",
-        description="d",
-        policy=NO_PAUSE,
-    )
+    subscribe(broker, handler)
     kept = dead_letters(broker)
     async with TestKafkaBroker(broker) as test_broker:
         for _ in range(3):  # the first delivery and two redeliveries
@@ -82,16 +93,7 @@ async def test_a_handler_failing_the_same_way_is_dead_lettered_after_the_policys
 
 async def test_an_outage_is_never_dead_lettered(broker: KafkaBroker) -> None:
     handler = Handler(*(AutoReconnect("connection refused") for _ in range(8)))
-    subscribe_topic(
-        broker,
-        topic=TOPIC,
-        group_id="g",
-        parse=bytes,
-        handle=handler,
-        title="t",
-        description="d",
-        policy=NO_PAUSE,
-    )
+    subscribe(broker, handler)
     kept = dead_letters(broker)
     async with TestKafkaBroker(broker) as test_broker:
         for _ in range(9):
@@ -102,16 +104,7 @@ async def test_an_outage_is_never_dead_lettered(broker: KafkaBroker) -> None:
 
 async def test_a_message_that_does_not_parse_is_dead_lettered_at_once(broker: KafkaBroker) -> None:
     handler = Handler()
-    subscribe_topic(
-        broker,
-        topic=TOPIC,
-        group_id="g",
-        parse=parse_or_refuse,
-        handle=handler,
-        title="t",
-        description="d",
-        policy=NO_PAUSE,
-    )
+    subscribe(broker, handler, parse=parse_or_refuse)
     kept = dead_letters(broker)
     async with TestKafkaBroker(broker) as test_broker:
         await test_broker.publish(b"not json", topic=TOPIC)
@@ -128,18 +121,7 @@ async def test_a_not_yet_waits_without_failing_but_not_for_ever(
     # More waits than the clock allows, so the clock ends them; 0.6 s leaves room for more
     # than give_up_after calls even on a loaded CPU (0.2 s once flaked under load).
     handler = Handler(*(NotYetError("waits for the guard's decision") for _ in range(2000)))
-    subscribe_topic(
-        broker,
-        topic=TOPIC,
-        group_id="g",
-        parse=bytes,
-        handle=handler,
-        title="t",
-        description="d",
-        policy=NO_PAUSE,
-        expected_waits=(NotYetError,),
-        max_wait_seconds=0.6,
-    )
+    subscribe(broker, handler, expected_waits=(NotYetError,), max_wait_seconds=0.6)
     kept = dead_letters(broker)
     async with TestKafkaBroker(broker) as test_broker:
         while not kept:
@@ -164,16 +146,7 @@ async def test_a_message_is_handled_on_the_event_loop_without_a_worker_thread(
 
     monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
     handler = Handler()
-    subscribe_topic(
-        broker,
-        topic=TOPIC,
-        group_id="g",
-        parse=bytes,
-        handle=handler,
-        title="t",
-        description="d",
-        policy=NO_PAUSE,
-    )
+    subscribe(broker, handler)
     async with TestKafkaBroker(broker) as test_broker:
         await test_broker.publish(b"fine", topic=TOPIC, key=b"job-1")
     assert handler.calls == 1
