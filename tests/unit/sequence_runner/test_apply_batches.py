@@ -10,7 +10,7 @@ from typing import Any
 from provisioning_common.statuses import JobStatus
 from sequence_runner.adapters.connectors.base import TargetError
 from sequence_runner.domain.records import PlannedChange
-from sequence_runner.handlers.engine import Engine, EngineOptions
+from sequence_runner.handlers.engine import EngineOptions
 from sequence_runner.handlers.messages import EVENT_HANDLERS, handle
 from sequence_runner.handlers.sequence_work import DEFAULT_APPLY_BATCH, _read_ahead
 
@@ -18,8 +18,6 @@ from tests.unit.sequence_runner.builders import JOB_ID, definition, job_created,
 from tests.unit.sequence_runner.fakes import (
     FakeConnectors,
     FakePlans,
-    FakePublisher,
-    FakeRuns,
     FakeTarget,
 )
 from tests.unit.sequence_runner.test_engine import World
@@ -40,11 +38,8 @@ class BatchTarget(FakeTarget):
 
 
 def make_world(options: EngineOptions, records: int, plans: FakePlans | None = None) -> World:
-    runs, publisher = FakeRuns(), FakePublisher()
     people = [{"uid": f"u{i}"} for i in range(records)]
-    connectors = FakeConnectors(sources={"people": people})
-    engine = Engine(runs, plans or FakePlans(), publisher, connectors, options)
-    return World(engine, runs, engine.plans, publisher, connectors)  # type: ignore[arg-type]
+    return World.of(FakeConnectors(sources={"people": people}), options, plans=plans)
 
 
 async def run_job(world: World, target: FakeTarget) -> None:

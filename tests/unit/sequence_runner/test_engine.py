@@ -2,7 +2,8 @@
 
 import asyncio
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -66,6 +67,8 @@ from tests.unit.sequence_runner.fakes import (
 
 PEOPLE = [{"uid": f"u{i}", "mail": f"u{i}@x"} for i in range(3)]
 GROUPS = [{"uid": "admins"}, {"uid": "staff"}]
+# Work retried once at once, plans applied two changes a batch: the engine tests' defaults.
+WORLD_OPTIONS = EngineOptions(work_retries=1, work_retry_backoff_seconds=0, apply_batch_size=2)
 
 
 @dataclass
@@ -75,6 +78,21 @@ class World:
     plans: FakePlans
     publisher: FakePublisher
     connectors: FakeConnectors
+
+    @classmethod
+    def of(
+        cls,
+        connectors: FakeConnectors,
+        options: EngineOptions,
+        *,
+        plans: FakePlans | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> "World":
+        """An engine over fresh fake runs and publisher (and `plans`, or fresh ones)."""
+        runs, publisher = FakeRuns(), FakePublisher()
+        plans = plans or FakePlans()
+        engine = Engine(runs, plans, publisher, connectors, options, monotonic=monotonic)
+        return cls(engine, runs, plans, publisher, connectors)
 
     async def settle(self) -> None:
         """Let the engine work, answering every new plan the way the guard would."""
@@ -101,16 +119,8 @@ class World:
 
 @pytest.fixture
 def world() -> World:
-    runs, plans, publisher = FakeRuns(), FakePlans(), FakePublisher()
     connectors = FakeConnectors(sources={"people": PEOPLE, "groups": GROUPS})
-    engine = Engine(
-        runs,
-        plans,
-        publisher,
-        connectors,
-        EngineOptions(work_retries=1, work_retry_backoff_seconds=0, apply_batch_size=2),
-    )
-    return World(engine, runs, plans, publisher, connectors)
+    return World.of(connectors, WORLD_OPTIONS)
 
 
 def two_sequences(**people: Any) -> Any:

@@ -16,18 +16,20 @@ from provisioning_common.statuses import JobStatus
 from sequence_runner.adapters.connectors.base import SourceConnector
 from sequence_runner.domain.records import SourceEntry
 from sequence_runner.entrypoints.ownership import PartitionOwnership
-from sequence_runner.handlers.engine import Engine, EngineOptions
 from sequence_runner.handlers.messages import EVENT_HANDLERS, handle
 
 from tests.unit.sequence_runner.builders import JOB_ID
 from tests.unit.sequence_runner.fakes import (
     FakeConnectors,
-    FakePlans,
-    FakePublisher,
-    FakeRuns,
     FakeSource,
 )
-from tests.unit.sequence_runner.test_engine import GROUPS, PEOPLE, World, two_sequences
+from tests.unit.sequence_runner.test_engine import (
+    GROUPS,
+    PEOPLE,
+    WORLD_OPTIONS,
+    World,
+    two_sequences,
+)
 
 TOPIC = "provisioning.job-events"
 PARTITIONS = 6
@@ -37,11 +39,7 @@ OTHERS = [p for p in range(PARTITIONS) if p != MINE]
 
 @pytest.fixture
 def world() -> World:
-    runs, plans, publisher = FakeRuns(), FakePlans(), FakePublisher()
-    connectors = FakeConnectors(sources={"people": PEOPLE, "groups": GROUPS})
-    options = EngineOptions(work_retries=1, work_retry_backoff_seconds=0, apply_batch_size=2)
-    engine = Engine(runs, plans, publisher, connectors, options)
-    return World(engine, runs, plans, publisher, connectors)
+    return World.of(FakeConnectors(sources={"people": PEOPLE, "groups": GROUPS}), WORLD_OPTIONS)
 
 
 def ownership_of(world: World) -> PartitionOwnership:
@@ -138,11 +136,7 @@ class HeldConnectors(FakeConnectors):
 
 @pytest.fixture
 def held_world() -> World:
-    runs, plans, publisher = FakeRuns(), FakePlans(), FakePublisher()
-    connectors = HeldConnectors(sources={"people": PEOPLE, "groups": GROUPS})
-    options = EngineOptions(work_retries=1, work_retry_backoff_seconds=0, apply_batch_size=2)
-    engine = Engine(runs, plans, publisher, connectors, options)
-    return World(engine, runs, plans, publisher, connectors)
+    return World.of(HeldConnectors(sources={"people": PEOPLE, "groups": GROUPS}), WORLD_OPTIONS)
 
 
 async def planning_then_rebalance(world: World, ownership: PartitionOwnership) -> HeldSource:

@@ -58,20 +58,13 @@ class ListedConnectors(FakeConnectors):
 async def test_a_source_read_by_the_list_is_planned_and_applied_whole() -> None:
     people = [{"uid": f"u{i}"} for i in range(10)]
     ticks = iter(float(i) for i in range(10_000))
-    runs, plans, publisher = FakeRuns(), FakePlans(), FakePublisher()
     connectors = ListedConnectors(sources={"people": people})
     target = connectors.targets["people"] = FakeTarget("uid")
-    engine = Engine(
-        runs,
-        plans,
-        publisher,
-        connectors,
-        EngineOptions(progress_interval_seconds=1, work_retries=1),
-        monotonic=lambda: next(ticks),
-    )
-    world = World(engine, runs, plans, publisher, connectors)
+    options = EngineOptions(progress_interval_seconds=1, work_retries=1)
+    world = World.of(connectors, options, monotonic=lambda: next(ticks))
+    publisher = world.publisher
     created = job_created(definition(sequence("people", thresholds={"create": {"count": 100}})))
-    await handle(EVENT_HANDLERS, created, engine)
+    await handle(EVENT_HANDLERS, created, world.engine)
     await world.settle()
     assert world.status() == (JobStatus.COMPLETED, ["COMPLETED"])
     assert sorted(target.records) == sorted(p["uid"] for p in people)
