@@ -85,7 +85,7 @@ LDAP_CONFIG="$LDAP_DIR/slapd.d"
 LDAP_PID="$INFRA_DIR/ldap.pid"
 LDAP_TEMPLATES="$REPO_DIR/infra/ldap"
 PG_DIR="$INFRA_DIR/postgres"
-PG_DATA="$PG_DIR/data"
+PG_DATA="$PG_DIR/data"  # elsewhere when the postgres user cannot reach PG_DIR (pg_cluster_home)
 PG_LOG="$PG_DIR/postgres.log"
 PG_PID="$INFRA_DIR/postgres.pid"
 
@@ -450,6 +450,23 @@ as_pg_user() {
   fi
 }
 give_to_pg_user() { if [[ "$(id -u)" == 0 ]]; then chown postgres: "$@"; fi; }
+
+# As root the cluster must be a folder the postgres user can reach: a clone in a folder only
+# root may enter (`mktemp -d` makes one 0700, so does /root) gets its cluster under /var/tmp
+# instead, one per PG_DIR, rather than opening the user's folders to other users. The marker,
+# pid and log stay in PG_DIR; `make clean` leaves that folder behind (logged when made).
+pg_cluster_home() {
+  local dir="$PG_DIR"
+  [[ "$(id -u)" == 0 ]] || { echo "$PG_DIR"; return; }
+  while [[ ! -d "$dir" ]]; do dir="$(dirname "$dir")"; done
+  if runuser -u postgres -- test -x "$dir" 2>/dev/null; then
+    echo "$PG_DIR"
+  else
+    echo "/var/tmp/provisioning-postgres/$(printf '%s' "$PG_DIR" | sha256sum | cut -c1-16)"
+  fi
+}
+PG_HOME="$(pg_cluster_home)"
+PG_DATA="$PG_HOME/data"
 postgres_probe() { "$PG_BIN/pg_isready" -q -h "$HOST" -p "$PG_PORT" -d provisioning -t 2; }
 postgres_live_pid() { live_pid "$PG_PID" "$PG_DATA"; }
 
@@ -459,8 +476,10 @@ make_postgres_cluster() {
   [[ -f "$PG_DIR/.complete" ]] && return 0
   rm -rf "$PG_DATA"
   mkdir -p "$PG_DATA"
-  give_to_pg_user "$PG_DATA"
-  local pwfile="$PG_DIR/.pw"
+  give_to_pg_user "$PG_HOME" "$PG_DATA"
+  [[ "$PG_HOME" == "$PG_DIR" ]] ||
+    log "postgres cannot enter $PG_DIR: its cluster is $PG_DATA (remove it by hand after 'make clean')"
+  local pwfile="$PG_HOME/.pw"
   (umask 077 && printf '%s\n' "$PG_PASSWORD" >"$pwfile")
   give_to_pg_user "$pwfile"
   if ! as_pg_user "$PG_BIN/initdb" -D "$PG_DATA" -U provisioning --pwfile="$pwfile" \
