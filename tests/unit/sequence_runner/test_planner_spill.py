@@ -158,6 +158,32 @@ def test_the_garbage_collector_runs_again_after_planning_even_after_an_error(
     assert gc.isenabled()
 
 
+
+def test_collections_are_rarer_while_a_plan_is_read_and_as_before_once_it_is_closed(
+    tmp_path: Path,
+) -> None:
+    before = gc.get_threshold()
+    first = StreamedPlanner("uid", MAPPING, True, bound=small(tmp_path))
+    second = StreamedPlanner("uid", MAPPING, True, bound=small(tmp_path))
+    first.add_source(people(300))
+    relaxed = gc.get_threshold()
+    assert relaxed[0] > before[0] and relaxed[1:] == before[1:]
+    second.add_source(people(300))
+    first.add_target(directory(300))
+    first.finish()
+    first.close()
+    assert gc.get_threshold() == relaxed  # the second plan is still being read
+    first.close()  # closing twice gives nothing back twice
+    assert gc.get_threshold() == relaxed
+    second.close()
+    assert gc.get_threshold() == before
+    abandoned = StreamedPlanner("uid", MAPPING, True, bound=small(tmp_path))
+    abandoned.add_source(people(10))
+    del abandoned  # never closed: given back when it is freed
+    gc.collect()
+    assert gc.get_threshold() == before
+
+
 # Pairs (stored in the target, wanted by the source) a document store keeps apart, and pairs it
 # holds as the same value; dates and decimals (from a SQL source) are set aside on disk another
 # way than text and numbers, and compared the same.

@@ -3,6 +3,7 @@
 import math
 import shutil
 import tempfile
+import weakref
 from bisect import bisect_right
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from typing import Any
 from provisioning_common.events import PlanCounts
 
 from sequence_runner.domain.collector import collector_paused as _collector_paused
+from sequence_runner.domain.collector import relax_collector as _relax_collector
 from sequence_runner.domain.plan_checks import new_key_on_taken_id
 from sequence_runner.domain.plan_digest import PlanDigester
 from sequence_runner.domain.records import (
@@ -365,6 +367,8 @@ class StreamedPlanner:
         self._spills: tuple[PartitionedSpill, PartitionedSpill, PartitionedSpill] | None = None
         self._directory: str | None = None
         self._files: list[SpillFile | PartitionedSpill] = []
+        # Restores the collector's thresholds, once the plan is read in and stored (`close`).
+        self._collector_relaxed: Callable[[], None] | None = None
         mapped = list(mapping.items()) if mapping is not None else None
         self._mapped = mapped
         # Names checked once: with a mapping they are the same for every record.
@@ -394,6 +398,9 @@ class StreamedPlanner:
         self.close()
 
     def close(self) -> None:
+        if self._collector_relaxed is not None:
+            self._collector_relaxed()
+            self._collector_relaxed = None
         for spilled in self._files:
             spilled.close()
         self._files.clear()
@@ -406,6 +413,15 @@ class StreamedPlanner:
         return self._spills is not None
 
     # -- reading -------------------------------------------------------------------------------
+
+    def _relax_collector(self) -> None:
+        """Collections made rarer from the first piece until the planner is closed: the reader
+        makes the pieces between the planner's calls (`relax_collector`)."""
+        if self._collector_relaxed is None:
+            restore = _relax_collector()
+            # A planner never closed gives them back when it is freed.
+            weakref.finalize(self, restore)
+            self._collector_relaxed = restore
 
     def _attributes(self, record: SourceEntry) -> dict[str, Any]:
         fields = record.fields
@@ -426,6 +442,7 @@ class StreamedPlanner:
 
     def add_source(self, records: Iterable[SourceEntry]) -> None:
         """Map and key source records, in source order."""
+        self._relax_collector()
         with _collector_paused():
             if isinstance(records, list):
                 self._add_source_list(records)
@@ -520,6 +537,7 @@ class StreamedPlanner:
 
     def add_target(self, records: Iterable[Mapping[str, Any]]) -> None:
         """Key target records, in target order."""
+        self._relax_collector()
         with _collector_paused():
             if isinstance(records, list):
                 for start in range(0, len(records), _PIECE):
