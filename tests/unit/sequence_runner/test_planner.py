@@ -260,3 +260,41 @@ def test_errors_about_source_records_name_the_source() -> None:
         plan(
             source({"uid": "1"}, {"uid": "1"}), [], "uid", None, False, source_name="hr/people.csv"
         )
+
+
+def test_target_records_of_every_shape_are_deleted_and_updated_as_they_were_read() -> None:
+    # Records holding just the mapped attributes in order are kept as their values; the others
+    # (extra attributes, another order, one missing, `_id` last) as read. Either way a deletion
+    # holds the very record, attributes in their order, and an update the old values.
+    mapping = {"uid": "id", "mail": "mail", "sn": "sn"}
+    source = [
+        SourceEntry(line=2, fields={"id": "a", "mail": "a@new", "sn": "A"}),
+        SourceEntry(line=3, fields={"id": "b", "mail": "b@x", "sn": "B"}),
+        SourceEntry(line=4, fields={"id": "c", "mail": "c@x", "sn": "C2"}),
+    ]
+    target: list[dict[str, Any]] = [
+        {"_id": "a", "uid": "a", "mail": "a@old", "sn": "A"},
+        {"_id": "b", "sn": "B", "uid": "b", "mail": "b@x"},
+        {"uid": "c", "mail": "c@x", "_id": "c", "sn": "C", "title": "boss"},
+        {"_id": "d", "uid": "d", "mail": "d@x", "sn": "D"},
+        {"_id": "e", "mail": "e@x", "uid": "e", "sn": "E", "title": "x"},
+        {"_id": "f", "uid": "f", "mail": "f@x"},
+    ]
+    result = plan(source, target, key="uid", mapping=mapping, delete_missing=True)
+    updates = [(c.key, c.before) for c in result.changes if c.action == "update"]
+    assert updates == [("a", {"mail": "a@old"}), ("c", {"sn": "C"})]
+    deletes = [c.before for c in result.changes if c.action == "delete"]
+    assert [list(before.items()) for before in deletes if before is not None] == [
+        [("uid", "d"), ("mail", "d@x"), ("sn", "D")],
+        [("mail", "e@x"), ("uid", "e"), ("sn", "E"), ("title", "x")],
+        [("uid", "f"), ("mail", "f@x")],
+    ]
+    assert result.counts.unchanged == 1
+
+
+def test_a_number_in_the_source_is_not_the_true_the_target_holds_with_a_mapping() -> None:
+    mapping = {"uid": "id", "active": "active"}
+    source = [SourceEntry(line=2, fields={"id": "a", "active": 1})]
+    target = [{"_id": "a", "uid": "a", "active": True}]
+    result = plan(source, target, key="uid", mapping=mapping, delete_missing=False)
+    assert [(c.action, c.before) for c in result.changes] == [("update", {"active": True})]

@@ -8,7 +8,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import chain, compress, filterfalse, repeat
-from operator import attrgetter, itemgetter, le, ne, not_
+from operator import attrgetter, eq, itemgetter, le, ne, not_
 from typing import Any
 
 from provisioning_common.events import PlanCounts
@@ -78,8 +78,10 @@ _Draft = tuple[int, Key, dict[str, Any] | None, dict[str, Any] | None, bool]
 # A keyed source record: ordinal, where it is (line or DN), key, target attributes (a dict, or
 # with a mapping the tuple of their values in the mapping's order).
 _Wanted = tuple[int, int | str, Key, Any]
-# A keyed target record: ordinal, key, the record without its `_id`, its `_id`.
-_Existing = tuple[int, Key, dict[str, Any], Any]
+# A keyed target record: ordinal, key, the record without its `_id` (with a mapping, when the
+# record holds exactly the mapped attributes in the mapping's order, only the tuple of their
+# values: see `_compact`), its `_id`.
+_Existing = tuple[int, Key, dict[str, Any] | tuple[Any, ...], Any]
 
 
 # What a document store hands back for true/false, arrays and embedded documents.
@@ -156,6 +158,7 @@ _SOURCE_KEY = itemgetter(2)
 _ATTRIBUTES = itemgetter(3)
 _TARGET_KEY = itemgetter(1)
 _RECORD = itemgetter(2)
+_ID = itemgetter("_id")
 _LINE = attrgetter("line")
 _DN = attrgetter("dn")
 # Target keys taken as they are, with no call per record; any other type is looked at record
@@ -165,6 +168,7 @@ _PLAIN_KEYS = frozenset({str, int})
 # only these settles a comparison (True == 1, [1] == [True] and 1 == 1.0 need `_same`).
 _PLAIN_VALUES = frozenset({str, type(None)})
 _ALL_TEXT = frozenset({str})
+_ONLY_TUPLES = frozenset({tuple})
 
 
 # A value no source record holds (what an attribute the target lacks is compared as).
@@ -389,7 +393,22 @@ class StreamedPlanner:
         self._stored_values_of = _values_getter(names)
         # What a source key absent from the target is compared with: a record whose every
         # attribute holds a value no source has.
-        self._no_target: _Existing = (-1, "", dict.fromkeys(names, _ABSENT), None)
+        self._no_target: _Existing = (
+            (-1, "", (_ABSENT,) * len(names), None)
+            if self._as_values
+            else (-1, "", dict.fromkeys(names, _ABSENT), None)
+        )
+        # A target record holding exactly the mapped attributes, in the mapping's order, is kept
+        # as the tuple of its values: the diff compares that tuple as it is, and a tuple is
+        # several times cheaper than a dict to spill, read back and free (and, holding only
+        # text, the collector stops walking it). The record is made again from the names only
+        # for a change (`_record`), with the same attributes in the same order.
+        self._stored = ("_id", *names)
+        self._compact: Callable[[dict[str, Any]], dict[str, Any] | tuple[Any, ...]] | None = (
+            None
+            if not self._as_values
+            else lambda record: tuple(record.values()) if tuple(record) == names else record
+        )
 
     def __enter__(self) -> "StreamedPlanner":
         return self
@@ -557,8 +576,17 @@ class StreamedPlanner:
         keys: list[Any] = list(map(dict.get, records, repeat(self.key)))
         if not _PLAIN_KEYS.issuperset(map(type, keys)):
             return False
-        copies = list(map(dict, records))
-        ids = list(map(dict.pop, copies, repeat("_id"), repeat(None)))
+        kept: list[Any]
+        if self._compact is not None and all(map(eq, map(tuple, records), repeat(self._stored))):
+            # Each an `_id` and then just the mapped attributes, in order (a document store's
+            # records as the planner wrote them): their values taken straight, no copy made.
+            ids = list(map(_ID, records))
+            kept = list(map(self._stored_values_of, records))
+        else:
+            kept = copies = list(map(dict, records))
+            ids = list(map(dict.pop, copies, repeat("_id"), repeat(None)))
+            if self._compact is not None:
+                kept = list(map(self._compact, copies))
         ordinal = self._target_count
         self._target_count += len(piece)
         taken: list[tuple[Any, Any]] = []
@@ -572,13 +600,14 @@ class StreamedPlanner:
                 if record_id is not None
             ]
         self._keep_targets(
-            list(zip(range(ordinal, self._target_count), keys, copies, ids, strict=True)), taken
+            list(zip(range(ordinal, self._target_count), keys, kept, ids, strict=True)), taken
         )
         return True
 
     def _add_target(self, records: Iterable[Mapping[str, Any]]) -> None:
         key = self.key
         check_free_ids = self.check_free_ids
+        compact = self._compact
         ordinal = self._target_count
         piece: list[_Existing] = []
         taken: list[tuple[Any, Any]] = []
@@ -587,7 +616,14 @@ class StreamedPlanner:
                 record_key = _target_key(record, key)
                 attributes = dict(record)
                 record_id = attributes.pop("_id", None)
-                piece.append((ordinal, record_key, attributes, record_id))
+                piece.append(
+                    (
+                        ordinal,
+                        record_key,
+                        attributes if compact is None else compact(attributes),
+                        record_id,
+                    )
+                )
                 ordinal += 1
                 if check_free_ids:
                     stored_key = attributes.get(key)
@@ -882,10 +918,11 @@ class StreamedPlanner:
         if not self._plain_values:
             looked_at = range(len(sources))
         elif as_values:
-            try:
-                stored = list(map(self._stored_values_of, current))
-            except KeyError:  # some target record lacks an attribute
-                stored = [tuple(map(record.get, names, repeat(_ABSENT))) for record in current]
+            if _ONLY_TUPLES.issuperset(map(type, current)):
+                # Every matched record was kept as its values (and the absent one is such a tuple).
+                stored = current
+            else:
+                stored = list(map(self._stored_values, current))
             looked_at = compress(range(len(sources)), map(ne, attributes, stored))
         else:
             wanted_items = map(dict.items, attributes)
@@ -927,7 +964,7 @@ class StreamedPlanner:
                 creates.append((ordinal, record_key, None, wanted_attributes, False))
                 changed += 1
                 continue
-            record = found[2]
+            record = self._record(found[2])
             if stored is not None:
                 old_values = _changed_values(
                     names, attributes[index], stored[index], absent_is_empty
@@ -942,6 +979,23 @@ class StreamedPlanner:
         drafts.unchanged += len(wanted) - changed
         return None
 
+    def _stored_values(self, kept: dict[str, Any] | tuple[Any, ...]) -> tuple[Any, ...]:
+        """A target record's values of the mapped attributes (`_ABSENT` where it lacks one)."""
+        if type(kept) is tuple:
+            return kept
+        record: dict[str, Any] = kept  # type: ignore[assignment]
+        try:
+            return self._stored_values_of(record)
+        except KeyError:  # the record lacks an attribute
+            return tuple(map(record.get, self._attribute_names, repeat(_ABSENT)))
+
+    def _record(self, kept: dict[str, Any] | tuple[Any, ...]) -> dict[str, Any]:
+        """A target record (without its `_id`) as it was read, from what the planner kept."""
+        if type(kept) is tuple:
+            # Kept as its values only when it held exactly the mapped attributes, in this order.
+            return dict(zip(self._attribute_names, kept, strict=True))
+        return kept  # type: ignore[return-value]
+
     def _retire_missing(
         self, wanted: Collection[Key], existing: Mapping[Key, _Existing], drafts: _Drafts
     ) -> None:
@@ -951,7 +1005,8 @@ class StreamedPlanner:
         disabling = rules.deprovision == "disable" and rules.is_disabled is not None
         # The target's keys the source lacks, in target order, without a Python loop of ours.
         for record_key in filterfalse(wanted.__contains__, existing):
-            ordinal, _, record, _ = existing[record_key]
+            ordinal, _, kept, _ = existing[record_key]
+            record = self._record(kept)
             if disabling and rules.is_disabled is not None and rules.is_disabled(record):
                 drafts.unchanged += 1
                 continue
