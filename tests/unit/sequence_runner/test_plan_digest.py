@@ -3,7 +3,7 @@
 from datetime import UTC, date, datetime
 
 from provisioning_common.events import Approval
-from sequence_runner.domain.plan_digest import approval_covers, plan_digest
+from sequence_runner.domain.plan_digest import PlanDigester, approval_covers, plan_digest
 from sequence_runner.domain.records import PlannedChange
 
 
@@ -69,3 +69,32 @@ def test_the_digest_of_a_plan_is_the_one_recorded_by_earlier_versions() -> None:
     assert plan_digest(changes) == (
         "sha256:03ef6c7b150e264b277fe0341fedaa8a5fa03dc9a7ebc23d5101baf342b81d2a"
     )
+
+
+def test_changes_given_by_their_written_names_digest_as_the_changes_themselves() -> None:
+    # The template made from the names quotes text as the JSON encoder does (quotes, escapes,
+    # non-ASCII, a '%'), and gives the rest (a null, a number, an integer key, another
+    # attribute) to the encoder.
+    names = ("uid", "mail", "100%", "é")
+    texts = ['a"b', "c\\d\n", "%s %d", "naïve ☃", "\x00\x1f", ""]
+    groups: list[tuple[list[str | int], list[dict[str, object] | None]]] = [
+        (
+            [f"k{i}" for i in range(6)],
+            [dict(zip(names, (texts[i:] + texts[:i])[:4], strict=True)) for i in range(6)],
+        ),
+        (["a", "b"], [dict(zip(names, ("a", None, "x", "y"), strict=True)), {"uid": "z"}]),
+        (["a", 7], [dict.fromkeys(names, "v"), dict.fromkeys(names, "w")]),
+        (["a"], [{"uid": "a", "mail": "m", "100%": "x", "other": "y"}]),
+        (["a", "b"], [dict.fromkeys(names, 1), dict.fromkeys(names, "t")]),
+        (["gone", 'q"uote'], [None, None]),
+        ([], []),
+    ]
+    for action in ("create", "update", "delete"):
+        for keys, afters in groups:
+            given = PlanDigester()
+            given.add_written(action, keys, afters, names)
+            changes = [
+                PlannedChange(seq=i, action=action, key=k, before=None, after=after)
+                for i, (k, after) in enumerate(zip(keys, afters, strict=True))
+            ]
+            assert given.digest() == plan_digest(changes), (action, keys)

@@ -53,6 +53,38 @@ def _change_line(change: PlannedChange) -> bytes:
     return _encode(content).encode()
 
 
+_encode_text: Callable[[Any], str] = json.encoder.encode_basestring
+
+
+def _written_lines(
+    action: ChangeAction, keys: list[Key], afters: list[Any], names: tuple[str, ...]
+) -> list[str] | None:
+    """The changes' lines, each the text `_encode` makes of `[action, key, after]`, made column
+    by column from one template when every key and every written value is text and every
+    `after` holds just `names` (or every `after` is None): each value is quoted by the JSON
+    encoder's own C function, and no encoder walks a list and a dict per change. None
+    otherwise (a number, a null, another attribute), for `_encode`."""
+    if not keys:
+        return []
+    quoted = _encode_text(action).replace("%", "%%")
+    try:
+        columns = [list(map(_encode_text, keys))]  # TypeError: a key that is not text
+        if afters.count(None) == len(afters):
+            template = f"[{quoted},%s,null]"
+        elif set(map(type, afters)) == {dict} and set(map(len, afters)) == {len(names)}:
+            ordered = sorted(names)  # the encoder's sort_keys
+            body = ",".join(_encode_text(name).replace("%", "%%") + ":%s" for name in ordered)
+            template = f"[{quoted},%s,{{{body}}}]"
+            for name in ordered:
+                # KeyError: an after without that name; TypeError: a value that is not text.
+                columns.append(list(map(_encode_text, map(itemgetter(name), afters))))
+        else:
+            return None
+    except (KeyError, TypeError):
+        return None
+    return list(map(template.__mod__, zip(*columns, strict=True)))
+
+
 class PlanDigester:
     """A plan's digest made as its changes are made, in any order and in batches, holding 32
     bytes per change (not the changes): the planner digests each partition's changes while it
@@ -68,11 +100,21 @@ class PlanDigester:
     def add(self, changes: Iterable[PlannedChange]) -> None:
         self._keep(list(map(hashlib.sha256, map(_change_line, changes))))
 
-    def add_written(self, action: ChangeAction, keys: Iterable[Key], afters: Iterable[Any]) -> None:
+    def add_written(
+        self,
+        action: ChangeAction,
+        keys: Iterable[Key],
+        afters: Iterable[Any],
+        names: tuple[str, ...] | None = None,
+    ) -> None:
         """Changes of one action given as their keys and the values they write (no directory
-        DN: a located change is digested with `add`)."""
-        lines = map(str.encode, map(_encode, zip(repeat(action), keys, afters)))
-        self._keep(list(map(hashlib.sha256, lines)))
+        DN: a located change is digested with `add`). `names`: the attributes every `after`
+        holds, when the caller knows them (a plan with a mapping), for `_written_lines`."""
+        keys, afters = list(keys), list(afters)
+        lines = _written_lines(action, keys, afters, names) if names is not None else None
+        if lines is None:
+            lines = list(map(_encode, zip(repeat(action), keys, afters)))
+        self._keep(list(map(hashlib.sha256, map(str.encode, lines))))
 
     def _keep(self, hashes: list[Any]) -> None:
         digests = list(map(_HASH_DIGEST, hashes))

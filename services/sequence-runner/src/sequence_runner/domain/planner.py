@@ -387,6 +387,9 @@ class StreamedPlanner:
         # `_stored_values_of` from a target record.
         names = tuple(a for a, _ in mapped) if mapped is not None else ()
         self._attribute_names = names
+        # What every create and update writes, with a mapping: the digest quotes their values
+        # into one template (`PlanDigester.add_written`).
+        self._written_names = names if mapped is not None and self.rules.stored_as is None else None
         self._as_values = self._mapping_names_ok and self.rules.stored_as is None and key in names
         self._key_index = names.index(key) if self._as_values else -1
         self._values_of = _values_getter(tuple(f for _, f in mapped) if mapped is not None else ())
@@ -707,7 +710,7 @@ class StreamedPlanner:
                 raise PlanError(failure[2])
             counts = self._counts(drafts, self._target_count)
             digester = PlanDigester()
-            _digest(digester, retire_action, drafts)
+            _digest(digester, retire_action, drafts, self._written_names)
             return StreamedPlan(
                 counts,
                 (
@@ -742,7 +745,7 @@ class StreamedPlanner:
                 continue  # the plan fails: its changes are not needed
             unchanged += drafts.unchanged
             # Digested now, while the changes are in hand: the plan is not read back for it.
-            _digest(digester, retire_action, drafts)
+            _digest(digester, retire_action, drafts, self._written_names)
             groups = (drafts.creates, drafts.updates, drafts.retired)
             for action, (output, group) in enumerate(zip(outputs, groups, strict=True)):
                 for start in range(0, len(group), chunk):
@@ -1029,14 +1032,20 @@ class StreamedPlanner:
         return None
 
 
-def _digest(digester: PlanDigester, retire_action: ChangeAction, drafts: _Drafts) -> None:
+def _digest(
+    digester: PlanDigester,
+    retire_action: ChangeAction,
+    drafts: _Drafts,
+    names: tuple[str, ...] | None,
+) -> None:
+    """`names`: with a mapping, the attributes every create and update writes."""
     actions: tuple[tuple[ChangeAction, list[_Draft]], ...] = (
         ("create", drafts.creates),
         ("update", drafts.updates),
         (retire_action, drafts.retired),
     )
     for action, group in actions:
-        digester.add_written(action, map(_DRAFT_KEY, group), map(_DRAFT_AFTER, group))
+        digester.add_written(action, map(_DRAFT_KEY, group), map(_DRAFT_AFTER, group), names)
 
 
 def plan(
