@@ -189,6 +189,26 @@ def test_a_target_record_with_a_null_key_attribute_is_known_by_its_id() -> None:
     ]
 
 
+def test_with_a_mapping_a_record_with_a_null_key_attribute_is_updated_by_its_id() -> None:
+    # Holding just the mapped attributes, the record is kept as its values: the null is read
+    # from there.
+    mapping = {"uid": "id", "mail": "mail"}
+    result = plan(
+        [
+            SourceEntry(line=2, fields={"id": "u8", "mail": "new"}),
+            SourceEntry(line=3, fields={"id": "u9", "mail": "new"}),
+        ],
+        [{"_id": "u8", "uid": None, "mail": "old"}, {"_id": "u9", "uid": "u9", "mail": "old"}],
+        "uid",
+        mapping,
+        delete_missing=False,
+    )
+    assert [(c.key, c.before, c.by_id) for c in result.changes] == [
+        ("u8", {"uid": None, "mail": "old"}, True),
+        ("u9", {"mail": "old"}, False),
+    ]
+
+
 def test_two_target_records_with_one_key_are_refused_rather_than_one_picked() -> None:
     # One is known by its key attribute, the other (without one) by its _id: a write by key
     # could reach either of them.

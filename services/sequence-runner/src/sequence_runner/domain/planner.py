@@ -903,6 +903,7 @@ class StreamedPlanner:
     ) -> _Failure | None:
         """Creates and updates, in source order, and how many records need nothing."""
         key = self.key
+        key_index = self._key_index
         absent_is_empty = self.rules.absent_is_empty
         # Which records surely need nothing, found without a Python loop of ours: every wanted
         # attribute is in the target record with an equal value (`<=` of their items). Equal is
@@ -967,16 +968,18 @@ class StreamedPlanner:
                 creates.append((ordinal, record_key, None, wanted_attributes, False))
                 changed += 1
                 continue
-            record = self._record(found[2])
+            kept = found[2]
             if stored is not None:
                 old_values = _changed_values(
                     names, attributes[index], stored[index], absent_is_empty
                 )
             else:
-                old_values = _changed(record, wanted_attributes, absent_is_empty)
+                old_values = _changed(self._record(kept), wanted_attributes, absent_is_empty)
             if old_values:
+                # Kept as its values, the record holds the key attribute at the mapping's place.
+                stored_key = kept[key_index] if isinstance(kept, tuple) else kept.get(key)
                 updates.append(
-                    (ordinal, record_key, old_values, wanted_attributes, record.get(key) is None)
+                    (ordinal, record_key, old_values, wanted_attributes, stored_key is None)
                 )
                 changed += 1
         drafts.unchanged += len(wanted) - changed
