@@ -735,9 +735,12 @@ class StreamedPlanner:
         # The merge holds one chunk per partition: together they stay within the bound however
         # many partitions the plan needed.
         chunk = max(16, min(_OUTPUT_CHUNK, self.bound.memory_records // (2 * self._leaf_count())))
-        for sources, targets, taken in self._leaves(self._spills, 1):
+        for leaf in self._leaves(self._spills, 1):
             drafts = _Drafts([], [], [])
-            failure = self._diff(sources, targets, taken, drafts)
+            failure = self._diff(leaf[0], leaf[1], leaf[2], drafts)
+            # This partition's records freed now, before the next is read: its records are
+            # then made in the memory these just left, which the processor still holds.
+            leaf.clear()
             if failure is not None:
                 first = failure if first is None else min(first, failure)
                 continue
@@ -752,6 +755,7 @@ class StreamedPlanner:
                     output.append(part, group[start : start + chunk])
                 sizes[action] += len(group)
             part += 1
+            del drafts, groups  # written: freed before the next partition is read
         if first is not None:
             raise PlanError(first[2])
         counts = PlanCounts(
@@ -790,15 +794,17 @@ class StreamedPlanner:
 
     def _leaves(
         self, spills: tuple[PartitionedSpill, PartitionedSpill, PartitionedSpill], depth: int
-    ) -> Iterator[tuple[list[_Wanted], list[_Existing], list[tuple[Any, Any]]]]:
-        """Each partition's three streams; a partition larger than the bound split again."""
+    ) -> Iterator[list[Any]]:
+        """Each partition's three streams (sources, targets, taken `_id`s) in a list, which the
+        caller empties once it is done with them; a partition larger than the bound split
+        again."""
         sources, targets, taken = spills
         for part in range(sources.partitions):
             size = sources.counts[part] + targets.counts[part] + taken.counts[part]
             if size == 0:
                 continue
             if size <= self.bound.memory_records or depth > _MAX_SPLITS:
-                yield sources.load(part), targets.load(part), taken.load(part)
+                yield [sources.load(part), targets.load(part), taken.load(part)]
                 continue
             smaller = self._new_spills(depth, self._split_into(size))
             for key_at, (spill, into) in enumerate(zip(spills, smaller, strict=True)):
