@@ -17,7 +17,7 @@ from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 from sequence_runner.adapters import mongo_plans
 from sequence_runner.adapters.mongo_plans import MongoPlanRepository, PlanOrderError
-from sequence_runner.domain.plan_digest import plan_digest
+from sequence_runner.domain.plan_digest import PlanDigester, plan_digest
 from sequence_runner.domain.records import PlannedChange
 from sequence_runner.handlers.ports import StoredPlan
 
@@ -290,6 +290,26 @@ async def test_a_chunk_holds_its_changes_as_one_compressed_value_read_back_with_
     assert back == changes
     page = await list_planned_changes(database, "p1", "update", 10, 100)
     assert [(c["seq"], c["after"]["hired"]) for c in page.items][:1] == [(900, hired)]
+
+
+async def test_a_plan_digested_as_it_is_stored_records_the_digest_of_what_it_stored(
+    database: AsyncDatabase[dict[str, Any]],
+) -> None:
+    # A directory's plan: its changes placed (a DN each) only as they are stored, and digested
+    # in that same pass; the plan document records that digest, and the apply reads the same.
+    placed = (replace(c, dn=f"uid={c.key},ou=people") for c in planned())
+    plans = MongoPlanRepository(database)
+    recorded = await plans.save(replace(stored_plan("p1"), digest=None), placed, PlanDigester())
+    document = await database["plans"].find_one({"_id": "p1"})
+    assert document is not None
+    back = await read_all(plans, "p1", 1000)
+    assert recorded == document["digest"] == plan_digest(back)
+    assert recorded != plan_digest(planned())
+    assert back[0].dn == "uid=0,ou=people"
+
+    with pytest.raises(ValueError, match="plan p2: no digest, and no digester"):
+        await plans.save(replace(stored_plan("p2"), digest=None), planned())
+    assert await database["plan_chunks"].count_documents({"plan_id": "p2"}) == 0
 
 
 async def test_chunks_stored_as_plain_arrays_are_still_read(

@@ -29,6 +29,7 @@ from provisioning_common.plan_chunks import (
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from sequence_runner.domain.plan_digest import PlanDigester, digesting
 from sequence_runner.domain.records import PlannedChange
 from sequence_runner.handlers.ports import StoredPlan
 
@@ -156,11 +157,20 @@ class MongoPlanRepository:
         await self._chunks.create_index([("plan_id", ASCENDING)], name="plan")
         await self._chunks.create_index([("job_id", ASCENDING)], name="job")
 
-    async def save(self, plan: StoredPlan, changes: Iterable[PlannedChange]) -> None:
+    async def save(
+        self,
+        plan: StoredPlan,
+        changes: Iterable[PlannedChange],
+        digester: PlanDigester | None = None,
+    ) -> str:
         # Chunks first, the plan document last: a plan is only there once all its changes are.
         # The changes are read once, a group of chunks at a time, in a worker thread (they may
         # come from the planner's disk, and encoding them is CPU), while the previous group is
         # being inserted: a million changes are never held whole, nor block the event loop.
+        if plan.digest is None and digester is None:
+            raise ValueError(f"plan {plan.plan_id}: no digest, and no digester to make one")
+        if digester is not None:
+            changes = digesting(changes, digester)
         writer = _ChunkWriter(plan, changes)
         group = await asyncio.to_thread(writer.next_group)
         while group:
@@ -168,6 +178,8 @@ class MongoPlanRepository:
                 self._chunks.insert_many(group, ordered=False),
                 asyncio.to_thread(writer.next_group),
             )
+        digest = plan.digest if digester is None else digester.digest()
+        assert digest is not None
         await self._plans.insert_one(
             {
                 "_id": plan.plan_id,
@@ -176,13 +188,14 @@ class MongoPlanRepository:
                 "index": plan.index,
                 "attempt": plan.attempt,
                 "counts": plan.counts.model_dump(),
-                "digest": plan.digest,
+                "digest": digest,
                 "created_at": plan.created_at,
                 "chunk_size": CHUNK_SIZE,
                 "changes": sum(run.count for run in writer.runs),
                 "actions": [run.to_document() for run in writer.runs],
             }
         )
+        return digest
 
     async def changes(
         self, plan_id: str, batch_size: int, start: int = 0
