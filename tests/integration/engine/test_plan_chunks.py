@@ -7,16 +7,17 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+import bson
 import pytest
 from job_api.views import list_planned_changes
 from provisioning_common.events import PlanCounts
-from provisioning_common.plan_chunks import chunk_id
+from provisioning_common.plan_chunks import chunk_id, stored_changes
 from provisioning_common.settings import MongoSettings
 from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 from sequence_runner.adapters import mongo_plans
 from sequence_runner.adapters.mongo_plans import MongoPlanRepository, PlanOrderError
-from sequence_runner.domain.plan_digest import plan_digest
+from sequence_runner.domain.plan_digest import PlanDigester, plan_digest
 from sequence_runner.domain.records import PlannedChange
 from sequence_runner.handlers.ports import StoredPlan
 
@@ -85,7 +86,7 @@ async def test_a_plan_is_read_back_in_order_across_chunk_and_action_edges(
     assert await chunks.count_documents({"plan_id": "p1"}) == 6
     second = await chunks.find_one({"_id": chunk_id("p1", "update", 1)})
     assert second is not None
-    assert [c["seq"] for c in second["changes"]] == [3500]
+    assert [c["seq"] for c in stored_changes(second, chunks.codec_options)] == [3500]
     document = await database["plans"].find_one({"_id": "p1"})
     assert document is not None
     assert document["changes"] == TOTAL
@@ -255,6 +256,90 @@ async def test_a_chunk_too_large_for_one_document_is_stored_in_parts(
     assert [c["seq"] for c in page.items] == list(range(900, 1000))
     await plans.delete("p1")
     assert await database["plan_chunks"].count_documents({}) == 0
+
+
+async def test_a_chunk_holds_its_changes_as_one_compressed_value_read_back_with_their_types(
+    database: AsyncDatabase[dict[str, Any]],
+) -> None:
+    # Dates, bytes, nested lists and integers as an SQL or directory target hands them over:
+    # the apply and the pages must see them as they were planned (a date time-zone aware, as
+    # the services' codec options read every other date).
+    hired = datetime(2026, 3, 1, 8, 30, tzinfo=UTC)
+    changes = [
+        PlannedChange(
+            i,
+            "update",
+            f"k{i}",
+            {"uid": f"k{i}", "hired": hired, "photo": b"\x00\xff" * 3, "groups": ["a"]},
+            {"uid": f"k{i}", "hired": hired, "photo": b"\x01", "groups": ["a", "b"], "n": i},
+        )
+        for i in range(1500)
+    ]
+    plans = MongoPlanRepository(database)
+    await plans.save(stored_plan("p1"), changes)
+
+    chunks = database["plan_chunks"]
+    first = await chunks.find_one({"_id": chunk_id("p1", "update", 0)})
+    assert first is not None
+    assert (first["encoding"], "changes" in first) == ("bson+zlib", False)
+    # Smaller than its changes as plain BSON: what the server stores for a million changes.
+    plain = bson.encode({"changes": stored_changes(first, chunks.codec_options)})
+    assert len(first["encoded"]) * 4 < len(plain)
+    back = await read_all(plans, "p1", 700)
+    # Equal only with the date aware: Python never finds a naive datetime equal to an aware one.
+    assert back == changes
+    page = await list_planned_changes(database, "p1", "update", 10, 100)
+    assert [(c["seq"], c["after"]["hired"]) for c in page.items][:1] == [(900, hired)]
+
+
+async def test_a_plan_digested_as_it_is_stored_records_the_digest_of_what_it_stored(
+    database: AsyncDatabase[dict[str, Any]],
+) -> None:
+    # A directory's plan: its changes placed (a DN each) only as they are stored, and digested
+    # in that same pass; the plan document records that digest, and the apply reads the same.
+    placed = (replace(c, dn=f"uid={c.key},ou=people") for c in planned())
+    plans = MongoPlanRepository(database)
+    recorded = await plans.save(replace(stored_plan("p1"), digest=None), placed, PlanDigester())
+    document = await database["plans"].find_one({"_id": "p1"})
+    assert document is not None
+    back = await read_all(plans, "p1", 1000)
+    assert recorded == document["digest"] == plan_digest(back)
+    assert recorded != plan_digest(planned())
+    assert back[0].dn == "uid=0,ou=people"
+
+    with pytest.raises(ValueError, match="plan p2: no digest, and no digester"):
+        await plans.save(replace(stored_plan("p2"), digest=None), planned())
+    assert await database["plan_chunks"].count_documents({"plan_id": "p2"}) == 0
+
+
+async def test_chunks_stored_as_plain_arrays_are_still_read(
+    database: AsyncDatabase[dict[str, Any]],
+) -> None:
+    """Plans stored before chunks were compressed: applied and paged as they are."""
+    plans = MongoPlanRepository(database)
+    await plans.save(stored_plan("p1"), planned())
+    chunks = database["plan_chunks"]
+    async for document in chunks.find({"plan_id": "p1"}):
+        changes = stored_changes(document, chunks.codec_options)
+        del document["encoding"], document["encoded"]
+        await chunks.replace_one({"_id": document["_id"]}, {**document, "changes": changes})
+    assert await chunks.count_documents({"encoding": {"$exists": True}}) == 0
+
+    assert await read_all(plans, "p1", 333) == list(planned())
+    page = await list_planned_changes(database, "p1", "create", 25, 100)
+    assert [c["seq"] for c in page.items] == list(range(2400, 2500))
+
+
+async def test_a_chunk_in_an_unknown_encoding_is_refused_by_name(
+    database: AsyncDatabase[dict[str, Any]],
+) -> None:
+    plans = MongoPlanRepository(database)
+    await plans.save(stored_plan("p1"), planned())
+    await database["plan_chunks"].update_one(
+        {"_id": chunk_id("p1", "create", 1)}, {"$set": {"encoding": "lz4"}}
+    )
+    with pytest.raises(ValueError, match="plan chunk p1:create:1: unknown encoding 'lz4'"):
+        await read_all(plans, "p1", 1000)
 
 
 async def test_a_plan_stored_one_document_per_change_is_still_read_and_deleted(

@@ -1,7 +1,7 @@
 """Hand-written fakes of the runner's own ports, for unit tests of the engine."""
 
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from provisioning_common.definitions import MongoTarget, SequenceDefinition
@@ -12,6 +12,7 @@ from sequence_runner.adapters.connectors.base import (
     TargetConnector,
     TargetError,
 )
+from sequence_runner.domain.plan_digest import PlanDigester, digesting
 from sequence_runner.domain.records import PlannedChange, SourceEntry, TargetRules
 from sequence_runner.domain.run import Run
 from sequence_runner.handlers.ports import StoredPlan, StoredRun, UnpublishableEventError
@@ -73,8 +74,19 @@ class FakePlans:
     def __init__(self) -> None:
         self.plans: dict[str, tuple[StoredPlan, list[PlannedChange]]] = {}
 
-    async def save(self, plan: StoredPlan, changes: Iterable[PlannedChange]) -> None:
-        self.plans[plan.plan_id] = (plan, list(changes))
+    async def save(
+        self,
+        plan: StoredPlan,
+        changes: Iterable[PlannedChange],
+        digester: PlanDigester | None = None,
+    ) -> str:
+        if digester is not None:
+            changes = digesting(changes, digester)
+        stored = list(changes)
+        digest = plan.digest if digester is None else digester.digest()
+        assert digest is not None
+        self.plans[plan.plan_id] = (replace(plan, digest=digest), stored)
+        return digest
 
     async def changes(
         self, plan_id: str, batch_size: int, start: int = 0

@@ -4,7 +4,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -31,6 +31,8 @@ from provisioning_common.events import (
 from provisioning_common.statuses import JobStatus, SequenceStatus
 from sequence_runner.adapters.connectors.base import SourceError, TargetError
 from sequence_runner.domain import planner
+from sequence_runner.domain.plan_digest import plan_digest
+from sequence_runner.domain.records import PlannedChange
 from sequence_runner.domain.transitions import (
     Moved,
     Rejected,
@@ -275,6 +277,36 @@ async def test_an_approval_writes_no_other_records_than_it_approved(world: World
     assert world.plans.plans[again.data.plan_id][0].digest == again.data.digest
 
 
+class PlacingTarget(FakeTarget):
+    """A target that places each change (as a directory gives it a DN) once the plan is made;
+    counts the changes it placed."""
+
+    placed = 0
+
+    def locate(self, change: PlannedChange) -> PlannedChange:
+        self.placed += 1
+        return replace(change, dn=f"uid={change.key},ou=people")
+
+
+async def test_a_placed_plan_is_digested_with_its_places_in_the_pass_that_stores_it(
+    world: World,
+) -> None:
+    # Where a directory change is written is part of what the operator approves: the digest
+    # the guard and an approval see covers the DNs, and each change is placed once, as it is
+    # stored (a million changes are not read back twice).
+    target = world.connectors.targets["people"] = PlacingTarget("uid")
+    created = job_created(definition(sequence("people", thresholds={"create": {"count": 3}})))
+    await handle(EVENT_HANDLERS, created, world.engine)
+    await world.settle()
+
+    planned = world.publisher.of_type(SequencePlanned)[-1]
+    stored, changes = world.plans.plans[planned.data.plan_id]
+    assert [c.dn for c in changes] == [f"uid={c.key},ou=people" for c in changes]
+    assert target.placed == len(changes) == 3
+    assert planned.data.digest == stored.digest == plan_digest(changes)
+    assert planned.data.digest != plan_digest(replace(c, dn=None) for c in changes)
+
+
 async def test_a_source_error_fails_the_sequence_and_the_job(world: World) -> None:
     world.connectors.sources["groups"] = SourceError("groups.csv: line 4: expected 2 fields")
     await handle(EVENT_HANDLERS, two_sequences(), world.engine)
@@ -449,7 +481,7 @@ async def test_progress_is_published_at_a_bounded_rate() -> None:
 
 async def test_an_unexpected_error_is_retried_then_fails_the_sequence(world: World) -> None:
     class Broken(FakePlans):
-        async def save(self, *args: Any) -> None:
+        async def save(self, *args: Any) -> str:
             raise RuntimeError("database away")
 
     world.engine.plans = Broken()
@@ -605,10 +637,10 @@ async def test_events_left_unsent_by_a_broker_outage_go_out_without_a_new_messag
 
 async def test_a_stored_plan_that_is_not_the_checked_one_is_not_written(world: World) -> None:
     class Garbled(FakePlans):
-        async def save(self, plan: StoredPlan, changes: Any) -> None:
+        async def save(self, plan: StoredPlan, changes: Any, digester: Any = None) -> str:
             changes = list(changes)
             # As many changes as were checked, but one twice and one missing.
-            await super().save(plan, [changes[0], changes[1], changes[1]])
+            return await super().save(plan, [changes[0], changes[1], changes[1]], digester)
 
     world.engine.plans = Garbled()
     created = job_created(definition(sequence("people", thresholds={"create": {"count": 10}})))

@@ -3,12 +3,23 @@ that any page of a plan, per action or in plan order, is one or two point reads 
 
 The runner writes them (`sequence_runner.adapters.mongo_plans`); the runner's apply and
 job-api's pages read them through `read_changes`. One place for the layout, so the writer and
-both readers cannot drift apart."""
+both readers cannot drift apart.
 
+A chunk holds its changes as one compressed BSON value (`encode_changes`), not as a thousand
+subdocuments: the server then stores and returns one opaque value instead of parsing every
+change (SecantusDB, in Python, spends most of a chunk's write and read doing that: measured
+2026-12-06, 100 chunks of 1,000 changes written in 0.28 s instead of 0.91 s and read back in
+0.22 s instead of 0.71 s), and a plan takes a tenth of the space. The values are the same BSON
+either way, so a change reads back with the types it had. Chunks written before hold the
+changes as a plain array (`changes`), and are still read."""
+
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import bson
+from bson.codec_options import CodecOptions
 from pymongo.asynchronous.collection import AsyncCollection
 
 PLANS = "plans"
@@ -20,6 +31,30 @@ CHUNK_SIZE = 1000
 # A chunk larger than this, encoded, is stored in parts (MongoDB refuses a document over
 # 16 MiB; records with photos or long member lists make a thousand changes that large).
 PART_BYTES = 8 * 1024 * 1024
+# How a chunk's changes are encoded in its `encoded` field, named in its `encoding` field.
+ENCODING = "bson+zlib"
+# zlib's fastest level: the changes of identity records shrink about 11 times at it, and the
+# levels above cost several times the CPU for a few per cent more.
+ZLIB_LEVEL = 1
+
+
+def encode_changes(encoded_changes: bytes) -> dict[str, Any]:
+    """The fields of a chunk document holding changes already encoded as the BSON document
+    `{"changes": [...]}` (the writer has that encoding at hand: it sizes the parts with it)."""
+    compressed = zlib.compress(encoded_changes, ZLIB_LEVEL)
+    return {"encoding": ENCODING, "encoded": bson.Binary(compressed)}
+
+
+def stored_changes(document: dict[str, Any], codec_options: CodecOptions[Any]) -> list[Any]:
+    """The changes a chunk document holds, decoded with the collection's codec options (so a
+    date reads back time-zone aware, as every other value the services read)."""
+    encoding = document.get("encoding")
+    if encoding is None:
+        return list(document["changes"])
+    if encoding != ENCODING:
+        raise ValueError(f"plan chunk {document['_id']}: unknown encoding {encoding!r}")
+    decoded = bson.decode(zlib.decompress(document["encoded"]), codec_options=codec_options)
+    return list(decoded["changes"])
 
 
 @dataclass(frozen=True)
@@ -106,11 +141,11 @@ async def _chunk_changes(
         head = found.get(chunk_id(plan_id, action, number))
         if head is None:
             continue
-        changes = list(head["changes"])
+        changes = stored_changes(head, chunks.codec_options)
         for part in range(1, head.get("parts", 1)):
             tail = found.get(chunk_id(plan_id, action, number, part))
             if tail is not None:
-                changes += tail["changes"]
+                changes += stored_changes(tail, chunks.codec_options)
         joined[(action, number)] = changes
     return joined
 

@@ -1,9 +1,10 @@
 """MongoDB `plans` and `plan_chunks`: every plan the guard checked, change by change, so the
 apply writes exactly what was checked and job-api can show any page of it at once.
 
-A plan's changes are stored in chunks of 1,000 of one action (`provisioning_common.plan_chunks`),
-its document last, with how many changes of each action it holds and from which seq: a plan is
-there only once all its chunks are. Plans stored before chunks, one document per change in
+A plan's changes are stored in chunks of 1,000 of one action, each chunk's changes one
+compressed BSON value (`provisioning_common.plan_chunks`), its document last, with how many
+changes of each action it holds and from which seq: a plan is there only once all its chunks
+are. Plans stored before chunks, one document per change in
 `plan_changes`, are still read (a plan document without `chunk_size`) and deleted; they go with
 their jobs."""
 
@@ -22,11 +23,13 @@ from provisioning_common.plan_chunks import (
     ActionRun,
     chunk_id,
     chunk_slices,
+    encode_changes,
     read_slices,
 )
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from sequence_runner.domain.plan_digest import PlanDigester, digesting
 from sequence_runner.domain.records import PlannedChange
 from sequence_runner.handlers.ports import StoredPlan
 
@@ -106,7 +109,7 @@ class _ChunkWriter:
     ) -> Iterator[RawBSONDocument]:
         number = position // CHUNK_SIZE
         parts = _parts(changes)
-        for part, (offset, piece) in enumerate(parts):
+        for part, (offset, encoded) in enumerate(parts):
             document = {
                 "_id": chunk_id(self._plan.plan_id, action, number, part),
                 "plan_id": self._plan.plan_id,
@@ -118,24 +121,26 @@ class _ChunkWriter:
                 "parts": len(parts),
                 "offset": offset,
                 "created_at": self._plan.created_at,
-                "changes": piece,
+                **encode_changes(encoded),
             }
             yield RawBSONDocument(bson.encode(document))
 
 
-def _parts(changes: list[dict[str, Any]]) -> list[tuple[int, list[dict[str, Any]]]]:
-    """The chunk's changes in pieces whose encoding stays under PART_BYTES (one piece almost
-    always), each with its offset in the chunk; a single change larger than that is left to
-    the server to refuse, as any record too large to store."""
-    pieces: list[tuple[int, list[dict[str, Any]]]] = []
+def _parts(changes: list[dict[str, Any]]) -> list[tuple[int, bytes]]:
+    """The chunk's changes encoded (`{"changes": [...]}`) in pieces whose encoding stays under
+    PART_BYTES (one piece almost always), each with its offset in the chunk. The size is that
+    of the changes before compression, so a part stays under it whatever they compress to; a
+    single change larger than that is left to the server to refuse, as any record too large to
+    store."""
+    pieces: list[tuple[int, bytes]] = []
     start = 0
     while start < len(changes):
         size = len(changes) - start
-        while (
-            size > 1 and len(bson.encode({"changes": changes[start : start + size]})) > PART_BYTES
-        ):
+        encoded = bson.encode({"changes": changes[start : start + size]})
+        while size > 1 and len(encoded) > PART_BYTES:
             size = (size + 1) // 2
-        pieces.append((start, changes[start : start + size]))
+            encoded = bson.encode({"changes": changes[start : start + size]})
+        pieces.append((start, encoded))
         start += size
     return pieces
 
@@ -152,11 +157,20 @@ class MongoPlanRepository:
         await self._chunks.create_index([("plan_id", ASCENDING)], name="plan")
         await self._chunks.create_index([("job_id", ASCENDING)], name="job")
 
-    async def save(self, plan: StoredPlan, changes: Iterable[PlannedChange]) -> None:
+    async def save(
+        self,
+        plan: StoredPlan,
+        changes: Iterable[PlannedChange],
+        digester: PlanDigester | None = None,
+    ) -> str:
         # Chunks first, the plan document last: a plan is only there once all its changes are.
         # The changes are read once, a group of chunks at a time, in a worker thread (they may
         # come from the planner's disk, and encoding them is CPU), while the previous group is
         # being inserted: a million changes are never held whole, nor block the event loop.
+        if plan.digest is None and digester is None:
+            raise ValueError(f"plan {plan.plan_id}: no digest, and no digester to make one")
+        if digester is not None:
+            changes = digesting(changes, digester)
         writer = _ChunkWriter(plan, changes)
         group = await asyncio.to_thread(writer.next_group)
         while group:
@@ -164,6 +178,8 @@ class MongoPlanRepository:
                 self._chunks.insert_many(group, ordered=False),
                 asyncio.to_thread(writer.next_group),
             )
+        digest = plan.digest if digester is None else digester.digest()
+        assert digest is not None
         await self._plans.insert_one(
             {
                 "_id": plan.plan_id,
@@ -172,13 +188,14 @@ class MongoPlanRepository:
                 "index": plan.index,
                 "attempt": plan.attempt,
                 "counts": plan.counts.model_dump(),
-                "digest": plan.digest,
+                "digest": digest,
                 "created_at": plan.created_at,
                 "chunk_size": CHUNK_SIZE,
                 "changes": sum(run.count for run in writer.runs),
                 "actions": [run.to_document() for run in writer.runs],
             }
         )
+        return digest
 
     async def changes(
         self, plan_id: str, batch_size: int, start: int = 0

@@ -5,7 +5,7 @@ import hashlib
 import json
 import json.encoder
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from itertools import islice, repeat
 from operator import itemgetter
 from typing import Any
@@ -138,6 +138,15 @@ def plan_digest(changes: Iterable[PlannedChange]) -> str:
     while batch := list(islice(changes, 1000)):
         digester.add(batch)
     return digester.digest()
+
+
+def digesting(changes: Iterable[PlannedChange], digester: PlanDigester) -> Iterator[PlannedChange]:
+    """`changes`, each handed to `digester` as it passes (a thousand at a time): a plan digested
+    in the pass that stores it."""
+    changes = iter(changes)
+    while batch := list(islice(changes, 1000)):
+        digester.add(batch)
+        yield from batch
 
 
 def approval_covers(approval: Approval | None, digest: str | None) -> bool:

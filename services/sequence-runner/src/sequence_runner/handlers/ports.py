@@ -10,6 +10,7 @@ from provisioning_common.envelope import Envelope
 from provisioning_common.events import PlanCounts
 
 from sequence_runner.adapters.connectors.base import SourceConnector, TargetConnector
+from sequence_runner.domain.plan_digest import PlanDigester
 from sequence_runner.domain.records import PlannedChange
 from sequence_runner.domain.run import Run
 
@@ -30,8 +31,9 @@ class StoredPlan:
     attempt: int
     counts: PlanCounts
     created_at: datetime
-    # plan_digest() of its changes: what an approval of this plan covers.
-    digest: str
+    # plan_digest() of its changes: what an approval of this plan covers. None: made from the
+    # changes as they are stored (`PlanRepository.save` with a digester).
+    digest: str | None
 
 
 class RunRepository(Protocol):
@@ -54,9 +56,17 @@ class RunRepository(Protocol):
 
 
 class PlanRepository(Protocol):
-    async def save(self, plan: StoredPlan, changes: Iterable[PlannedChange]) -> None:
+    async def save(
+        self,
+        plan: StoredPlan,
+        changes: Iterable[PlannedChange],
+        digester: PlanDigester | None = None,
+    ) -> str:
         """Store a plan and its changes, read once from `changes` (a million need not fit in
-        memory)."""
+        memory); returns the digest the plan records. With `digester` (and `plan.digest`
+        None) each change is digested as it is read and the plan records that digest: the
+        changes a target placed after planning (a directory's DN) are read once, not once to
+        digest and again to store."""
         ...
 
     def changes(

@@ -4,7 +4,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from functools import partial
@@ -24,9 +24,9 @@ from sequence_runner.adapters.connectors.base import (
     SourceConnector,
     TargetConnector,
 )
-from sequence_runner.domain.plan_digest import plan_digest
+from sequence_runner.domain.plan_digest import PlanDigester
 from sequence_runner.domain.planner import StreamedPlanner
-from sequence_runner.domain.records import PlanError, PlannedChange, SourceEntry
+from sequence_runner.domain.records import PlanError, SourceEntry
 from sequence_runner.domain.run import Run
 from sequence_runner.domain.transitions import (
     Moved,
@@ -182,25 +182,15 @@ class SequenceWork:
                             await asyncio.to_thread(planner.add_target, target_piece)
                     result = await asyncio.to_thread(planner.finish)
                     locate = target.locate if isinstance(target, LocatingTarget) else None
-
-                    def changes() -> Iterator[PlannedChange]:
-                        # Each change with where it is written (a directory's DN), when the
-                        # target tells: digested and stored, so the operator sees and approves it.
-                        return result.changes() if locate is None else map(locate, result.changes())
-
-                    # The planner digested the changes as it made them; a target that places
-                    # them (a directory's DN) has its placed changes digested, read back once.
-                    digest = (
-                        result.digest
-                        if locate is None
-                        else await asyncio.to_thread(plan_digest, changes())
-                    )
             except (ConnectorError, PlanError) as error:
                 await self.fail(run, index, str(error))
                 return
             await progress.finish(planner.records_read, planner.records_read)
             plan_id = str(uuid4())
-            await self.plans.save(
+            # The planner digested the changes as it made them. A target that places them (a
+            # directory's DN, part of what the operator approves) has its placed changes
+            # digested in the one pass that places and stores them.
+            digest = await self.plans.save(
                 StoredPlan(
                     plan_id=plan_id,
                     job_id=run.job_id,
@@ -208,9 +198,10 @@ class SequenceWork:
                     attempt=run.attempt,
                     counts=result.counts,
                     created_at=self._now(),
-                    digest=digest,
+                    digest=result.digest if locate is None else None,
                 ),
-                changes(),
+                result.changes() if locate is None else map(locate, result.changes()),
+                None if locate is None else PlanDigester(),
             )
         finally:
             if planner is not None:
