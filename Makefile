@@ -86,4 +86,8 @@ screenshots: ## copy the console screenshots of the last test run into docs/scre
 	cp test-results/screenshots/*.png docs/screenshots/
 
 clean: infra-down ## remove the environment, jars and data folders
+	@# PostgreSQL clusters kept under /var/tmp for a clone the postgres user cannot enter.
+	@for dir in .infra/*/; do \
+	  [ -d "$$dir" ] && INFRA_DIR="$$PWD/$${dir%/}" scripts/infra.sh forget postgres || true; \
+	done
 	rm -rf .venv .tools .infra test-results

@@ -454,7 +454,7 @@ give_to_pg_user() { if [[ "$(id -u)" == 0 ]]; then chown postgres: "$@"; fi; }
 # As root the cluster must be a folder the postgres user can reach: a clone in a folder only
 # root may enter (`mktemp -d` makes one 0700, so does /root) gets its cluster under /var/tmp
 # instead, one per PG_DIR, rather than opening the user's folders to other users. The marker,
-# pid and log stay in PG_DIR; `make clean` leaves that folder behind (logged when made).
+# pid and log stay in PG_DIR; `infra.sh forget postgres` (run by `make clean`) removes it.
 pg_cluster_home() {
   local dir="$PG_DIR"
   [[ "$(id -u)" == 0 ]] || { echo "$PG_DIR"; return; }
@@ -563,7 +563,7 @@ lock_instance() {
 }
 
 usage() {
-  echo "usage: $0 up|down|status|logs [kafka|mongo|ldap|postgres]" >&2
+  echo "usage: $0 up|down|status|logs|forget [kafka|mongo|ldap|postgres]" >&2
   exit 2
 }
 
@@ -591,6 +591,18 @@ main() {
           ldap) stop_component ldap "$LDAP_PID" "$LDAP_CONFIG" ;;
           postgres) stop_component postgres "$PG_PID" "$PG_DATA" ;;
         esac
+      done
+      ;;
+    forget)
+      # What lives outside INFRA_DIR, which `make clean` removes whole: PostgreSQL's cluster
+      # under /var/tmp when the postgres user could not enter the clone. Stopped first.
+      [[ -d "$INFRA_DIR" ]] && lock_instance
+      for c in "${components[@]}"; do
+        if [[ "$c" == postgres && "$PG_HOME" != "$PG_DIR" && -d "$PG_HOME" ]]; then
+          stop_component postgres "$PG_PID" "$PG_DATA"
+          rm -rf "$PG_HOME"
+          log "removed postgres cluster $PG_HOME"
+        fi
       done
       ;;
     status)

@@ -25,6 +25,7 @@ def test_a_cluster_for_a_folder_postgres_cannot_enter_starts_and_answers(tmp_pat
     env = {**os.environ, "INFRA_DIR": str(closed / "infra"), "PG_PORT": str(port)}
     infra = [str(REPO / "scripts" / "infra.sh")]
     up = subprocess.run([*infra, "up", "postgres"], env=env, capture_output=True, text=True)
+    home = None
     try:
         assert up.returncode == 0, up.stderr
         assert "its cluster is /var/tmp/provisioning-postgres/" in up.stderr
@@ -32,8 +33,15 @@ def test_a_cluster_for_a_folder_postgres_cannot_enter_starts_and_answers(tmp_pat
         url = f"postgresql://provisioning:{password}@127.0.0.1:{port}/provisioning"
         with psycopg.connect(url) as connection:
             assert connection.execute("select 1").fetchone() == (1,)
+        home = re.search(r"its cluster is (/var/tmp/provisioning-postgres/\w+)/data", up.stderr)
+        assert home is not None
+        # `make clean` runs this for each INFRA_DIR: the cluster outside it goes too.
+        forget = subprocess.run(
+            [*infra, "forget", "postgres"], env=env, capture_output=True, text=True
+        )
+        assert forget.returncode == 0, forget.stderr
+        assert not Path(home.group(1)).exists()
     finally:
         subprocess.run([*infra, "down", "postgres"], env=env, check=False)
-        home = re.search(r"its cluster is (/var/tmp/provisioning-postgres/\w+)/data", up.stderr)
         if home:
             shutil.rmtree(home.group(1), ignore_errors=True)
