@@ -73,8 +73,11 @@ def key_of(attributes: Mapping[str, Any], key: str, line: int | str) -> Key:
 
 
 # A change before it is numbered: the position that orders it (its source record's ordinal for a
-# create or an update, its target record's for a retirement), key, before, after, by_id.
-_Draft = tuple[int, Key, dict[str, Any] | None, dict[str, Any] | None, bool]
+# create or an update, its target record's for a retirement), key, before, after, by_id. With a
+# mapping whose source records are kept as their values, a create's or an update's after is that
+# tuple of values, in the mapping's order: no dict is made, spilled and read back per change
+# until the plan is read (`StreamedPlan.changes`).
+_Draft = tuple[int, Key, dict[str, Any] | None, dict[str, Any] | tuple[Any, ...] | None, bool]
 # A keyed source record: ordinal, where it is (line or DN), key, target attributes (a dict, or
 # with a mapping the tuple of their values in the mapping's order).
 _Wanted = tuple[int, int | str, Key, Any]
@@ -262,10 +265,14 @@ class StreamedPlan:
         counts: PlanCounts,
         streams: tuple[tuple[ChangeAction, Iterable[_Draft] | None, SpillFile | None, int], ...],
         digest: str,
+        names: tuple[str, ...] | None = None,
     ) -> None:
         self.counts = counts
         self._streams = streams
         self.digest = digest
+        # With a mapping whose values the planner kept as tuples: the names of a create's or an
+        # update's values, which make its after a dict as the plan is read.
+        self._names = names
 
     def changes(self) -> Iterator[PlannedChange]:
         """Creates in source order, then updates in source order, then deletes (or disables)
@@ -278,15 +285,19 @@ class StreamedPlan:
             else:
                 assert spilled is not None
                 batches = _merged([spilled.chunks(part) for part in range(partitions)])
+            names = self._names if action in ("create", "update") else None
             for drafts in batches:
                 numbered = range(seq, seq + len(drafts))
+                afters: Iterable[Any] = map(_DRAFT_AFTER, drafts)
+                if names is not None:
+                    afters = map(dict, map(zip, repeat(names), afters))
                 yield from map(
                     PlannedChange,
                     numbered,
                     repeat(action),
                     map(_DRAFT_KEY, drafts),
                     map(_DRAFT_BEFORE, drafts),
-                    map(_DRAFT_AFTER, drafts),
+                    afters,
                     map(_DRAFT_BY_ID, drafts),
                 )
                 seq += len(drafts)
@@ -719,6 +730,7 @@ class StreamedPlanner:
                     (retire_action, drafts.retired, None, 0),
                 ),
                 digester.digest(),
+                self._attribute_names if self._as_values else None,
             )
         assert self._directory is not None
         outputs = (
@@ -773,6 +785,7 @@ class StreamedPlanner:
                 (retire_action, None, outputs[2], part),
             ),
             digester.digest(),
+            self._attribute_names if self._as_values else None,
         )
 
     def _split_into(self, size: int) -> int:
@@ -951,14 +964,11 @@ class StreamedPlanner:
             present = list(map(is_not, matched, repeat(no_target)))
             new = list(compress(sources, map(not_, present)))
             if new and _ALL_TEXT.issuperset(map(type, map(_SOURCE_KEY, new))):
-                afters: Iterable[dict[str, Any]] = map(_ATTRIBUTES, new)
-                if as_values:
-                    afters = map(dict, map(zip, repeat(names), afters))
                 creates += zip(
                     map(_DRAFT_ORDER, new),
                     map(_SOURCE_KEY, new),
                     repeat(None),
-                    afters,
+                    map(_ATTRIBUTES, new),
                     repeat(False),
                 )
                 changed = len(new)
@@ -969,14 +979,12 @@ class StreamedPlanner:
         # type; built at the first create.
         as_text: dict[str, Key] | None = None
         for index in looked_at:
-            ordinal, at, record_key, wanted_attributes = sources[index]
-            if as_values:
-                # The values were got by the mapping's names: as many as there are names.
-                wanted_attributes = dict(zip(names, wanted_attributes))  # noqa: B905
+            # `after`: a dict, or with `as_values` the tuple of values (the draft's after).
+            ordinal, at, record_key, after = sources[index]
             found = matched[index]
             if found is no_target:
                 if all_text and type(record_key) is str:
-                    creates.append((ordinal, record_key, None, wanted_attributes, False))
+                    creates.append((ordinal, record_key, None, after, False))
                     changed += 1
                     continue
                 if as_text is None:
@@ -992,7 +1000,7 @@ class StreamedPlanner:
                         f"record would be created a second time. Give {key} the same type in "
                         "the source and in the target",
                     )
-                creates.append((ordinal, record_key, None, wanted_attributes, False))
+                creates.append((ordinal, record_key, None, after, False))
                 changed += 1
                 continue
             kept = found[2]
@@ -1001,13 +1009,13 @@ class StreamedPlanner:
                     names, attributes[index], stored[index], absent_is_empty
                 )
             else:
-                old_values = _changed(self._record(kept), wanted_attributes, absent_is_empty)
+                # The values were got by the mapping's names: as many as there are names.
+                values = dict(zip(names, after)) if as_values else after  # noqa: B905
+                old_values = _changed(self._record(kept), values, absent_is_empty)
             if old_values:
                 # Kept as its values, the record holds the key attribute at the mapping's place.
                 stored_key = kept[key_index] if isinstance(kept, tuple) else kept.get(key)
-                updates.append(
-                    (ordinal, record_key, old_values, wanted_attributes, stored_key is None)
-                )
+                updates.append((ordinal, record_key, old_values, after, stored_key is None))
                 changed += 1
         drafts.unchanged += len(wanted) - changed
         return None
