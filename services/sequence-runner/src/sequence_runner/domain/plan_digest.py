@@ -121,11 +121,16 @@ class PlanDigester:
         holds, when the caller knows them (a plan with a mapping), for `_written_lines`; an
         `after` may then also be the tuple of its values in the order of `names`."""
         keys, afters = list(keys), list(afters)
+        given = names
+        if names is None and afters and type(afters[0]) is dict:
+            # The first after's names (a target that stores records its own way, a directory):
+            # `_written_lines` takes them only if every after holds just these.
+            names = tuple(afters[0])
         lines = _written_lines(action, keys, afters, names) if names is not None else None
-        if lines is None and names is not None:
+        if lines is None and given is not None:
             # Afters given as the tuples of their values (the planner's): made dicts to encode.
             afters = [
-                dict(zip(names, after, strict=True)) if type(after) is tuple else after
+                dict(zip(given, after, strict=True)) if type(after) is tuple else after
                 for after in afters
             ]
         if lines is None:
