@@ -78,15 +78,6 @@ def _written_lines(
             for name in ordered:
                 # KeyError: an after without that name; TypeError: a value that is not text.
                 columns.append(list(map(_encode_text, map(itemgetter(name), afters))))
-        elif set(map(type, afters)) == {tuple} and set(map(len, afters)) == {len(names)}:
-            # Each after the tuple of its values in the order of `names` (the planner's).
-            ordered = sorted(names)
-            body = ",".join(_encode_text(name).replace("%", "%%") + ":%s" for name in ordered)
-            template = f"[{quoted},%s,{{{body}}}]"
-            for name in ordered:
-                # TypeError: a value that is not text.
-                at = names.index(name)
-                columns.append(list(map(_encode_text, map(itemgetter(at), afters))))
         else:
             return None
     except (KeyError, TypeError):
@@ -118,21 +109,14 @@ class PlanDigester:
     ) -> None:
         """Changes of one action given as their keys and the values they write (no directory
         DN: a located change is digested with `add`). `names`: the attributes every `after`
-        holds, when the caller knows them (a plan with a mapping), for `_written_lines`; an
-        `after` may then also be the tuple of its values in the order of `names`."""
+        holds, when the caller knows them (a plan with a mapping), for `_written_lines`; without
+        them, the first `after`'s names are tried."""
         keys, afters = list(keys), list(afters)
-        given = names
         if names is None and afters and type(afters[0]) is dict:
             # The first after's names (a target that stores records its own way, a directory):
             # `_written_lines` takes them only if every after holds just these.
             names = tuple(afters[0])
         lines = _written_lines(action, keys, afters, names) if names is not None else None
-        if lines is None and given is not None:
-            # Afters given as the tuples of their values (the planner's): made dicts to encode.
-            afters = [
-                dict(zip(given, after, strict=True)) if type(after) is tuple else after
-                for after in afters
-            ]
         if lines is None:
             lines = list(map(_encode, zip(repeat(action), keys, afters)))
         self._keep(list(map(hashlib.sha256, map(str.encode, lines))))

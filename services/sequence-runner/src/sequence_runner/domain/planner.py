@@ -8,7 +8,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import chain, compress, filterfalse, repeat
-from operator import attrgetter, eq, is_not, itemgetter, le, ne, not_
+from operator import attrgetter, eq, itemgetter, le, ne, not_
 from typing import Any
 
 from provisioning_common.events import PlanCounts
@@ -73,11 +73,8 @@ def key_of(attributes: Mapping[str, Any], key: str, line: int | str) -> Key:
 
 
 # A change before it is numbered: the position that orders it (its source record's ordinal for a
-# create or an update, its target record's for a retirement), key, before, after, by_id. With a
-# mapping whose source records are kept as their values, a create's or an update's after is that
-# tuple of values, in the mapping's order: no dict is made, spilled and read back per change
-# until the plan is read (`StreamedPlan.changes`).
-_Draft = tuple[int, Key, dict[str, Any] | None, dict[str, Any] | tuple[Any, ...] | None, bool]
+# create or an update, its target record's for a retirement), key, before, after, by_id.
+_Draft = tuple[int, Key, dict[str, Any] | None, dict[str, Any] | None, bool]
 # A keyed source record: ordinal, where it is (line or DN), key, target attributes (a dict, or
 # with a mapping the tuple of their values in the mapping's order).
 _Wanted = tuple[int, int | str, Key, Any]
@@ -265,14 +262,10 @@ class StreamedPlan:
         counts: PlanCounts,
         streams: tuple[tuple[ChangeAction, Iterable[_Draft] | None, SpillFile | None, int], ...],
         digest: str,
-        names: tuple[str, ...] | None = None,
     ) -> None:
         self.counts = counts
         self._streams = streams
         self.digest = digest
-        # With a mapping whose values the planner kept as tuples: the names of a create's or an
-        # update's values, which make its after a dict as the plan is read.
-        self._names = names
 
     def changes(self) -> Iterator[PlannedChange]:
         """Creates in source order, then updates in source order, then deletes (or disables)
@@ -285,19 +278,15 @@ class StreamedPlan:
             else:
                 assert spilled is not None
                 batches = _merged([spilled.chunks(part) for part in range(partitions)])
-            names = self._names if action in ("create", "update") else None
             for drafts in batches:
                 numbered = range(seq, seq + len(drafts))
-                afters: Iterable[Any] = map(_DRAFT_AFTER, drafts)
-                if names is not None:
-                    afters = map(dict, map(zip, repeat(names), afters))
                 yield from map(
                     PlannedChange,
                     numbered,
                     repeat(action),
                     map(_DRAFT_KEY, drafts),
                     map(_DRAFT_BEFORE, drafts),
-                    afters,
+                    map(_DRAFT_AFTER, drafts),
                     map(_DRAFT_BY_ID, drafts),
                 )
                 seq += len(drafts)
@@ -730,7 +719,6 @@ class StreamedPlanner:
                     (retire_action, drafts.retired, None, 0),
                 ),
                 digester.digest(),
-                self._attribute_names if self._as_values else None,
             )
         assert self._directory is not None
         outputs = (
@@ -785,7 +773,6 @@ class StreamedPlanner:
                 (retire_action, None, outputs[2], part),
             ),
             digester.digest(),
-            self._attribute_names if self._as_values else None,
         )
 
     def _split_into(self, size: int) -> int:
@@ -955,36 +942,20 @@ class StreamedPlanner:
         # Whether a key absent from the target can have a twin there (the same text, another
         # type): not when every key is text.
         all_text = self._text_keys
-        creates, updates = drafts.creates, drafts.updates
-        changed = 0
-        if all_text:
-            # New records with text keys (every target key is text: no twin to find) made into
-            # creates at once, in source order, with no Python step of ours per record; the
-            # loop below looks only at the records the target holds.
-            present = list(map(is_not, matched, repeat(no_target)))
-            new = list(compress(sources, map(not_, present)))
-            if new and _ALL_TEXT.issuperset(map(type, map(_SOURCE_KEY, new))):
-                creates += zip(
-                    map(_DRAFT_ORDER, new),
-                    map(_SOURCE_KEY, new),
-                    repeat(None),
-                    map(_ATTRIBUTES, new),
-                    repeat(False),
-                )
-                changed = len(new)
-                # The present records among those to look at.
-                looking = list(looked_at)
-                looked_at = compress(looking, map(present.__getitem__, looking))
         # Target keys by their text, to tell a key that differs from one of them only by its
         # type; built at the first create.
         as_text: dict[str, Key] | None = None
+        creates, updates = drafts.creates, drafts.updates
+        changed = 0
         for index in looked_at:
-            # `after`: a dict, or with `as_values` the tuple of values (the draft's after).
-            ordinal, at, record_key, after = sources[index]
+            ordinal, at, record_key, wanted_attributes = sources[index]
+            if as_values:
+                # The values were got by the mapping's names: as many as there are names.
+                wanted_attributes = dict(zip(names, wanted_attributes))  # noqa: B905
             found = matched[index]
             if found is no_target:
                 if all_text and type(record_key) is str:
-                    creates.append((ordinal, record_key, None, after, False))
+                    creates.append((ordinal, record_key, None, wanted_attributes, False))
                     changed += 1
                     continue
                 if as_text is None:
@@ -1000,7 +971,7 @@ class StreamedPlanner:
                         f"record would be created a second time. Give {key} the same type in "
                         "the source and in the target",
                     )
-                creates.append((ordinal, record_key, None, after, False))
+                creates.append((ordinal, record_key, None, wanted_attributes, False))
                 changed += 1
                 continue
             kept = found[2]
@@ -1009,13 +980,13 @@ class StreamedPlanner:
                     names, attributes[index], stored[index], absent_is_empty
                 )
             else:
-                # The values were got by the mapping's names: as many as there are names.
-                values = dict(zip(names, after)) if as_values else after  # noqa: B905
-                old_values = _changed(self._record(kept), values, absent_is_empty)
+                old_values = _changed(self._record(kept), wanted_attributes, absent_is_empty)
             if old_values:
                 # Kept as its values, the record holds the key attribute at the mapping's place.
                 stored_key = kept[key_index] if isinstance(kept, tuple) else kept.get(key)
-                updates.append((ordinal, record_key, old_values, after, stored_key is None))
+                updates.append(
+                    (ordinal, record_key, old_values, wanted_attributes, stored_key is None)
+                )
                 changed += 1
         drafts.unchanged += len(wanted) - changed
         return None
