@@ -98,3 +98,7 @@ def test_changes_given_by_their_written_names_digest_as_the_changes_themselves()
                 for i, (k, after) in enumerate(zip(keys, afters, strict=True))
             ]
             assert given.digest() == plan_digest(changes), (action, keys)
+            # Without names (a directory's records): the first after's names are tried.
+            unnamed = PlanDigester()
+            unnamed.add_written(action, keys, afters)
+            assert unnamed.digest() == plan_digest(changes), (action, keys)

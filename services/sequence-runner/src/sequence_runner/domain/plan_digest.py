@@ -109,8 +109,13 @@ class PlanDigester:
     ) -> None:
         """Changes of one action given as their keys and the values they write (no directory
         DN: a located change is digested with `add`). `names`: the attributes every `after`
-        holds, when the caller knows them (a plan with a mapping), for `_written_lines`."""
+        holds, when the caller knows them (a plan with a mapping), for `_written_lines`; without
+        them, the first `after`'s names are tried."""
         keys, afters = list(keys), list(afters)
+        if names is None and afters and type(afters[0]) is dict:
+            # The first after's names (a target that stores records its own way, a directory):
+            # `_written_lines` takes them only if every after holds just these.
+            names = tuple(afters[0])
         lines = _written_lines(action, keys, afters, names) if names is not None else None
         if lines is None:
             lines = list(map(_encode, zip(repeat(action), keys, afters)))

@@ -40,7 +40,13 @@ def as_directory_value(value: Any) -> DirectoryValue:
 
 
 def as_directory_record(attributes: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: as_directory_value(value) for name, value in attributes.items()}
+    for value in attributes.values():
+        if type(value) is not str or not value:
+            return {name: as_directory_value(value) for name, value in attributes.items()}
+    # Every value non-empty text (a file's record, mapped), which is its own directory form:
+    # the record copied, with no call per value (about half the time of one call per value,
+    # for each of a million records planned into a directory).
+    return dict(attributes)
 
 
 def encoded(value: DirectoryValue) -> list[bytes]:
