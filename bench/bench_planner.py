@@ -78,6 +78,7 @@ def ours(count: int) -> dict[str, Any]:
         for target_piece in pieces(target(count)):
             planner.add_target(target_piece)
         plan = planner.finish()
+        assert plan.digest is not None
         assert plan.digest.startswith("sha256:")
         stored = sum(1 for _ in plan.changes())
         counts = plan.counts.model_dump()

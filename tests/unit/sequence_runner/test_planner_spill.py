@@ -68,6 +68,27 @@ def test_a_plan_larger_than_the_bound_is_the_plan_computed_in_memory(tmp_path: P
     assert not list(tmp_path.iterdir())  # closed: nothing left behind
 
 
+@pytest.mark.parametrize("spilled", [True, False])
+def test_a_planner_told_not_to_digest_gives_the_same_changes_and_no_digest(
+    tmp_path: Path, spilled: bool
+) -> None:
+    # A directory target digests its changes as it places them (the DN is approved with
+    # them): the planner's own digest would be thrown away, so it is not made.
+    source, target = people(2000), directory(2000)
+    bound = small(tmp_path) if spilled else PlanBound(directory=str(tmp_path))
+    plans = []
+    for digests in (True, False):
+        with StreamedPlanner("uid", MAPPING, True, bound=bound, digests=digests) as planner:
+            planner.add_source(source)
+            planner.add_target(target)
+            assert planner.spilled is spilled
+            made = planner.finish()
+            plans.append((made.digest, made.counts, list(made.changes())))
+    (digest, counts, changes), (no_digest, counts_too, changes_too) = plans
+    assert (no_digest, counts_too, changes_too) == (None, counts, changes)
+    assert digest == plan_digest(changes)
+
+
 def plan_spilled(
     source: list[SourceEntry],
     target: list[dict[str, Any]],

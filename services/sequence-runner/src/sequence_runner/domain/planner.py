@@ -254,14 +254,15 @@ class StreamedPlan:
     as often as needed (to store it) without ever being held whole.
 
     `digest` is `plan_digest` of its changes, made while the planner had them: equal to
-    `plan_digest(plan.changes())`, without reading the plan back (a target that places its
-    changes, a directory's DN, digests the changes it placed instead)."""
+    `plan_digest(plan.changes())`, without reading the plan back. None when the planner was told
+    not to make it (`digests=False`): a target that places its changes, a directory's DN,
+    digests the changes it placed instead."""
 
     def __init__(
         self,
         counts: PlanCounts,
         streams: tuple[tuple[ChangeAction, Iterable[_Draft] | None, SpillFile | None, int], ...],
-        digest: str,
+        digest: str | None,
     ) -> None:
         self.counts = counts
         self._streams = streams
@@ -348,6 +349,7 @@ class StreamedPlanner:
         rules: TargetRules | None = None,
         bound: PlanBound | None = None,
         check_free_ids: bool = False,
+        digests: bool = True,
     ) -> None:
         self.key = key
         self.mapping = mapping
@@ -356,6 +358,9 @@ class StreamedPlanner:
         self.rules = rules or TargetRules()
         self.bound = bound or PlanBound()
         self.check_free_ids = check_free_ids
+        # False: the caller digests the changes itself, as it places them (a directory's DN is
+        # part of what is approved); a digest made here would be thrown away.
+        self.digests = digests
         self.records_read = 0
         self._sources: list[_Wanted] = []
         self._targets: list[_Existing] = []
@@ -710,7 +715,8 @@ class StreamedPlanner:
                 raise PlanError(failure[2])
             counts = self._counts(drafts, self._target_count)
             digester = PlanDigester()
-            _digest(digester, retire_action, drafts, self._written_names)
+            if self.digests:
+                _digest(digester, retire_action, drafts, self._written_names)
             return StreamedPlan(
                 counts,
                 (
@@ -718,7 +724,7 @@ class StreamedPlanner:
                     ("update", drafts.updates, None, 0),
                     (retire_action, drafts.retired, None, 0),
                 ),
-                digester.digest(),
+                digester.digest() if self.digests else None,
             )
         assert self._directory is not None
         outputs = (
@@ -748,7 +754,8 @@ class StreamedPlanner:
                 continue  # the plan fails: its changes are not needed
             unchanged += drafts.unchanged
             # Digested now, while the changes are in hand: the plan is not read back for it.
-            _digest(digester, retire_action, drafts, self._written_names)
+            if self.digests:
+                _digest(digester, retire_action, drafts, self._written_names)
             groups = (drafts.creates, drafts.updates, drafts.retired)
             for action, (output, group) in enumerate(zip(outputs, groups, strict=True)):
                 for start in range(0, len(group), chunk):
@@ -772,7 +779,7 @@ class StreamedPlanner:
                 ("update", None, outputs[1], part),
                 (retire_action, None, outputs[2], part),
             ),
-            digester.digest(),
+            digester.digest() if self.digests else None,
         )
 
     def _split_into(self, size: int) -> int:

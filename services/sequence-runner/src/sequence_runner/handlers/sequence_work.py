@@ -161,6 +161,8 @@ class SequenceWork:
                         target.rules,
                         self.options.plan_bound,
                         check_free_ids=True,
+                        # A target that places the changes has them digested as it does.
+                        digests=not isinstance(target, LocatingTarget),
                     )
                     if isinstance(target, DescribedTarget):
                         await target.describe()
