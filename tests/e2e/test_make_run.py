@@ -185,6 +185,10 @@ def launched(tmp_path: Path) -> Iterator[Launched]:
     assert not alive, f"service processes left behind: {alive}"
     assert len(run.scim_app_pids()) == 1, run.output()
     assert not any(pid_alive(pid) for pid in run.scim_app_pids()), "scim2-server left behind"
+    # Its PostgreSQL cluster, kept under /var/tmp when the postgres user cannot enter the clone
+    # (`make clean` does the same for the clone's own infra folders), then the folder.
+    forget = [str(REPO / "scripts" / "infra.sh"), "forget", "postgres"]
+    subprocess.run(forget, env={**os.environ, "INFRA_DIR": str(infra_dir)}, check=True)
     shutil.rmtree(infra_dir)  # kept when something above failed, to read its logs
 
 
