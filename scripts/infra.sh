@@ -478,7 +478,7 @@ make_postgres_cluster() {
   mkdir -p "$PG_DATA"
   give_to_pg_user "$PG_HOME" "$PG_DATA"
   [[ "$PG_HOME" == "$PG_DIR" ]] ||
-    log "postgres cannot enter $PG_DIR: its cluster is $PG_DATA (remove it by hand after 'make clean')"
+    log "postgres cannot enter $PG_DIR: its cluster is $PG_DATA ('make clean' removes it)"
   local pwfile="$PG_HOME/.pw"
   (umask 077 && printf '%s\n' "$PG_PASSWORD" >"$pwfile")
   give_to_pg_user "$pwfile"

@@ -139,9 +139,7 @@ class PlanDigester:
 def plan_digest(changes: Iterable[PlannedChange]) -> str:
     """The same for two plans that make the same changes, in whatever order they list them."""
     digester = PlanDigester()
-    changes = iter(changes)
-    while batch := list(islice(changes, 1000)):
-        digester.add(batch)
+    deque(digesting(changes, digester), maxlen=0)
     return digester.digest()
 
 

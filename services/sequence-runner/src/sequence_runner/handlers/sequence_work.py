@@ -150,6 +150,9 @@ class SequenceWork:
                 async with self.reading_only(run.job_id):
                     source = self.connectors.source(definition, run.inputs.get(definition.name))
                     target = self.connectors.target(definition)
+                    # A target that places the changes (a directory's DN) has them digested as
+                    # it places them; the planner then makes no digest of its own.
+                    locate = target.locate if isinstance(target, LocatingTarget) else None
                     # Both sides are read as streams and handed to the planner in pieces: beyond
                     # its bound it sets them aside on local disk, so a million records plan in
                     # bounded memory.
@@ -161,8 +164,7 @@ class SequenceWork:
                         target.rules,
                         self.options.plan_bound,
                         check_free_ids=True,
-                        # A target that places the changes has them digested as it does.
-                        digests=not isinstance(target, LocatingTarget),
+                        digests=locate is None,
                     )
                     if isinstance(target, DescribedTarget):
                         await target.describe()
@@ -183,7 +185,6 @@ class SequenceWork:
                         async for target_piece in targets:
                             await asyncio.to_thread(planner.add_target, target_piece)
                     result = await asyncio.to_thread(planner.finish)
-                    locate = target.locate if isinstance(target, LocatingTarget) else None
             except (ConnectorError, PlanError) as error:
                 await self.fail(run, index, str(error))
                 return
