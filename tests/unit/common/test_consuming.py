@@ -1,6 +1,7 @@
 """The shared subscriber's rules, on faststream's in-memory broker (no Kafka): each publish of
 one message there arrives at the same partition and offset, as a redelivery would."""
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -129,7 +130,12 @@ async def test_a_not_yet_waits_without_failing_but_not_for_ever(
     # Far more deliveries than give_up_after: a wait is not a failure, only the clock ends it.
     assert handler.calls > NO_PAUSE.give_up_after
     ((_, headers),) = kept
-    assert headers["dlq_reason"].startswith("still waiting after 0.6s: waits for the guard")
+    # The reason gives the time really waited, which a loaded CI machine stretches past 0.6 s
+    # (0.8 s was seen): it must be at least the limit, and name what it waited for.
+    reason = headers["dlq_reason"]
+    waited = re.fullmatch(r"still waiting after (\d+\.\d)s: waits for the guard's decision", reason)
+    assert waited is not None, reason
+    assert float(waited.group(1)) >= 0.6
 
 
 async def test_a_message_is_handled_on_the_event_loop_without_a_worker_thread(
