@@ -74,7 +74,6 @@ async def run() -> None:
     await timed("ldap", bench_ldap.main)
     await timed("sql", bench_sql.main)
     await timed("scim", bench_scim.main)
-    await with_notes("listing", "Job listing", bench_listing.ABOUT, bench_listing.main)
     await with_notes("latency", "Job latency", bench_latency.ABOUT, bench_latency.main)
     await with_notes("plan_apply", "Plan and apply", bench_plan_apply.ABOUT, bench_plan_apply.main)
 
@@ -84,6 +83,10 @@ async def run() -> None:
         return found
 
     await timed("million_job", million_job)
+    # Last: at 1,000,000 job instances SecantusDB holds each sorted page's documents in memory
+    # and keeps what it grew to, and its writes slow down the longer it runs; the benchmarks
+    # above time writes and round trips, so they meet the server before the listing does.
+    await with_notes("listing", "Job listing", bench_listing.ABOUT, bench_listing.main)
     print(f"wrote {performance.write(planner, others, sections, durations)}")
 
 

@@ -3,11 +3,12 @@ same server: p50 and p95 of the first page, a page by number deep in the list (s
 after a cursor at the same depth (keyset), each without and with a status filter, at each size
 of the read model. Both sides' cursor queries are explained: which index bounds them.
 
-Sizes: BENCH_LISTING_SIZES (comma separated, default 10000,100000; 1000000 by setting it);
-samples per figure: BENCH_LISTING_SAMPLES (default 5), fewer where a case has used
+Sizes: BENCH_LISTING_SIZES (comma separated, default 10000,100000,1000000; on SecantusDB a
+request the server could not hold in memory is not sent, and its line says so); samples per
+figure: BENCH_LISTING_SAMPLES (default 5), fewer where a case has used
 BENCH_LISTING_CASE_SECONDS (default 45); the seeded read model of each size is kept for
-BENCH_LISTING_REUSE_HOURS (default 24). Run alone:
-`KAFKA_BOOTSTRAP_SERVERS=… MONGO_URI=… python -m bench.bench_listing`."""
+BENCH_LISTING_REUSE_HOURS (default 24), in BENCH_LISTING_MONGO_URI's server (else MONGO_URI's).
+Run alone: `KAFKA_BOOTSTRAP_SERVERS=… MONGO_URI=… python -m bench.bench_listing`."""
 
 import asyncio
 import json
@@ -16,6 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -34,7 +36,7 @@ from provisioning_common.statuses import JobStatus
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from bench.system import mongo_uri, system
+from bench.system import listing_mongo_uri, system
 from bench.timing import percentile, report_goal
 
 GOAL = 1.2
@@ -48,6 +50,15 @@ SEED_CONNECTIONS = 4
 # Bumped whenever job_instance() changes, so a kept read model of the old shape is reloaded.
 SEED_VERSION = 2
 SEED_MARKER = "bench_seed"
+# SecantusDB's resident memory per document it holds to answer a request, measured at
+# 1,000,000 job instances (2026-12-06): the raw first page took the server to 18.3 GB, the
+# API's first page (its count) to 20.6 GB, and the raw page by number was killed by the kernel
+# at 23.4 GB on the 24 GiB machine. A request is sent only when this, times the headroom (what
+# the server keeps of the previous one), fits in the machine's free memory.
+HELD_DOCUMENT_BYTES = 20_000
+MEMORY_HEADROOM = 1.5
+# What the API's cursor page holds: the windows it reads, about a hundred jobs each.
+WINDOW_HOLDS = 1_000
 # How deep the deep pages are: 90% of the way down the unfiltered (or filtered) list.
 DEPTH = 0.9
 DEFINITIONS = ("hr-import", "contractors-import", "groups-sync", "directory-sync", "app-accounts")
@@ -81,31 +92,86 @@ ABOUT = [
     "by number (~0.3 ms per matching document: it decodes each one) and the skip of the deep "
     "page by number: those pages cost the server the same on both sides.",
     "",
-    "Sizes: `BENCH_LISTING_SIZES` (default `10000,100000`; `1000000` by setting it), samples: "
+    "Sizes: `BENCH_LISTING_SIZES` (default `10000,100000,1000000`), samples: "
     "`BENCH_LISTING_SAMPLES` (default 5; p95 of 5 is their worst), cut short once a case has "
     "spent `BENCH_LISTING_CASE_SECONDS` (default 45; at least one sample each side), so at "
     "100,000 the unfiltered pages by number, which count (and skip) ~100,000 documents per "
     "request on both sides, have one sample, and the raw cursor pages (a collection scan) two. "
-    "The loaded read model is kept (database `bench_listing_<size>`, with a marker) and reused "
-    "by the next run within `BENCH_LISTING_REUSE_HOURS` (default 24: the first page walks down "
-    "from the clock, so data seeded long ago makes its first window read more).",
+    "The loaded read models are kept (database `bench_listing_<size>`, with a marker) in a "
+    "SecantusDB of their own that `make bench` starts on port 27020 (`.infra/bench-listing`; "
+    "in the server the other benchmarks write to, their weight slowed those writes), and "
+    "reused by the next run within `BENCH_LISTING_REUSE_HOURS` (default 24: the first page "
+    "walks down from the clock, so data seeded long ago makes its first window read more). "
+    "Loading 1,000,000 on the quiet 2-core machine (2026-12-06) took about 15 minutes: ~4 of "
+    "building and `insert_many`, ~11 of SecantusDB building the 13 indexes (each a pass "
+    "decoding every document).",
     "",
-    "Why 1,000,000 is not in the default, from the 100,000 figures (measured at a load "
-    "average of ~10 on the 2 cores, where SecantusDB runs 3-5x slower than quiet): loading "
-    "it is ~11 min of building the documents, ~7 of `insert_many` (2,400/s on 4 connections) "
-    "and ~57 of index builds (~290 documents/s for the 13 indexes), and its pages scale with "
-    "the size on the server: the unfiltered first page ~5.5 min for ours (its count) and ~13 "
-    "for raw, the deep page by number ~9 and ~12 min, the raw cursor page ~9 min (ours ~0.1 "
-    "s), each FAILED page by number ~30 s: about an hour of requests with one sample each, "
-    "on top of the load, and SecantusDB holds every document it sorts in memory (not "
-    "measured at 1,000,000). Run it with `BENCH_LISTING_SIZES=1000000` on an otherwise quiet "
-    "machine, or against a real mongod (`MONGO_URI`), where each page is index ranges that "
-    "stop at the limit.",
+    "At 1,000,000 job instances SecantusDB cannot answer every page on a 24 GiB machine: it "
+    "decodes every document of the index range (or, for the raw keyset query's `$or`, of the "
+    "collection) into memory before it counts, sorts or skips, about 20 KB of its memory per "
+    "job instance. Measured on 2026-12-06: the raw unfiltered first page took the server to "
+    "18.3 GB resident, the API's (its count of the list) to 20.6 GB, and the raw page by "
+    "number was killed by the kernel at 23.4 GB. So, on SecantusDB (its `buildInfo` says "
+    "so), a request whose side would make the server hold more than the machine has free, "
+    "with half again for what it keeps of the previous request, is not sent, and its line "
+    "says `not measured` and why: at 1,000,000 the unfiltered first page and page by number "
+    "on both sides and the raw keyset pages. What is measured there: the API's cursor pages "
+    "(its windows read ~100 jobs each, whatever the size) and both sides' `status=FAILED` "
+    "pages (50,000 jobs). Against a real mongod (`MONGO_URI`) every request is sent: each "
+    "page is index ranges that stop at the limit, and a count is a scan of index keys.",
 ]
 
 
 def sizes() -> list[int]:
-    return [int(s) for s in os.environ.get("BENCH_LISTING_SIZES", "10000,100000").split(",") if s]
+    default = "10000,100000,1000000"
+    return [int(s) for s in os.environ.get("BENCH_LISTING_SIZES", default).split(",") if s]
+
+
+def _available_bytes() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+async def holds_in_memory(client: AsyncMongoClient[dict[str, Any]]) -> bool:
+    """Whether the server is SecantusDB, which decodes every document of an index range (or
+    of the collection) into memory before it counts, sorts or skips them."""
+    info = await client.admin.command("buildInfo")
+    return "secantusVersion" in info
+
+
+def unaffordable(holds: int, available: int | None) -> str | None:
+    """Why a request that makes SecantusDB hold `holds` documents is not sent, or None: it
+    would need more than the machine has free (with room for what the server keeps of the
+    previous request), and the kernel would kill the server."""
+    need = holds * HELD_DOCUMENT_BYTES * MEMORY_HEADROOM
+    if available is None or need <= available:
+        return None
+    return (
+        f"SecantusDB would hold {holds:,} documents in memory "
+        f"(~{holds * HELD_DOCUMENT_BYTES / 2**30:.0f} GiB, more with what it keeps of the "
+        f"previous request), {available / 2**30:.0f} GiB free"
+    )
+
+
+def server_peak_mib() -> float | None:
+    """The MongoDB server's peak resident memory so far (`VmHWM`), when `make bench` started
+    the server itself (BENCH_MONGO_PIDFILE): SecantusDB holds the documents it sorts."""
+    pidfile = os.environ.get("BENCH_MONGO_PIDFILE")
+    if not pidfile:
+        return None
+    try:
+        pid = Path(pidfile).read_text().strip()
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def samples() -> int:
@@ -264,7 +330,7 @@ async def _insert(database: str, loaded: Seed) -> None:
     and sent."""
     start = loaded.first_created
     batches: asyncio.Queue[list[dict[str, Any]] | None] = asyncio.Queue(SEED_CONNECTIONS)
-    clients = [MongoSettings(uri=mongo_uri()).client() for _ in range(SEED_CONNECTIONS)]
+    clients = [MongoSettings(uri=listing_mongo_uri()).client() for _ in range(SEED_CONNECTIONS)]
 
     async def insert(client: AsyncMongoClient[dict[str, Any]]) -> None:
         while (docs := await batches.get()) is not None:
@@ -294,8 +360,14 @@ class Case:
     name: str
     params: dict[str, str | int]
     raw: Callable[[], Awaitable[object]]
+    # How many documents SecantusDB decodes and holds at once to answer each side (it reads
+    # an index range or the collection whole, then counts, sorts and skips in memory).
+    ours_holds: int = 0
+    raw_holds: int = 0
     ours_seconds: list[float] = field(default_factory=list)
     raw_seconds: list[float] = field(default_factory=list)
+    # Why a side was not run (the server could not hold what it asks in memory), per side.
+    not_run: dict[bool, str] = field(default_factory=dict)
 
 
 def _visible(i: int, filtered: bool) -> bool:
@@ -335,17 +407,31 @@ def _cases(db: AsyncDatabase[dict[str, Any]], loaded: Seed) -> list[Case]:
         def keyset(ranged: dict[str, Any] = ranged) -> Awaitable[object]:
             return _raw_page(collection, ranged, projection, sort, skip=0, counted=False)
 
+        # The list's index range (`archived`, and `status` when filtered) is what a count or a
+        # sorted page decodes; the raw keyset query's `$or` reads the whole collection; the
+        # API's cursor page reads its windows (about a hundred jobs each).
+        listed = sum(1 for i in range(loaded.count) if _visible(i, filtered))
         cases += [
-            Case(f"first page, {label}", {"page_size": PAGE_SIZE, **status_param}, first),
+            Case(
+                f"first page, {label}",
+                {"page_size": PAGE_SIZE, **status_param},
+                first,
+                ours_holds=listed,
+                raw_holds=listed,
+            ),
             Case(
                 f"page {skip // PAGE_SIZE + 1} by number, {label}",
                 {"page": skip // PAGE_SIZE + 1, "page_size": PAGE_SIZE, **status_param},
                 offset,
+                ours_holds=listed,
+                raw_holds=listed,
             ),
             Case(
                 f"cursor at {skip:,}, {label}",
                 {"cursor": cursor.encode(), "page_size": PAGE_SIZE, **status_param},
                 keyset,
+                ours_holds=WINDOW_HOLDS,
+                raw_holds=loaded.count,
             ),
         ]
     return cases
@@ -436,6 +522,8 @@ def _shown(query: dict[str, Any]) -> str:
 
 
 async def _timed(case: Case, http: httpx.AsyncClient, ours: bool) -> None:
+    if ours in case.not_run:
+        return
     started = time.perf_counter()
     if ours:
         answer = await http.get("/jobs", params=case.params)
@@ -447,11 +535,37 @@ async def _timed(case: Case, http: httpx.AsyncClient, ours: bool) -> None:
     (case.ours_seconds if ours else case.raw_seconds).append(took)
 
 
+def _line(name: str, case: Case, fraction: float) -> str:
+    """The figure's line: ours against raw with the goal, or what of it could not be run."""
+    if not case.not_run:
+        return report_goal(
+            name,
+            percentile(case.ours_seconds, fraction),
+            percentile(case.raw_seconds, fraction),
+            "raw pymongo",
+            goal=GOAL,
+        )
+    ours = (
+        f"ours {percentile(case.ours_seconds, fraction) * 1000:9.1f} ms"
+        if True not in case.not_run
+        else "ours not run"
+    )
+    raw = (
+        f"raw pymongo {percentile(case.raw_seconds, fraction) * 1000:9.1f} ms"
+        if False not in case.not_run
+        else "raw pymongo not run"
+    )
+    reason = case.not_run.get(False) or case.not_run[True]
+    line = f"{name:<44} {ours}   {raw}   goal ≤ {GOAL:g} (not measured: {reason})"
+    print(line, flush=True)
+    return line
+
+
 async def measure(count: int, runs: int) -> tuple[list[str], list[str]]:
     """The lines of one size and its notes (load cost, explain)."""
     lines: list[str] = []
     notes: list[str] = []
-    client = MongoSettings(uri=mongo_uri()).client()
+    client = MongoSettings(uri=listing_mongo_uri()).client()
     try:
         started = time.perf_counter()
         loaded = await seed(client, count)
@@ -473,12 +587,21 @@ async def measure(count: int, runs: int) -> tuple[list[str], list[str]]:
     finally:
         await client.close()
     async with system(
-        services=("job-api",), extra_env={"MONGO_DATABASE": loaded.database}, keep_database=True
+        services=("job-api",),
+        extra_env={"MONGO_DATABASE": loaded.database},
+        keep_database=True,
+        mongo=listing_mongo_uri(),
     ) as stack:
         client = MongoSettings(uri=stack.mongo_uri).client()
         db = client[loaded.database]
         try:
             cases = _cases(db, loaded)
+            if await holds_in_memory(client):
+                available = _available_bytes()
+                for case in cases:
+                    for ours, holds in ((True, case.ours_holds), (False, case.raw_holds)):
+                        if (reason := unaffordable(holds, available)) is not None:
+                            case.not_run[ours] = reason
             async with httpx.AsyncClient(
                 base_url=f"{stack.api_url}/api/v1",
                 headers={"Authorization": f"Bearer {stack.admin_key}"},
@@ -499,19 +622,15 @@ async def measure(count: int, runs: int) -> tuple[list[str], list[str]]:
                             await _timed(case, http, ours)
             for case in cases:
                 for name, fraction in (("p50", 0.5), ("p95", 0.95)):
-                    lines.append(
-                        report_goal(
-                            f"list {count:,}: {case.name} {name}",
-                            percentile(case.ours_seconds, fraction),
-                            percentile(case.raw_seconds, fraction),
-                            "raw pymongo",
-                            goal=GOAL,
-                        )
-                    )
+                    lines.append(_line(f"list {count:,}: {case.name} {name}", case, fraction))
             notes.append(
                 f"- {count:,}: samples per side "
                 + ", ".join(f"{case.name} {len(case.ours_seconds)}" for case in cases)
             )
+            for case in cases:
+                for ours, reason in sorted(case.not_run.items(), reverse=True):
+                    side = "ours" if ours else "raw"
+                    notes.append(f"- {count:,}: {case.name}, {side} not run: {reason}")
             lookups = []
             for _ in range(runs):
                 started = time.perf_counter()
@@ -522,6 +641,11 @@ async def measure(count: int, runs: int) -> tuple[list[str], list[str]]:
                 f"`find_one` the raw side does not), raw: p50 "
                 f"{percentile(lookups, 0.5) * 1000:.1f} ms"
             )
+            peak = server_peak_mib()
+            if peak is not None:
+                notes.append(
+                    f"- {count:,}: the MongoDB server's peak resident memory so far {peak:,.0f} MiB"
+                )
             for case in cases:
                 if "cursor" in case.params:
                     for line in await explain_cursor(db, loaded, case):

@@ -28,6 +28,12 @@ def mongo_uri() -> str:
     return os.environ.get("MONGO_URI", "mongodb://127.0.0.1:27017")
 
 
+def listing_mongo_uri() -> str:
+    """The server holding the listing's read models: one of their own when `make bench` started
+    the servers (scripts/bench.sh), else MONGO_URI's."""
+    return os.environ.get("BENCH_LISTING_MONGO_URI") or mongo_uri()
+
+
 def api_port() -> int:
     return int(os.environ.get("BENCH_API_PORT", "27482"))
 
@@ -37,18 +43,21 @@ def running_system(
     services: tuple[str, ...] = SERVICE_NAMES,
     extra_env: dict[str, str] | None = None,
     keep_database: bool = False,
+    mongo: str | None = None,
 ) -> Iterator[Stack]:
     """`services` started (in the stack's order) and ready, stopped at the end; the data
     folder is a fresh temporary one (a benchmark writes its CSV sources there). Its databases
-    are dropped after, the services' one unless `keep_database` (data seeded for the next run)."""
+    are dropped after, the services' one unless `keep_database` (data seeded for the next run).
+    `mongo`: the MongoDB server's URI, when not MONGO_URI's."""
     with tempfile.TemporaryDirectory(prefix="bench-data-") as data:
         env = {
             # The runner's defaults, not the fault suite's quicker ones.
             "PROVISIONING_PROGRESS_INTERVAL_SECONDS": "1.0",
             **(extra_env or {}),
         }
+        server = mongo or mongo_uri()
         stack = Stack.create(
-            kafka_bootstrap(), mongo_uri(), Path(data), LOGS, extra_env=env, api_port=api_port()
+            kafka_bootstrap(), server, Path(data), LOGS, extra_env=env, api_port=api_port()
         )
         try:
             for name in SERVICE_NAMES:
@@ -57,11 +66,11 @@ def running_system(
             yield stack
         finally:
             stack.stop()
-            mongo: MongoClient[dict[str, Any]]
-            with MongoClient(mongo_uri()) as mongo:
+            client: MongoClient[dict[str, Any]]
+            with MongoClient(server) as client:
                 if not keep_database:
-                    mongo.drop_database(stack.env["MONGO_DATABASE"])
-                mongo.drop_database(stack.env["PROVISIONING_TARGET_DB"])
+                    client.drop_database(stack.env["MONGO_DATABASE"])
+                client.drop_database(stack.env["PROVISIONING_TARGET_DB"])
 
 
 def token() -> str:
@@ -73,10 +82,11 @@ async def system(
     services: tuple[str, ...] = SERVICE_NAMES,
     extra_env: dict[str, str] | None = None,
     keep_database: bool = False,
+    mongo: str | None = None,
 ) -> AsyncIterator[Stack]:
     """`running_system` for a coroutine: the stack starts and stops in a worker thread (it
     runs event loops of its own to create topics and probe consumer groups)."""
-    manager = running_system(services, extra_env, keep_database)
+    manager = running_system(services, extra_env, keep_database, mongo)
     stack = await asyncio.to_thread(manager.__enter__)
     try:
         yield stack

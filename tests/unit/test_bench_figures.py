@@ -7,7 +7,7 @@ from job_api.domain.job_instance import JobInstance
 from job_api.views import JobInstanceQuery
 from provisioning_common.statuses import JobStatus
 
-from bench import bench_planner
+from bench import bench_listing, bench_planner
 from bench.bench_listing import job_instance
 from bench.bench_plan_apply import CHANGED, person
 from bench.bench_planner import Measured
@@ -58,3 +58,15 @@ def test_the_planner_figure_is_the_median_run_with_the_highest_peak() -> None:
     # The median time (a slow outlier does not move it), but the memory bound is held against
     # every run's peak.
     assert (figure.seconds, figure.peak_mib) == (0.6, 170.0)
+
+
+def test_a_listing_request_secantusdb_cannot_hold_in_memory_is_not_sent() -> None:
+    gib = 2**30
+    # The raw first page at 1,000,000 job instances: ~19 GiB held, on the 24 GiB machine.
+    reason = bench_listing.unaffordable(980_000, 22 * gib)
+    assert reason is not None
+    assert "980,000 documents" in reason
+    assert "22 GiB free" in reason
+    # The filtered pages (50,000 jobs) and the API's windows fit.
+    assert bench_listing.unaffordable(50_000, 22 * gib) is None
+    assert bench_listing.unaffordable(bench_listing.WINDOW_HOLDS, 22 * gib) is None
