@@ -160,8 +160,8 @@ def unaffordable(holds: int, available: int | None) -> str | None:
 
 def server_peak_mib() -> float | None:
     """The MongoDB server's peak resident memory so far (`VmHWM`), when `make bench` started
-    the server itself (BENCH_MONGO_PIDFILE): SecantusDB holds the documents it sorts."""
-    pidfile = os.environ.get("BENCH_MONGO_PIDFILE")
+    the server itself (BENCH_LISTING_MONGO_PIDFILE): SecantusDB holds the documents it sorts."""
+    pidfile = os.environ.get("BENCH_LISTING_MONGO_PIDFILE")
     if not pidfile:
         return None
     try:

@@ -51,7 +51,7 @@ if [[ -z "${MONGO_URI:-}" ]]; then
     listing_server="${BENCH_LISTING_MONGO_PORT:-27020}"
     INFRA_DIR="$LISTING_INFRA_DIR" MONGO_PORT="$listing_server" scripts/infra.sh up mongo
     export BENCH_LISTING_MONGO_URI="mongodb://127.0.0.1:$listing_server"
-    export BENCH_MONGO_PIDFILE="$LISTING_INFRA_DIR/mongo.pid"
+    export BENCH_LISTING_MONGO_PIDFILE="$LISTING_INFRA_DIR/mongo.pid"
   fi
 fi
 if [[ -z "${LDAP_URI:-}" ]]; then
