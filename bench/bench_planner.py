@@ -16,9 +16,9 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
 
+from sequence_runner.domain.collector import freeze_startup_objects
 from sequence_runner.domain.planner import PlanBound, StreamedPlanner
 from sequence_runner.domain.records import SourceEntry
-from sequence_runner.entrypoints.main import freeze_startup_objects
 
 MAPPING = {"uid": "employee_id", "mail": "email", "sn": "last_name", "givenName": "first_name"}
 SIZES = (10_000, 100_000, 1_000_000, 10_000_000)

@@ -1,5 +1,5 @@
-"""The cyclic garbage collector paused while many small acyclic records are made at once, and
-made rarer while a plan is read in."""
+"""The cyclic garbage collector paused while many small acyclic records are made at once, made
+rarer while a plan is read in, and kept off what the process made to start."""
 
 import gc
 import threading
@@ -82,3 +82,13 @@ def relax_collector() -> Callable[[], None]:
                 _collector_threshold_before = None
 
     return restore
+
+
+def freeze_startup_objects() -> None:
+    """The objects the process made to start (its modules, classes, the app: some 113,000)
+    moved out of the cyclic collector's reach for good. They live as long as the process, yet
+    every full collection walked them all, some 80 ms each, and reading a large plan still
+    triggers full collections now and then (above); a 10,000-record plan took
+    some 20% longer on average for it. Collected once first, so no garbage is kept."""
+    gc.collect()
+    gc.freeze()
