@@ -43,12 +43,7 @@ async def run() -> None:
     def wanted(name: str) -> bool:
         return not only or name in only
 
-    sizes = tuple(
-        int(size)
-        for size in os.environ.get(
-            "BENCH_PLANNER_SIZES", ",".join(str(s) for s in bench_planner.SIZES)
-        ).split(",")
-    )
+    sizes = bench_planner.sizes_from_environment()
     durations: list[tuple[str, float]] = []
     started = time.perf_counter()
     planner: list[bench_planner.PlannerFigure] = []

@@ -279,7 +279,8 @@ def load_figures(path: Path) -> tuple[list[PlannerFigure], float]:
     return [PlannerFigure(**figure) for figure in saved["figures"]], float(saved["seconds"])
 
 
-def _sizes_from_environment() -> tuple[int, ...]:
+def sizes_from_environment() -> tuple[int, ...]:
+    """BENCH_PLANNER_SIZES (comma separated), else every size."""
     chosen = os.environ.get("BENCH_PLANNER_SIZES")
     return tuple(int(size) for size in chosen.split(",")) if chosen else SIZES
 
@@ -290,7 +291,7 @@ if __name__ == "__main__":
     elif sys.argv[1:2] == ["--figures"]:
         # scripts/bench.sh: BENCH_PLANNER_SIZES' sizes, the figures saved for `python -m bench`.
         started = time.perf_counter()
-        figures = run(_sizes_from_environment())
+        figures = run(sizes_from_environment())
         save_figures(Path(sys.argv[2]), figures, time.perf_counter() - started)
     else:
         run(tuple(int(n) for n in sys.argv[1:]) or SIZES)
