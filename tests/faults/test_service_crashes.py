@@ -123,13 +123,17 @@ def test_guard_killed_after_sequences_were_planned(stack: Stack, figures: Figure
 
     expected: dict[str, str] = {}
     targets: dict[str, list[str]] = {"ok": [], "stop": []}
+    # Held still, so the first SequencePlanned stays undecided until the guard dies: a guard
+    # free to run decided five records in milliseconds, between two polls of the probe below,
+    # and the test once waited 60 s for a state it had missed.
+    guard.suspend()
     for job in range(8):
         blocked = job % 2 == 1
         job_id = stack.submit(f"{name}-stop" if blocked else f"{name}-ok", people(job))
         expected[job_id] = "THRESHOLD" if blocked else "COMPLETED"
         targets["stop" if blocked else "ok"].append(job_id)
         if job == 1:
-            # The first SequencePlanned is out: the guard dies before or while deciding it.
+            # The first SequencePlanned is out: the guard dies before deciding it.
             wait_until(
                 lambda: any(phase_of(stack, j) == "deciding" for j in expected),
                 timeout=60,

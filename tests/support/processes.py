@@ -49,6 +49,11 @@ class ServiceProcess:
         self.process.kill()
         self.process.wait(timeout=10)
 
+    def suspend(self) -> None:
+        """SIGSTOP: the process does nothing until it is killed (or continued), so a test can
+        hold it at a point its own speed would let it pass between two polls."""
+        self.process.send_signal(signal.SIGSTOP)
+
     def stop(self, timeout: float = 20.0) -> int:
         """SIGTERM, as an orchestrator would; returns the exit code."""
         if self.process.poll() is None:

@@ -62,6 +62,10 @@ class Service:
         if wait:
             wait_until(up, timeout=timeout, what=f"{self.name} ready (log {self.log_path})")
 
+    def suspend(self) -> None:
+        assert self.current is not None, f"{self.name} is not running"
+        self.current.suspend()
+
     def kill_hard(self) -> None:
         assert self.current is not None, f"{self.name} is not running"
         self.current.kill_hard()
