@@ -376,12 +376,13 @@ def _visible(i: int, filtered: bool) -> bool:
     return _status(i) == STATUS_FILTER if filtered else i % 50 != 0
 
 
-def _depth(loaded: Seed, filtered: bool) -> tuple[int, dict[str, Any]]:
-    """The offset of the deep page and the job just before it, newest first, from the seed's
-    own arithmetic (asking the server would sort the whole list once more)."""
+def _depth(loaded: Seed, filtered: bool) -> tuple[int, dict[str, Any], int]:
+    """The offset of the deep page, the job just before it, newest first, and how many jobs
+    the list holds, from the seed's own arithmetic (asking the server would sort the whole list
+    once more)."""
     listed = [i for i in range(loaded.count - 1, -1, -1) if _visible(i, filtered)]
     skip = max(PAGE_SIZE, int(len(listed) * DEPTH) // PAGE_SIZE * PAGE_SIZE)
-    return skip, loaded.job(listed[skip - 1])
+    return skip, loaded.job(listed[skip - 1]), len(listed)
 
 
 def _cases(db: AsyncDatabase[dict[str, Any]], loaded: Seed) -> list[Case]:
@@ -394,7 +395,7 @@ def _cases(db: AsyncDatabase[dict[str, Any]], loaded: Seed) -> list[Case]:
         base = JobInstanceQuery(statuses=statuses).mongo_filter()
         status_param: dict[str, str | int] = {"status": STATUS_FILTER} if filtered else {}
         label = f"status={STATUS_FILTER}" if filtered else "no filter"
-        skip, before = _depth(loaded, filtered)
+        skip, before, listed = _depth(loaded, filtered)
         cursor = Cursor.after(sort, before)
         ranged = {"$and": [base, keyset_filter(sort, cursor)]}
 
@@ -410,7 +411,6 @@ def _cases(db: AsyncDatabase[dict[str, Any]], loaded: Seed) -> list[Case]:
         # The list's index range (`archived`, and `status` when filtered) is what a count or a
         # sorted page decodes; the raw keyset query's `$or` reads the whole collection; the
         # API's cursor page reads its windows (about a hundred jobs each).
-        listed = sum(1 for i in range(loaded.count) if _visible(i, filtered))
         cases += [
             Case(
                 f"first page, {label}",

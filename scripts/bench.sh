@@ -29,6 +29,8 @@ LISTING_INFRA_DIR="$PWD/.infra/bench-listing"
 listing_server=
 stop() {
   for c in "${started[@]}"; do scripts/infra.sh down "$c" || true; done
+  # Its PostgreSQL is fresh every run; outside the clone (/var/tmp) it goes with the run.
+  if [[ " ${started[*]} " == *" postgres "* ]]; then scripts/infra.sh forget postgres || true; fi
   if [[ -n "$listing_server" ]]; then
     INFRA_DIR="$LISTING_INFRA_DIR" MONGO_PORT="$listing_server" scripts/infra.sh down mongo || true
   fi

@@ -22,6 +22,9 @@ started=()
 cleanup() {
   local code=$?
   for component in "${started[@]}"; do scripts/infra.sh down "$component" || true; done
+  # The test cluster is throw-away (the next run starts from nothing); when it lives outside
+  # the clone (/var/tmp, for a folder the postgres user cannot enter) it goes with the run.
+  if [[ " ${started[*]} " == *" postgres "* ]]; then scripts/infra.sh forget postgres || true; fi
   exit "$code"
 }
 trap cleanup EXIT INT TERM
